@@ -1,0 +1,95 @@
+"""What the pipeline needs from a CRM: one protocol, every connector implements it.
+
+Connectors hand over records as frames with canonical column names (values still raw: the
+pipeline normalises them), in batches, each with the sync cursor that becomes valid once the
+batch is safely mirrored. Vendor SDK types never leave their connector module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+import pandas as pd
+
+from icp_sync.model import CrmObject
+
+__all__ = ["ApiUsage", "Batch", "CheckItem", "Connector"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Batch:
+    """A batch of extracted records.
+
+    Attributes:
+        frame: Canonical column names (plus ``attr_`` columns), raw values.
+        cursor: The watermark to store once this batch is mirrored; ``None`` when the
+            position only becomes safe after a later batch.
+        snapshot: The batch holds every live record of the object, so mirrored records
+            missing from it were deleted in the source.
+    """
+
+    frame: pd.DataFrame
+    cursor: str | None = None
+    snapshot: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckItem:
+    """One finding of ``icp-sync check``.
+
+    Attributes:
+        name: What was checked, e.g. ``"accounts file"``.
+        ok: Whether it is usable.
+        detail: What was found.
+        fix: What to do about it, when not ok (or when optional and missing).
+        required: A failed required item makes ``check`` fail; an optional one only warns.
+    """
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiUsage:
+    """CRM API calls this connector made, and the org's remaining allowance when known."""
+
+    calls: int = 0
+    by_endpoint: dict[str, int] = field(default_factory=dict)
+    limit: int | None = None
+    remaining: int | None = None
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """**Protocol**: a source of CRM records (and, for CRMs, a target of write-back)."""
+
+    name: str
+    """Stable identifier used to key sync watermarks, e.g. ``"files"``, ``"salesforce"``."""
+
+    def check(self) -> list[CheckItem]:
+        """Verify access and mapping without changing anything."""
+        ...
+
+    def extract(self, obj: CrmObject, *, since: str | None, now: datetime) -> Iterator[Batch]:
+        """Records of ``obj`` changed since the cursor ``since`` (all of them when ``None``).
+
+        Args:
+            obj: Which object to read.
+            since: The cursor stored after the last mirrored batch, or ``None``.
+            now: Start of the run; cursors never move past it.
+        """
+        ...
+
+    def usage(self) -> ApiUsage:
+        """API calls made so far by this connector instance."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

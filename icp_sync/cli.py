@@ -1,0 +1,184 @@
+"""The ``icp-sync`` command line (Typer).
+
+Every command takes ``--config PATH`` (default ``./icp-sync.toml``, then ``$ICP_SYNC_CONFIG``);
+commands that produce results take ``--json`` and then print one JSON document on stdout while
+logs go to stderr. Exit codes: 0 ok, 1 failure, 2 bad usage or bad config.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy.engine import make_url
+
+from icp_sync import console, log
+from icp_sync.config import Settings, config_path, load_settings
+from icp_sync.errors import ConfigError, IcpSyncError
+from icp_sync.store import Store
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="icp-sync",
+    help="Derive a shared Ideal Customer Profile from CRM history and keep the CRM aligned.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file (default ./icp-sync.toml, then $ICP_SYNC_CONFIG).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout; logs go to stderr.")
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """What every command starts with: settings, a run id and the start time."""
+
+    settings: Settings
+    run_id: str
+    now: datetime
+    path: Path
+
+
+@contextmanager
+def _command(name: str, config: Path | None) -> Iterator[Run]:
+    """Load the config, set up logging and the run id; log one summary line at the end."""
+    path = config_path(config)
+    settings = load_settings(path)
+    log.configure(
+        level=settings.logging.level, fmt=settings.logging.format, secrets=settings.secrets()
+    )
+    run_id = log.bind_run(name)
+    started = time.perf_counter()
+    logger = log.get_logger()
+    logger.info("command_started", config=str(path))
+    status = "failed"
+    try:
+        yield Run(settings=settings, run_id=run_id, now=datetime.now(UTC), path=path)
+        status = "ok"
+    finally:
+        logger.info(
+            "command_finished", status=status, duration_s=round(time.perf_counter() - started, 3)
+        )
+
+
+@app.command()
+def check(config: ConfigOption = None, json_output: JsonOption = False) -> None:
+    """Validate the config and the connection; say what was found and what to fix."""
+    from connectors import make_connector
+    from connectors.base import CheckItem
+
+    with _command("check", config) as run:
+        items = [
+            CheckItem(name="config", ok=True, detail=f"{run.path} is valid"),
+            CheckItem(name="connector", ok=True, detail=run.settings.crm.connector),
+        ]
+        url = make_url(run.settings.store.url).render_as_string(hide_password=True)
+        try:
+            with Store.open(run.settings.store.url) as store:
+                detail = f"{url} (schema version {store.schema_version})"
+                items.append(CheckItem(name="state store", ok=True, detail=detail))
+        except IcpSyncError as exc:
+            items.append(
+                CheckItem(
+                    name="state store",
+                    ok=False,
+                    detail=str(exc),
+                    fix="fix store.url or start the database",
+                )
+            )
+        connector = make_connector(run.settings)
+        try:
+            items += connector.check()
+        finally:
+            connector.close()
+        ok = all(item.ok or not item.required for item in items)
+        if json_output:
+            console.print_json(
+                {
+                    "ok": ok,
+                    "config": str(run.path),
+                    "items": [
+                        {
+                            "name": i.name,
+                            "ok": i.ok,
+                            "required": i.required,
+                            "detail": i.detail,
+                            "fix": i.fix,
+                        }
+                        for i in items
+                    ],
+                }
+            )
+        else:
+            console.print_checks(items)
+        if not ok:
+            raise typer.Exit(1)
+
+
+@app.command()
+def sync(
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+    full: Annotated[bool, typer.Option("--full", help="Ignore cursors; read everything.")] = False,
+) -> None:
+    """Extract from the CRM, mirror into the state store, and summarise the segments."""
+    from icp_sync.pipeline import sync as run_sync
+
+    with _command("sync", config) as run, Store.open(run.settings.store.url) as store:
+        result = run_sync(run.settings, store, run_id=run.run_id, now=run.now, full=full)
+        log.get_logger().info(
+            "sync_summary",
+            api_calls=result.api_calls,
+            **{str(k): v.as_dict() | {"normalization": None} for k, v in result.objects.items()},
+        )
+        if json_output:
+            console.print_json(result.as_dict())
+        else:
+            console.print_sync(result)
+
+
+@app.command()
+def demo(
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="Where the demo writes its files (default: a fresh temporary folder)."),
+    ] = None,
+) -> None:
+    """Run the whole product end to end on bundled sample data."""
+    from icp_sync.demo import run as run_demo
+
+    log.configure(level="warning")
+    log.bind_run("demo")
+    run_demo(workdir)
+
+
+def main() -> None:
+    """Console-script entry point: Typer handles usage errors (exit 2); ours are mapped here."""
+    try:
+        app()
+    except ConfigError as exc:
+        typer.echo(f"icp-sync: {exc}", err=True)
+        sys.exit(2)
+    except IcpSyncError as exc:
+        log.get_logger().error("command_failed", error=str(exc), kind=type(exc).__name__)
+        typer.echo(f"icp-sync: error: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,137 @@
+"""How results look on a terminal: rich tables for people, one JSON document for scripts."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from connectors.base import CheckItem
+from icp_sync.pipeline import SyncResult
+
+__all__ = ["money", "percent", "print_checks", "print_json", "print_sync", "stdout"]
+
+stdout = Console(highlight=False, soft_wrap=False, width=120 if not sys.stdout.isatty() else None)
+
+
+def print_json(document: dict[str, Any]) -> None:
+    """Print one JSON document on stdout (NaN becomes null)."""
+    sys.stdout.write(json.dumps(_clean(document), default=str, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        return _clean(value.item())
+    return value
+
+
+def print_checks(items: Sequence[CheckItem]) -> None:
+    """The findings of ``check`` as a table."""
+    table = Table(title="icp-sync check", show_lines=False)
+    table.add_column("", width=2)
+    table.add_column("what")
+    table.add_column("found")
+    table.add_column("what to do")
+    for item in items:
+        mark = "[green]ok[/]" if item.ok else ("[red]!![/]" if item.required else "[yellow]--[/]")
+        table.add_row(mark, item.name, item.detail, item.fix)
+    stdout.print(table)
+
+
+def print_sync(result: SyncResult) -> None:
+    """The outcome of ``sync``: what moved, what was repaired, and the segment summary."""
+    table = Table(title=f"sync via {result.connector} (run {result.run_id})")
+    for column in ("object", "read", "new", "changed", "unchanged", "deleted", "rejected"):
+        table.add_column(column, justify="right" if column != "object" else "left")
+    for obj, outcome in result.objects.items():
+        if outcome.source_unchanged:
+            table.add_row(str(obj), "source unchanged: nothing read", "", "", "", "", "")
+            continue
+        table.add_row(
+            str(obj),
+            f"{outcome.extracted:,}",
+            f"{outcome.inserted:,}",
+            f"{outcome.updated:,}",
+            f"{outcome.unchanged:,}",
+            f"{outcome.deleted:,}",
+            f"{len(outcome.report.rejects) if outcome.report else 0:,}",
+        )
+    stdout.print(table)
+    _print_repairs(result)
+    _print_segments(result.segments)
+    stdout.print(
+        f"mirror: {result.mirror.get('account', 0):,} accounts, "
+        f"{result.mirror.get('opportunity', 0):,} opportunities; "
+        f"{result.api_calls} CRM API calls; {result.duration_s:.1f} s"
+    )
+
+
+def _print_repairs(result: SyncResult) -> None:
+    rows = []
+    for crm_object, outcome in result.objects.items():
+        if outcome.report is None:
+            continue
+        name = str(crm_object)
+        for reason, count in _reject_reasons(outcome).items():
+            rows.append((name, "(whole record)", "rejected", reason, count))
+        for column, repairs in sorted(outcome.report.columns.items()):
+            rows += [(name, column, "repaired", r, n) for r, n in repairs.repaired.items()]
+            rows += [(name, column, "dropped", r, n) for r, n in repairs.dropped.items()]
+    if not rows:
+        return
+    table = Table(title="data quality: what was repaired, dropped or rejected")
+    for column in ("object", "column", "action", "why", "values"):
+        table.add_column(column, justify="right" if column == "values" else "left")
+    for name, column, action, reason, count in rows:
+        colour = {"repaired": "green", "dropped": "yellow", "rejected": "red"}[action]
+        table.add_row(name, column, f"[{colour}]{action}[/]", reason, f"{count:,}")
+    stdout.print(table)
+
+
+def _reject_reasons(outcome: Any) -> dict[str, int]:
+    reasons: dict[str, int] = {}
+    for reject in outcome.report.rejects:
+        reasons[reject.reason] = reasons.get(reject.reason, 0) + 1
+    return reasons
+
+
+def _print_segments(segments: pd.DataFrame) -> None:
+    if segments.empty:
+        return
+    for dimension, part in segments.groupby("dimension", sort=False):
+        table = Table(title=f"segments by {dimension}")
+        for column in ("value", "accounts", "customers", "deals", "win rate", "ACV"):
+            table.add_column(column, justify="left" if column == "value" else "right")
+        for row in part.itertuples(index=False):
+            table.add_row(
+                str(row.value),
+                f"{row.accounts:,}",
+                f"{row.customers:,}",
+                f"{row.deals:,}",
+                percent(row.win_rate),
+                money(row.acv),
+            )
+        stdout.print(table)
+
+
+def percent(value: object) -> str:
+    """A share as ``42%``, or ``-`` when unknown."""
+    return "-" if not isinstance(value, int | float) or math.isnan(value) else f"{value:.0%}"
+
+
+def money(value: object) -> str:
+    """An amount as ``12,345``, or ``-`` when unknown."""
+    return "-" if not isinstance(value, int | float) or math.isnan(value) else f"{value:,.0f}"

@@ -1,0 +1,176 @@
+"""One cycle, wired: extract -> normalise -> mirror -> summarise.
+
+The only module that brings connectors, the store and the core together; the CLI and the
+daemon call it. Every step that must not be lost is committed before the next one starts:
+a batch is mirrored, then its cursor is stored, so a run killed at any point resumes from the
+last mirrored batch and reaches the same state a clean run would.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from connectors import Connector, make_connector
+from icp_sync.config import Settings
+from icp_sync.log import get_logger
+from icp_sync.model import ID_COLUMN, CrmObject, NormalizeReport
+from icp_sync.normalize import normalize
+from icp_sync.segments import dimension_summary
+from icp_sync.store import Store
+
+__all__ = ["ObjectSync", "SyncResult", "sync"]
+
+log = get_logger()
+
+
+@dataclass(slots=True, kw_only=True)
+class ObjectSync:
+    """What one sync did to one object."""
+
+    crm_object: CrmObject
+    source_unchanged: bool = True
+    extracted: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    report: NormalizeReport | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "source_unchanged": self.source_unchanged,
+            "extracted": self.extracted,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "rejected": len(self.report.rejects) if self.report else 0,
+            "normalization": self.report.as_dict() if self.report else None,
+        }
+
+
+@dataclass(slots=True, kw_only=True)
+class SyncResult:
+    """The outcome of one sync cycle."""
+
+    run_id: str
+    connector: str
+    objects: dict[CrmObject, ObjectSync]
+    mirror: dict[str, int]
+    segments: pd.DataFrame
+    api_calls: int
+    duration_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``sync --json`` document."""
+        segments = self.segments.astype(object).where(self.segments.notna(), None)
+        return {
+            "run_id": self.run_id,
+            "connector": self.connector,
+            "duration_s": round(self.duration_s, 3),
+            "api_calls": self.api_calls,
+            "objects": {str(k): v.as_dict() for k, v in self.objects.items()},
+            "mirror": self.mirror,
+            "segments": segments.to_dict("records"),
+            **self.extra,
+        }
+
+
+def sync(
+    settings: Settings,
+    store: Store,
+    *,
+    run_id: str,
+    now: datetime,
+    full: bool = False,
+    connector: Connector | None = None,
+) -> SyncResult:
+    """Run one sync cycle and record it in the run history.
+
+    Args:
+        settings: The validated configuration.
+        store: The open state store.
+        run_id: Identifier of this run (bound to every log line).
+        now: Start of the run.
+        full: Ignore stored cursors and read everything again.
+        connector: Use this connector instead of building one from ``settings``.
+    """
+    started = time.perf_counter()
+    owned = connector is None
+    connector = connector or make_connector(settings)
+    store.start_run(run_id, "sync", now=now)
+    try:
+        if full:
+            store.clear_watermarks(connector.name)
+        objects = {
+            obj: _sync_object(
+                settings=settings, store=store, connector=connector, obj=obj, run_id=run_id, now=now
+            )
+            for obj in CrmObject
+        }
+        accounts = store.load_frame(CrmObject.ACCOUNT)
+        opportunities = store.load_frame(CrmObject.OPPORTUNITY)
+        result = SyncResult(
+            run_id=run_id,
+            connector=connector.name,
+            objects=objects,
+            mirror=store.mirror_counts(),
+            segments=dimension_summary(accounts, opportunities, settings.segments),
+            api_calls=connector.usage().calls,
+            duration_s=time.perf_counter() - started,
+        )
+    except BaseException as exc:
+        store.finish_run(run_id, status="failed", summary={"error": str(exc)}, now=now)
+        raise
+    finally:
+        if owned:
+            connector.close()
+    summary = result.as_dict()
+    summary.pop("segments")
+    store.finish_run(run_id, status="ok", summary=summary, now=now)
+    return result
+
+
+def _sync_object(
+    *,
+    settings: Settings,
+    store: Store,
+    connector: Connector,
+    obj: CrmObject,
+    run_id: str,
+    now: datetime,
+) -> ObjectSync:
+    outcome = ObjectSync(crm_object=obj)
+    since = store.get_watermark(connector.name, obj)
+    for batch in connector.extract(obj, since=since, now=now):
+        outcome.source_unchanged = False
+        clean, report = normalize(batch.frame, obj, settings.normalize, now=now)
+        written = store.upsert_mirror(obj, clean, now=now)
+        if batch.snapshot:
+            gone = store.mirror_ids(obj) - set(clean[ID_COLUMN[obj]])
+            outcome.deleted += store.mark_deleted(obj, gone, now=now)
+        store.add_rejects(run_id, report.rejects)
+        if batch.cursor is not None:
+            store.set_watermark(connector.name, obj, batch.cursor, now=now)
+        outcome.extracted += len(batch.frame)
+        outcome.inserted += written.inserted
+        outcome.updated += written.updated
+        outcome.unchanged += written.unchanged
+        if outcome.report is None:
+            outcome.report = report
+        else:
+            outcome.report.merge(report)
+    log.info(
+        "object_synced",
+        object=str(obj),
+        connector=connector.name,
+        **{k: v for k, v in outcome.as_dict().items() if k != "normalization"},
+    )
+    return outcome
