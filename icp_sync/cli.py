@@ -156,6 +156,78 @@ def sync(
             console.print_sync(result)
 
 
+AsOfOption = Annotated[
+    datetime | None,
+    typer.Option(
+        "--as-of",
+        formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"],
+        help="Use only history before this date (a backtest); default: now.",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def derive(
+    config: ConfigOption = None, json_output: JsonOption = False, as_of: AsOfOption = None
+) -> None:
+    """Propose an ICP from the CRM history: evidence per segment, tiers, look-alike model."""
+    from icp_sync.scoring import derive_icp, review
+
+    with _command("derive", config) as run, Store.open(run.settings.store.url) as store:
+        cut = as_of.replace(tzinfo=UTC) if as_of else None
+        if cut is not None and cut > run.now:
+            raise ConfigError([f"--as-of: {cut:%Y-%m-%d} is in the future"])
+        result = derive_icp(run.settings, store, now=run.now, as_of=cut)
+        document = result.as_dict()
+        if cut is not None and (run.now - cut).days >= 30:
+            document["backtest"] = review(
+                run.settings, store, now=run.now, version=result.definition.version
+            )
+        if json_output:
+            console.print_json(document)
+        else:
+            console.print_derive(document)
+
+
+@app.command()
+def tal(
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+    size: Annotated[
+        int | None, typer.Option("--size", min=1, help="Accounts on the list (default: tal.size).")
+    ] = None,
+) -> None:
+    """Build the named Target Account List: the best-fit prospects, ranked, with reasons."""
+    from icp_sync.scoring import tal as build
+
+    with _command("tal", config) as run, Store.open(run.settings.store.url) as store:
+        result = build(run.settings, store, now=run.now, size=size)
+        if json_output:
+            console.print_json(result.as_dict())
+        else:
+            console.print_tal(result.as_dict())
+
+
+@app.command()
+def review(
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+    version: Annotated[
+        str | None, typer.Option("--version", help="ICP version to review (default: latest).")
+    ] = None,
+) -> None:
+    """Did an ICP version's predictions come true after its as-of date?"""
+    from icp_sync.scoring import review as run_review
+
+    with _command("review", config) as run, Store.open(run.settings.store.url) as store:
+        document = run_review(run.settings, store, now=run.now, version=version)
+        if json_output:
+            console.print_json(document)
+        else:
+            console.print_review(document)
+
+
 @app.command()
 def demo(
     workdir: Annotated[

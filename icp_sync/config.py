@@ -294,6 +294,10 @@ class SegmentsConfig(_Section):
     """Lower bounds of the employee bands: 1, 50, 200 -> "1-49", "50-199", "200+"."""
     revenue_bands: list[float] = Field(default_factory=lambda: [0.0, 1e6, 1e7, 1e8, 1e9])
     """Lower bounds of the annual revenue bands in the CRM's currency."""
+    max_depth: int = Field(default=2, ge=1, le=4)
+    """Most dimensions combined in one segment (2: "Healthcare, 200-999 employees")."""
+    min_accounts: int = Field(default=30, ge=5)
+    """Segments with fewer accounts with outcomes are reported but never tiered."""
 
     @field_validator("employee_bands", "revenue_bands")
     @classmethod
@@ -321,6 +325,91 @@ class SegmentsConfig(_Section):
         return value
 
 
+_METRICS = ("win_rate", "retention", "nrr", "clv", "sales_cycle_days", "acv", "nps", "adoption")
+
+
+class LifecycleConfig(_Section):
+    """Assumptions behind the lifecycle metrics."""
+
+    window_months: int = Field(default=12, ge=1, le=60)
+    """Logo retention and NRR are measured over windows of this length."""
+    windows: int = Field(default=3, ge=1, le=10)
+    """How many consecutive windows (ending today) are pooled."""
+    gross_margin: float = Field(default=0.8, gt=0, le=1)
+    """Share of ARR kept as gross profit, for CLV = ARR x margin / churn."""
+    min_churn: float = Field(default=0.02, gt=0, lt=1)
+    """Floor of the annual churn rate in CLV, so lifetimes stay finite."""
+
+
+class IcpConfig(_Section):
+    """How the ICP is derived from the evidence, and where it is written."""
+
+    fdr: float = Field(default=0.05, gt=0, lt=0.5)
+    """False discovery rate controlled across all tested segments."""
+    min_lift: float = Field(default=0.15, ge=0, lt=1)
+    """Green needs a composite lift of at least 1 + this; Red at most 1 - this."""
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "retention": 0.3,
+            "nrr": 0.25,
+            "win_rate": 0.25,
+            "nps": 0.1,
+            "adoption": 0.1,
+        }
+    )
+    """Weight of each metric in the composite outcome: win_rate, retention, nrr, clv,
+    sales_cycle_days, acv, nps, adoption (missing ones weigh 0)."""
+    exclusions: list[dict[str, str | list[str]]] = Field(default_factory=list)
+    """Segments you cannot serve, Red whatever the data say: [{ industry = "Gambling" }]."""
+    definition: Path | None = None
+    """Use this (edited) ICP definition file instead of the latest derived one."""
+    output_dir: Path = Path("icp")
+    """Where derive writes the definition and evidence report (relative to this file)."""
+
+    @field_validator("weights")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(_METRICS))
+        if unknown:
+            raise ValueError(
+                f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(_METRICS)}"
+            )
+        if any(w < 0 for w in value.values()) or not any(w > 0 for w in value.values()):
+            raise ValueError("weights must be non-negative with at least one above zero")
+        return value
+
+    @field_validator("definition")
+    @classmethod
+    def _definition_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else _existing_file(value, info)
+
+
+class LookalikeConfig(_Section):
+    """The look-alike model."""
+
+    best_fit_share: float = Field(default=0.5, gt=0, lt=1)
+    """Share of customers (by composite outcome) that form the best-fit archetype."""
+    min_class: int = Field(default=30, ge=5)
+    """Fewest best-fit (and other) accounts needed to train; below, scores use segments."""
+    cv_folds: int = Field(default=5, ge=2, le=20)
+    regularization: float = Field(default=0.5, gt=0)
+    """Inverse L2 strength of the logistic regression (smaller: simpler model)."""
+
+
+class TalConfig(_Section):
+    """The Target Account List."""
+
+    name: str = "Target Account List"
+    size: int = Field(default=500, ge=1)
+
+
+class TiersConfig(_Section):
+    """How tiers follow from rules and scores."""
+
+    green_min_score: float = Field(default=0, ge=0, le=100)
+    """An account in a Green segment whose fit score is below this is Yellow instead."""
+
+
 class Settings(_Section):
     """The whole configuration."""
 
@@ -330,6 +419,11 @@ class Settings(_Section):
     files: FilesConfig | None = None
     normalize: NormalizeConfig = NormalizeConfig()
     segments: SegmentsConfig = SegmentsConfig()
+    lifecycle: LifecycleConfig = LifecycleConfig()
+    icp: IcpConfig = IcpConfig()
+    lookalike: LookalikeConfig = LookalikeConfig()
+    tal: TalConfig = TalConfig()
+    tiers: TiersConfig = TiersConfig()
     source: Path | None = Field(default=None, exclude=True)
     """The file these settings came from (set by :func:`load_settings`)."""
 
@@ -343,6 +437,13 @@ class Settings(_Section):
                 "version; use 'files' with CRM exports"
             )
         return self
+
+    def resolve(self, path: Path) -> Path:
+        """``path`` made absolute against the folder of the config file."""
+        if path.is_absolute():
+            return path
+        base = self.source.resolve().parent if self.source else Path.cwd()
+        return (base / path).resolve()
 
     def secrets(self) -> list[str]:
         """Every resolved secret value, so that logging can mask them wherever they appear."""

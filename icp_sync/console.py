@@ -135,3 +135,103 @@ def percent(value: object) -> str:
 def money(value: object) -> str:
     """An amount as ``12,345``, or ``-`` when unknown."""
     return "-" if not isinstance(value, int | float) or math.isnan(value) else f"{value:,.0f}"
+
+
+def print_derive(document: dict[str, Any]) -> None:
+    """The proposed ICP: summary in words, the chosen segments, where the files are."""
+    stdout.print(f"[bold]ICP {document['version']}[/] (history up to {document['as_of'][:10]})")
+    for line in document["summary"]:
+        stdout.print(line)
+    chosen = [s for s in document["segments"] if s["tier"] != "Yellow"]
+    if chosen:
+        table = Table(title="proposed tiers (everything else is Yellow)")
+        for column in ("tier", "segment", "accounts", "win rate", "retention", "NRR", "lift", "q"):
+            table.add_column(column, justify="left" if column in ("tier", "segment") else "right")
+        for segment in chosen:
+            metrics = segment["metrics"]
+            colour = "green" if segment["tier"] == "Green" else "red"
+            table.add_row(
+                f"[{colour}]{segment['tier']}[/]",
+                ", ".join(str(v) for v in segment["rule"].values()),
+                f"{segment['n']:,}",
+                percent(metrics.get("win_rate", {}).get("shrunk")),
+                percent(metrics.get("retention", {}).get("shrunk")),
+                percent(metrics.get("nrr", {}).get("shrunk")),
+                "-" if segment["lift"] is None else f"{segment['lift']:.2f}",
+                significance(segment["q_value"]),
+            )
+        stdout.print(table)
+    if "backtest" in document:
+        print_review(document["backtest"])
+    for kind, path in document["files"].items():
+        stdout.print(f"{kind}: {path}")
+
+
+def print_tal(document: dict[str, Any], limit: int = 15) -> None:
+    """The TAL's head, its size and its coverage of the Green segments."""
+    table = Table(
+        title=f"{document['name']} ({document['version']}): {document['size']:,} accounts"
+    )
+    for column in ("rank", "account", "score", "tier", "segment", "why"):
+        table.add_column(column, justify="right" if column in ("rank", "score") else "left")
+    for account in document["accounts"][:limit]:
+        table.add_row(
+            str(account["rank"]),
+            str(account["name"] or account["account_id"]),
+            str(account["score"]),
+            str(account["tier"]),
+            str(account["segment"]),
+            str(account["reasons"])[:90],
+        )
+    stdout.print(table)
+    coverage = document["coverage"]
+    stdout.print(
+        f"Green share {percent(coverage['green_share'])}; Green segments covered "
+        f"{coverage['green_segments_covered']} of {len(coverage['green_segments'])}; "
+        f"{coverage['prospects_considered']:,} prospects considered."
+    )
+
+
+def print_review(document: dict[str, Any]) -> None:
+    """What happened after an ICP version's as-of date."""
+    stdout.print(
+        f"[bold]Review of {document['version']}[/]: {document['observed_months']} months "
+        f"observed after {document['as_of'][:10]}"
+    )
+    table = Table()
+    for column in ("measure", "Green", "Yellow", "Red", "rest", "lift", "p"):
+        table.add_column(column, justify="left" if column == "measure" else "right")
+    for key, words in (
+        ("win_rate_after", "new-business win rate"),
+        ("retention_after", "logo retention"),
+    ):
+        part = document[key]
+        test = part["green_vs_rest"]
+        table.add_row(
+            words,
+            *(
+                f"{percent(part[t]['rate'])} ({part[t]['n']:,})"
+                for t in ("Green", "Yellow", "Red", "rest")
+            ),
+            "-" if test["lift"] is None else f"{test['lift']:.2f}",
+            significance(test["p_value"]),
+        )
+    stdout.print(table)
+    conversion = document["tal_conversion"]
+    test = conversion["tal_vs_other"]
+    stdout.print(
+        f"TAL conversion {percent(conversion['tal']['rate'])} of {conversion['tal']['n']:,} vs "
+        f"{percent(conversion['other_prospects']['rate'])} of other prospects"
+        + (
+            ""
+            if test["lift"] is None
+            else f" (lift {test['lift']:.2f}, p {significance(test['p_value'])})"
+        )
+    )
+
+
+def significance(value: object) -> str:
+    """A p- or q-value as ``0.03`` or ``<0.001``; ``-`` when unknown."""
+    if not isinstance(value, int | float) or math.isnan(value):
+        return "-"
+    return "<0.001" if value < 0.001 else f"{value:.2g}"

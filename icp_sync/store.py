@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -38,7 +38,7 @@ from icp_sync.model import (
     conform,
 )
 
-__all__ = ["SCHEMA_VERSION", "MirrorResult", "RunRecord", "Store"]
+__all__ = ["SCHEMA_VERSION", "IcpVersion", "MirrorResult", "RunRecord", "Store", "StoredTal"]
 
 metadata = sa.MetaData()
 
@@ -107,12 +107,67 @@ rejects = sa.Table(
 )
 
 
+icp_versions = sa.Table(
+    "icp_versions",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("as_of", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("definition", sa.Text, nullable=False),
+    sa.Column("evidence", sa.Text, nullable=False),
+    sa.Column("model_summary", sa.Text, nullable=False),
+    sa.Column("model", sa.LargeBinary),
+)
+
+account_scores = sa.Table(
+    "account_scores",
+    metadata,
+    sa.Column("version", sa.String(64), primary_key=True),
+    sa.Column("account_id", sa.String(255), primary_key=True),
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("rule_tier", sa.String(16), nullable=False),
+    sa.Column("score", sa.Integer, nullable=False),
+    sa.Column("segment", sa.Text, nullable=False),
+    sa.Column("reasons", sa.Text, nullable=False),
+    sa.Column("overridden", sa.Boolean, nullable=False),
+    sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+tals = sa.Table(
+    "tals",
+    metadata,
+    sa.Column("tal_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("coverage", sa.Text, nullable=False),
+)
+
+tal_members = sa.Table(
+    "tal_members",
+    metadata,
+    sa.Column("tal_id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.String(255), primary_key=True),
+    sa.Column("rank", sa.Integer, nullable=False),
+    sa.Column("score", sa.Integer, nullable=False),
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("segment", sa.Text, nullable=False),
+    sa.Column("reasons", sa.Text, nullable=False),
+)
+
+
 def _v1(conn: Connection) -> None:
     tables = [meta_table, *MIRROR.values(), watermarks, runs, rejects]
     metadata.create_all(conn, tables=tables)
 
 
-_MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1,)
+def _v2(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[icp_versions, account_scores, tals, tal_members])
+
+
+_MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2)
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 _CHUNK = 5_000
@@ -137,6 +192,32 @@ class RunRecord:
     finished_at: datetime | None
     status: str
     summary: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IcpVersion:
+    """A stored ICP version: its TOML definition, evidence (JSON) and model."""
+
+    seq: int
+    version: str
+    created_at: datetime
+    as_of: datetime
+    definition: str
+    evidence: list[dict[str, Any]]
+    model_summary: dict[str, Any]
+    model: bytes | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredTal:
+    """A stored Target Account List."""
+
+    tal_id: int
+    name: str
+    version: str
+    created_at: datetime
+    coverage: dict[str, Any]
+    members: pd.DataFrame
 
 
 class Store:
@@ -387,6 +468,137 @@ class Store:
                 for row in conn.execute(query)
             ]
 
+    def save_icp_version(
+        self,
+        *,
+        version: str,
+        seq: int,
+        as_of: datetime,
+        definition: str,
+        evidence: list[dict[str, Any]],
+        model_summary: dict[str, Any],
+        model: bytes | None,
+        now: datetime,
+    ) -> None:
+        """Store a newly derived ICP version."""
+        with self._tx() as conn:
+            conn.execute(
+                icp_versions.insert().values(
+                    seq=seq,
+                    version=version,
+                    created_at=now,
+                    as_of=as_of,
+                    definition=definition,
+                    evidence=json.dumps(evidence, default=_plain),
+                    model_summary=json.dumps(model_summary, default=_plain),
+                    model=model,
+                )
+            )
+
+    def next_icp_seq(self) -> int:
+        """The sequence number the next derived version gets."""
+        with self.engine.connect() as conn:
+            current = conn.execute(sa.select(sa.func.max(icp_versions.c.seq))).scalar_one()
+        return int(current or 0) + 1
+
+    def icp_version(self, version: str | None = None) -> IcpVersion | None:
+        """A stored version by name, or the latest when ``version`` is ``None``."""
+        query = sa.select(icp_versions)
+        if version is None:
+            query = query.order_by(icp_versions.c.seq.desc()).limit(1)
+        else:
+            query = query.where(icp_versions.c.version == version)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return IcpVersion(
+            seq=row.seq,
+            version=row.version,
+            created_at=_aware(row.created_at),
+            as_of=_aware(row.as_of),
+            definition=row.definition,
+            evidence=json.loads(row.evidence),
+            model_summary=json.loads(row.model_summary),
+            model=row.model,
+        )
+
+    def icp_versions(self) -> list[tuple[str, datetime, datetime]]:
+        """(version, created_at, as_of) of every stored version, oldest first."""
+        query = sa.select(icp_versions.c.version, icp_versions.c.created_at, icp_versions.c.as_of)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(icp_versions.c.seq)).fetchall()
+        return [(r[0], _aware(r[1]), _aware(r[2])) for r in rows]
+
+    def save_scores(self, version: str, frame: pd.DataFrame, *, now: datetime) -> None:
+        """Replace the stored scores of ``version`` with ``frame`` (one row per account)."""
+        columns = ["account_id", "tier", "rule_tier", "score", "segment", "reasons", "overridden"]
+        rows = _records(frame[columns].assign(version=version, scored_at=now))
+        with self._tx() as conn:
+            conn.execute(account_scores.delete().where(account_scores.c.version == version))
+            for start in range(0, len(rows), _CHUNK):
+                conn.execute(account_scores.insert(), rows[start : start + _CHUNK])
+
+    def load_scores(self, version: str) -> pd.DataFrame:
+        """The stored scores of ``version``."""
+        query = sa.select(account_scores).where(account_scores.c.version == version)
+        with self.engine.connect() as conn:
+            result = conn.execute(query)
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+    def save_tal(
+        self,
+        *,
+        name: str,
+        version: str,
+        members: pd.DataFrame,
+        coverage: dict[str, Any],
+        now: datetime,
+    ) -> int:
+        """Store a TAL and its members; returns its id."""
+        columns = ["account_id", "rank", "score", "tier", "segment", "reasons"]
+        with self._tx() as conn:
+            inserted = conn.execute(
+                tals.insert().values(
+                    name=name,
+                    version=version,
+                    created_at=now,
+                    size=len(members),
+                    coverage=json.dumps(coverage, default=_plain),
+                )
+            ).inserted_primary_key
+            if inserted is None:
+                raise StateStoreError("the new TAL got no id")
+            tal_id = int(inserted[0])
+            rows = _records(members[columns].assign(tal_id=tal_id))
+            for start in range(0, len(rows), _CHUNK):
+                conn.execute(tal_members.insert(), rows[start : start + _CHUNK])
+        return tal_id
+
+    def latest_tal(self, version: str | None = None) -> StoredTal | None:
+        """The newest TAL (of ``version`` when given)."""
+        query = sa.select(tals).order_by(tals.c.tal_id.desc()).limit(1)
+        if version is not None:
+            query = query.where(tals.c.version == version)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+            if row is None:
+                return None
+            result = conn.execute(
+                sa.select(tal_members)
+                .where(tal_members.c.tal_id == row.tal_id)
+                .order_by(tal_members.c.rank)
+            )
+            members = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        return StoredTal(
+            tal_id=row.tal_id,
+            name=row.name,
+            version=row.version,
+            created_at=_aware(row.created_at),
+            coverage=json.loads(row.coverage),
+            members=members.drop(columns=["tal_id"]),
+        )
+
 
 def _connect_args(url: str) -> dict[str, Any]:
     return {"timeout": 30} if url.startswith("sqlite") else {}
@@ -454,7 +666,12 @@ def _to_rows(
         out["attrs"] = None
     out["row_hash"] = hashes
     out["synced_at"] = _micros(now)
-    return out.to_dict("records")  # type: ignore[return-value]
+    return _records(out)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    # to_dict already boxes numpy scalars as Python values; keys are column names
+    return cast(list[dict[str, Any]], frame.to_dict("records"))
 
 
 def _present(value: object) -> bool:

@@ -1,0 +1,389 @@
+"""The look-alike model: which accounts resemble the best customers, and why.
+
+Customers whose composite outcome (win, retention, expansion, NPS, adoption) is in the top
+share are the *best-fit archetype*; every other account with an outcome (weaker customers,
+deals only lost) is not. A logistic regression on firmographic and technographic features
+(dimension values, their pairwise crosses, size, revenue, tech stack) learns the difference;
+its cross-validated AUC and calibration are reported. Being linear, each account's score
+decomposes exactly into feature contributions, which become its reasons.
+
+Too little data (fewer best-fit or other accounts than the configured minimum) does not
+train a model: scores then come from the segment evidence, and the result says so.
+
+Pure: frames in, frames out.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from sklearn.calibration import calibration_curve
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+from icp_sync.icp import rule_label
+
+__all__ = [
+    "LookalikeModel",
+    "LookalikeSettings",
+    "Scores",
+    "features",
+    "score_accounts",
+    "similar_customers",
+    "train",
+]
+
+_CROSS = "\N{MULTIPLICATION SIGN}"
+_NUMERIC = ("log_employees", "log_revenue", "log_revenue_per_employee")
+_NUMERIC_WORDS = {
+    "log_employees": "company size",
+    "log_revenue": "annual revenue",
+    "log_revenue_per_employee": "revenue per employee",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LookalikeSettings:
+    """Training choices.
+
+    Attributes:
+        best_fit_share: Share of customers (by composite outcome) that form the archetype.
+        min_class: Fewest accounts in each class to train at all.
+        cv_folds: Cross-validation folds for AUC and calibration.
+        max_cv_rows: Cross-validate on a sample of at most this many rows (large orgs).
+        regularization: Inverse L2 strength of the logistic regression.
+        seed: Seed of every random choice.
+    """
+
+    best_fit_share: float = 0.5
+    min_class: int = 30
+    cv_folds: int = 5
+    max_cv_rows: int = 100_000
+    regularization: float = 0.5
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LookalikeModel:
+    """A trained look-alike model (or the reason there is none).
+
+    Attributes:
+        pipeline: The fitted feature pipeline + classifier; ``None`` when not trained.
+        dimensions: Categorical dimensions used as features.
+        fallback_reason: Why no model was trained (scores then come from segment rules).
+        cv_auc: Mean cross-validated ROC AUC; ``cv_auc_sd`` its spread across folds.
+        brier: Brier score of the cross-validated probabilities.
+        calibration: Rows of (mean predicted, observed rate, accounts) per probability bin.
+        n_train: Accounts trained on; ``n_best`` of them best-fit.
+    """
+
+    pipeline: Pipeline | None
+    dimensions: tuple[str, ...]
+    fallback_reason: str | None = None
+    cv_auc: float = float("nan")
+    cv_auc_sd: float = float("nan")
+    brier: float = float("nan")
+    calibration: list[tuple[float, float, int]] = field(default_factory=list)
+    n_train: int = 0
+    n_best: int = 0
+
+    def summary(self) -> dict[str, object]:
+        """JSON-ready description."""
+        return {
+            "trained": self.pipeline is not None,
+            "fallback_reason": self.fallback_reason,
+            "cv_auc": _finite(self.cv_auc),
+            "cv_auc_sd": _finite(self.cv_auc_sd),
+            "brier": _finite(self.brier),
+            "calibration": [
+                {"predicted": round(p, 4), "observed": round(o, 4), "accounts": n}
+                for p, o, n in self.calibration
+            ],
+            "n_train": self.n_train,
+            "n_best": self.n_best,
+        }
+
+
+def _finite(value: float) -> float | None:
+    return round(value, 4) if np.isfinite(value) else None
+
+
+def features(accounts: pd.DataFrame, dimensions: Sequence[str]) -> pd.DataFrame:
+    """The model's input columns: dimensions, their pairwise crosses, size, revenue, tech."""
+    frame = pd.DataFrame(index=accounts.index)
+    dims = [d for d in dimensions if d in accounts.columns]
+    for d in dims:
+        frame[d] = accounts[d].astype("string").fillna("(blank)").astype(object)
+    for a, b in itertools.combinations(dims, 2):
+        frame[f"{a}{_CROSS}{b}"] = (frame[a] + _CROSS + frame[b]).astype(object)
+    employees = accounts["employees"].where(accounts["employees"] > 0)
+    revenue = accounts["annual_revenue"].where(accounts["annual_revenue"] > 0)
+    frame["log_employees"] = np.log(employees)
+    frame["log_revenue"] = np.log(revenue)
+    frame["log_revenue_per_employee"] = np.log(revenue / employees)
+    frame["tech_stack"] = accounts["tech_stack"].fillna("").astype(str)
+    return frame
+
+
+def _tokens(text: str) -> list[str]:
+    return [t.strip().casefold() for t in text.split(";") if t.strip()]
+
+
+def _pipeline(x: pd.DataFrame, settings: LookalikeSettings) -> Pipeline:
+    categorical = [c for c in x.columns if c not in _NUMERIC and c != "tech_stack"]
+    parts: list[tuple[str, object, object]] = [
+        (
+            "categories",
+            OneHotEncoder(handle_unknown="ignore", min_frequency=5, sparse_output=True),
+            categorical,
+        ),
+        (
+            "numbers",
+            make_pipeline(
+                FunctionTransformer(_finite_or_nan, feature_names_out="one-to-one"),
+                SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                StandardScaler(),
+            ),
+            list(_NUMERIC),
+        ),
+    ]
+    if x["tech_stack"].str.len().gt(0).any():
+        vectorizer = CountVectorizer(
+            tokenizer=_tokens, token_pattern=None, lowercase=False, binary=True
+        )
+        parts.append(("tech", vectorizer, "tech_stack"))
+    transformer = ColumnTransformer(parts, sparse_threshold=1.0)
+    classifier = LogisticRegression(C=settings.regularization, max_iter=2000)
+    return Pipeline([("features", transformer), ("model", classifier)])
+
+
+def _finite_or_nan(values: np.ndarray) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    return np.where(np.isfinite(array), array, np.nan)
+
+
+def best_fit_labels(outcomes: pd.DataFrame, outcome: pd.Series, share: float) -> pd.Series:
+    """1 for the best-fit archetype, 0 for other accounts with outcomes, NaN otherwise."""
+    customer = outcomes["is_customer"].to_numpy(dtype=bool)
+    values = outcome.to_numpy(dtype=float)
+    known = ~np.isnan(values)
+    labels = np.full(len(values), np.nan)
+    labels[known] = 0.0
+    customer_values = values[known & customer]
+    if customer_values.size:
+        cut = np.quantile(customer_values, 1 - share)
+        labels[known & customer & (values >= cut)] = 1.0
+    return pd.Series(labels, index=outcome.index)
+
+
+def train(
+    accounts: pd.DataFrame,
+    labels: pd.Series,
+    dimensions: Sequence[str],
+    settings: LookalikeSettings = LookalikeSettings(),
+) -> LookalikeModel:
+    """Fit and validate the look-alike model, or explain why it cannot be fitted.
+
+    Args:
+        accounts: Accounts with dimension columns.
+        labels: :func:`best_fit_labels`, aligned with ``accounts``.
+        dimensions: Categorical dimensions to use.
+        settings: Training choices.
+    """
+    dims = tuple(d for d in dimensions if d in accounts.columns)
+    known = labels.notna().to_numpy()
+    y = labels.to_numpy()[known].astype(int)
+    n_best = int(y.sum())
+    n_other = int(len(y) - n_best)
+    if min(n_best, n_other) < settings.min_class:
+        reason = (
+            f"too little history to train a look-alike model: {n_best} best-fit and {n_other} "
+            f"other accounts with outcomes (need {settings.min_class} of each); fit scores "
+            "come from segment evidence instead"
+        )
+        return LookalikeModel(
+            pipeline=None, dimensions=dims, fallback_reason=reason, n_train=len(y), n_best=n_best
+        )
+    x = features(accounts.loc[known], dims)
+    folds = min(settings.cv_folds, n_best, n_other)
+    rng = np.random.default_rng(settings.seed)
+    sample = np.arange(len(y))
+    if len(y) > settings.max_cv_rows:
+        sample = np.sort(rng.choice(len(y), settings.max_cv_rows, replace=False))
+    predicted = np.full(len(sample), np.nan)
+    aucs = []
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=settings.seed)
+    x_cv, y_cv = x.iloc[sample], y[sample]
+    for train_index, test_index in splitter.split(x_cv, y_cv):
+        fold = _pipeline(x_cv, settings).fit(x_cv.iloc[train_index], y_cv[train_index])
+        probability = fold.predict_proba(x_cv.iloc[test_index])[:, 1]
+        predicted[test_index] = probability
+        aucs.append(roc_auc_score(y_cv[test_index], probability))
+    observed, mean_predicted = calibration_curve(y_cv, predicted, n_bins=10, strategy="quantile")
+    bins = np.quantile(predicted, np.linspace(0, 1, 11))
+    counts = np.histogram(predicted, bins=np.unique(bins))[0]
+    calibration = [
+        (float(p), float(o), int(n))
+        for p, o, n in zip(mean_predicted, observed, counts, strict=False)
+    ]
+    pipeline = _pipeline(x, settings).fit(x, y)
+    return LookalikeModel(
+        pipeline=pipeline,
+        dimensions=dims,
+        cv_auc=float(np.mean(aucs)),
+        cv_auc_sd=float(np.std(aucs)),
+        brier=float(brier_score_loss(y_cv, predicted)),
+        calibration=calibration,
+        n_train=len(y),
+        n_best=n_best,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scores:
+    """Fit of every account.
+
+    Attributes:
+        score: 0-100 fit score per account (probability of being best-fit, in percent).
+        signals: The account's strongest positive signals, in words.
+    """
+
+    score: pd.Series
+    signals: pd.Series
+
+
+def score_accounts(
+    model: LookalikeModel, accounts: pd.DataFrame, fallback: pd.Series | None = None
+) -> Scores:
+    """Score accounts with the model, or with ``fallback`` lifts when there is no model.
+
+    Args:
+        model: The trained model.
+        accounts: Accounts with dimension columns.
+        fallback: Per-account segment lift (1.0 = average), used when the model is missing:
+            the score is then ``50 * lift`` capped to 0-100.
+    """
+    if model.pipeline is None:
+        lift = fallback if fallback is not None else pd.Series(1.0, index=accounts.index)
+        score = (50 * lift.fillna(1.0)).clip(0, 100).round().astype(int)
+        return Scores(score=score, signals=pd.Series("", index=accounts.index))
+    x = features(accounts, model.dimensions)
+    probability = model.pipeline.predict_proba(x)[:, 1]
+    score = pd.Series(np.round(100 * probability).astype(int), index=accounts.index)
+    return Scores(score=score, signals=_signals(model.pipeline, x))
+
+
+def _signals(pipeline: Pipeline, x: pd.DataFrame, top: int = 2) -> pd.Series:
+    transformer = pipeline.named_steps["features"]
+    coef = pipeline.named_steps["model"].coef_[0]
+    matrix = sparse.csr_matrix(transformer.transform(x))
+    names = [_feature_words(n) for n in transformer.get_feature_names_out()]
+    # numeric features are centred: a contribution is relative to the average account
+    contribution = matrix.multiply(coef).tocsr()
+    rows = np.repeat(np.arange(contribution.shape[0]), np.diff(contribution.indptr))
+    values = contribution.data
+    keep = values > 0.05
+    rows, cols, values = rows[keep], contribution.indices[keep], values[keep]
+    order = np.lexsort((-values, rows))
+    rows, cols = rows[order], cols[order]
+    first = np.r_[0, np.flatnonzero(np.diff(rows)) + 1]
+    rank = np.arange(len(rows)) - np.repeat(first, np.diff(np.r_[first, len(rows)]))
+    chosen = rank < top
+    words = np.array(names, dtype=object)[cols[chosen]]
+    grouped = pd.Series(words).groupby(rows[chosen]).agg("; ".join)
+    out = np.full(len(x), "", dtype=object)
+    out[grouped.index.to_numpy()] = grouped.to_numpy()
+    return pd.Series(out, index=x.index)
+
+
+def _feature_words(name: str) -> str:
+    kind, _, rest = name.partition("__")
+    if kind == "tech":
+        return f"uses {rest}"
+    if kind == "numbers":
+        base = rest.removeprefix("missingindicator_")
+        if rest.startswith("missingindicator_"):
+            return f"{_NUMERIC_WORDS.get(base, base)} unknown"
+        return _NUMERIC_WORDS.get(base, base)
+    column, _, value = rest.rpartition("_")
+    if not column:
+        return rest
+    if _CROSS in column:
+        dims = column.split(_CROSS)
+        return rule_label(dict(zip(dims, value.split(_CROSS), strict=False)))
+    return rule_label({column: value})
+
+
+def similar_customers(
+    accounts: pd.DataFrame,
+    best: np.ndarray,
+    *,
+    keys: Sequence[str],
+    count: int = 3,
+) -> pd.Series:
+    """For every account, the names of the ``count`` most similar best-fit customers.
+
+    Similar means: same values of ``keys`` (e.g. industry and employee band), then the
+    closest size and revenue; when a group holds too few best customers, the first key alone
+    is used, then all of them. An account never lists itself.
+
+    Args:
+        accounts: Accounts with ``name``, ``employees``, ``annual_revenue`` and ``keys``.
+        best: Boolean mask of best-fit customers.
+        keys: Grouping columns, most important first.
+        count: How many names per account.
+    """
+    size = np.log1p(accounts["employees"].fillna(accounts["employees"].median()).to_numpy())
+    revenue = np.log1p(
+        accounts["annual_revenue"].fillna(accounts["annual_revenue"].median()).to_numpy()
+    )
+    point = np.nan_to_num(size) + 0.5 * np.nan_to_num(revenue)
+    names = accounts["name"].fillna(accounts["account_id"]).astype(str).to_numpy()
+    result = np.full(len(accounts), "", dtype=object)
+    pending = np.ones(len(accounts), dtype=bool)
+    levels = [list(keys[:i]) for i in range(len(keys), -1, -1)]
+    for level in levels:
+        group = (
+            accounts[level].astype("string").fillna("?").agg("|".join, axis=1).to_numpy()
+            if level
+            else np.zeros(len(accounts), dtype=object)
+        )
+        for value in pd.unique(group[pending]):
+            queries = np.flatnonzero(pending & (group == value))
+            pool = np.flatnonzero(best & (group == value))
+            if len(pool) < count + 1 and level:
+                continue
+            result[queries] = _nearest_names(point, names, pool, queries, count)
+            pending[queries] = False
+        if not pending.any():
+            break
+    return pd.Series(result, index=accounts.index)
+
+
+def _nearest_names(
+    point: np.ndarray, names: np.ndarray, pool: np.ndarray, queries: np.ndarray, count: int
+) -> np.ndarray:
+    if len(pool) == 0:
+        return np.full(len(queries), "", dtype=object)
+    order = pool[np.argsort(point[pool], kind="stable")]
+    sorted_points = point[order]
+    width = count + 1
+    position = np.searchsorted(sorted_points, point[queries])
+    start = np.clip(position - width, 0, max(len(order) - 2 * width, 0))
+    window = start[:, None] + np.arange(min(2 * width, len(order)))[None, :]
+    candidates = order[window]
+    distance = np.abs(point[candidates] - point[queries][:, None])
+    distance[candidates == queries[:, None]] = np.inf
+    nearest = np.take_along_axis(candidates, np.argsort(distance, axis=1)[:, :count], axis=1)
+    return np.array([", ".join(names[row]) for row in nearest], dtype=object)

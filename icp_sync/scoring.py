@@ -1,0 +1,510 @@
+"""Derive, score, list and review: the ICP core wired to the state store.
+
+The orchestration behind ``derive``, ``tal`` and ``review`` (and the scoring step of a sync
+cycle): load the mirror, run the pure core, store what must be kept (versions, models,
+scores, TALs), write the human-readable files. The core itself never touches the store.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from statsmodels.stats.proportion import proportions_ztest
+
+from icp_sync import evidence as evidence_report
+from icp_sync.config import Settings
+from icp_sync.errors import PipelineError
+from icp_sync.icp import (
+    DeriveSettings,
+    IcpDefinition,
+    assign_tiers,
+    derive,
+    from_toml,
+    rule_label,
+    to_toml,
+)
+from icp_sync.lifecycle import LifecycleSettings, account_outcomes, history_as_of
+from icp_sync.log import get_logger
+from icp_sync.lookalike import (
+    LookalikeModel,
+    LookalikeSettings,
+    best_fit_labels,
+    score_accounts,
+    similar_customers,
+    train,
+)
+from icp_sync.model import CrmObject, DealType, Tier
+from icp_sync.reasons import compose, tier_counts
+from icp_sync.segments import EvidenceSettings, evidence_table, members, with_dimensions
+from icp_sync.store import Store
+
+__all__ = ["DeriveResult", "ScoreResult", "TalResult", "derive_icp", "review", "score", "tal"]
+
+log = get_logger()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeriveResult:
+    """What ``derive`` produced."""
+
+    definition: IcpDefinition
+    segments: list[dict[str, Any]]
+    summary: list[str]
+    model: dict[str, Any]
+    files: dict[str, Path]
+    counts: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``derive --json`` document (contract: ``version`` and ``segments``)."""
+        return {
+            "version": self.definition.version,
+            "as_of": self.definition.as_of.isoformat(),
+            "segments": self.segments,
+            "baseline": self.definition.baseline,
+            "summary": self.summary,
+            "model": self.model,
+            "counts": self.counts,
+            "files": {k: str(v) for k, v in self.files.items()},
+        }
+
+
+def _evidence_settings(settings: Settings) -> EvidenceSettings:
+    return EvidenceSettings(
+        dimensions=tuple(settings.segments.dimensions),
+        max_depth=settings.segments.max_depth,
+        min_accounts=settings.segments.min_accounts,
+        weights=settings.icp.weights,
+        gross_margin=settings.lifecycle.gross_margin,
+        min_churn=settings.lifecycle.min_churn,
+    )
+
+
+def _lookalike_settings(settings: Settings) -> LookalikeSettings:
+    config = settings.lookalike
+    return LookalikeSettings(
+        best_fit_share=config.best_fit_share,
+        min_class=config.min_class,
+        cv_folds=config.cv_folds,
+        regularization=config.regularization,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Base:
+    accounts: pd.DataFrame
+    outcomes: pd.DataFrame
+
+
+def _base(settings: Settings, store: Store, *, as_of: pd.Timestamp, now: datetime) -> _Base:
+    accounts = store.load_frame(CrmObject.ACCOUNT)
+    opportunities = store.load_frame(CrmObject.OPPORTUNITY)
+    if accounts.empty:
+        raise PipelineError("the mirror holds no accounts: run `icp-sync sync` first")
+    accounts, opportunities = history_as_of(accounts, opportunities, as_of)
+    lifecycle = LifecycleSettings(
+        window_months=settings.lifecycle.window_months,
+        windows=settings.lifecycle.windows,
+        # snapshot fields (NPS, adoption) describe today, not a past as-of date
+        snapshot_fields=as_of >= pd.Timestamp(now) - pd.Timedelta(days=1),
+    )
+    outcomes = account_outcomes(accounts, opportunities, as_of=as_of, settings=lifecycle)
+    dims = with_dimensions(accounts, settings.segments).reset_index(drop=True)
+    return _Base(accounts=dims, outcomes=outcomes.reset_index(drop=True))
+
+
+def derive_icp(
+    settings: Settings, store: Store, *, now: datetime, as_of: datetime | None = None
+) -> DeriveResult:
+    """Derive a new ICP version from the mirror and store it with its evidence and model."""
+    cut = pd.Timestamp(as_of or now)
+    base = _base(settings, store, as_of=cut, now=now)
+    evidence = evidence_table(base.accounts, base.outcomes, _evidence_settings(settings))
+    derivation = derive(
+        evidence,
+        base.accounts,
+        DeriveSettings(
+            fdr=settings.icp.fdr,
+            min_lift=settings.icp.min_lift,
+            exclusions=tuple(settings.icp.exclusions),
+        ),
+    )
+    labels = best_fit_labels(base.outcomes, evidence.outcome, settings.lookalike.best_fit_share)
+    model = train(
+        base.accounts, labels, settings.segments.dimensions, _lookalike_settings(settings)
+    )
+    if model.fallback_reason:
+        log.warning("lookalike_not_trained", reason=model.fallback_reason)
+    seq = store.next_icp_seq()
+    definition = IcpDefinition(
+        version=f"v{seq}",
+        as_of=cut.to_pydatetime(),
+        derived_at=now,
+        dimensions=tuple(settings.segments.dimensions),
+        employee_bands=tuple(settings.segments.employee_bands),
+        revenue_bands=tuple(settings.segments.revenue_bands),
+        rules=derivation.rules,
+        baseline={str(k): float(v) for k, v in evidence.baseline.items() if _is_metric(str(k), v)},
+    )
+    segments = evidence_report.segment_records(derivation.segments)
+    outcomes = base.outcomes
+    counts = {
+        "accounts": len(base.accounts),
+        "customers": int(outcomes["is_customer"].sum()),
+        "closed_new_business": int((outcomes["nb_won"] + outcomes["nb_lost"]).sum()),
+        "segments_measured": len(derivation.segments),
+        "segments_tested": int(derivation.segments["tested"].sum()) if len(segments) else 0,
+    }
+    summary = evidence_report.summary(
+        definition,
+        accounts=counts["accounts"],
+        customers=counts["customers"],
+        closed_deals=counts["closed_new_business"],
+        tested=counts["segments_tested"],
+        measured=counts["segments_measured"],
+        model=model.summary(),
+        fdr=settings.icp.fdr,
+    )
+    store.save_icp_version(
+        version=definition.version,
+        seq=seq,
+        as_of=definition.as_of,
+        definition=to_toml(definition),
+        evidence=segments,
+        model_summary=model.summary(),
+        model=_dump(model),
+        now=now,
+    )
+    files = _write_files(settings, definition, derivation.segments, summary, model.summary())
+    log.info(
+        "icp_derived",
+        version=definition.version,
+        green=len(definition.rules_of(Tier.GREEN)),
+        red=len(definition.rules_of(Tier.RED)),
+        cv_auc=model.summary()["cv_auc"],
+    )
+    return DeriveResult(
+        definition=definition,
+        segments=segments,
+        summary=summary,
+        model=model.summary(),
+        files=files,
+        counts=counts,
+    )
+
+
+def _is_metric(name: str, value: Any) -> bool:
+    from icp_sync.segments import METRICS
+
+    return name in METRICS and value is not None and bool(np.isfinite(float(value)))
+
+
+def _dump(model: LookalikeModel) -> bytes | None:
+    if model.pipeline is None:
+        return None
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer, compress=3)
+    return buffer.getvalue()
+
+
+def _load_model(blob: bytes | None) -> LookalikeModel | None:
+    if blob is None:
+        return None
+    loaded = joblib.load(io.BytesIO(blob))
+    return loaded if isinstance(loaded, LookalikeModel) else None
+
+
+def _write_files(
+    settings: Settings,
+    definition: IcpDefinition,
+    segments: pd.DataFrame,
+    summary: list[str],
+    model: dict[str, Any],
+) -> dict[str, Path]:
+    folder = settings.resolve(settings.icp.output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    definition_file = folder / f"icp-{definition.version}.toml"
+    report_file = folder / f"icp-{definition.version}-evidence.md"
+    definition_file.write_text(to_toml(definition), encoding="utf-8")
+    report_file.write_text(
+        evidence_report.markdown(definition, segments, summary, model), encoding="utf-8"
+    )
+    return {"definition": definition_file, "evidence": report_file}
+
+
+def active_definition(
+    settings: Settings, store: Store, *, now: datetime
+) -> tuple[IcpDefinition, LookalikeModel | None]:
+    """The ICP in force: the configured (edited) file, else the latest derived version.
+
+    With neither, a first version is derived now.
+    """
+    if settings.icp.definition is not None:
+        path = settings.icp.definition
+        definition = from_toml(path.read_text(encoding="utf-8"), source=str(path))
+        stored = store.icp_version(definition.version)
+        return definition, _load_model(stored.model) if stored else None
+    stored = store.icp_version()
+    if stored is None:
+        log.info("icp_missing", action="deriving the first ICP version")
+        derive_icp(settings, store, now=now)
+        stored = store.icp_version()
+        if stored is None:
+            raise PipelineError("deriving the first ICP version stored nothing")
+    return from_toml(stored.definition, source=f"stored {stored.version}"), _load_model(
+        stored.model
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScoreResult:
+    """Every account's tier, score, segment and reasons under one ICP version."""
+
+    version: str
+    frame: pd.DataFrame
+    tiers: dict[str, int]
+    overrides: dict[str, int]
+    invalid_overrides: int
+    model: dict[str, Any]
+
+
+def score(
+    settings: Settings,
+    store: Store,
+    *,
+    now: datetime,
+    definition: IcpDefinition | None = None,
+    model: LookalikeModel | None = None,
+    as_of: datetime | None = None,
+    keep: bool = True,
+) -> ScoreResult:
+    """Tier and score every account with the active ICP (stored unless ``keep`` is false)."""
+    if definition is None:
+        definition, model = active_definition(settings, store, now=now)
+    cut = pd.Timestamp(as_of or now)
+    base = _base(settings, store, as_of=cut, now=now)
+    accounts = base.accounts
+    lifts = _rule_lifts(accounts, definition)
+    fitted = model or LookalikeModel(
+        pipeline=None,
+        dimensions=definition.dimensions,
+        fallback_reason="no look-alike model for this ICP version; scores come from segment rules",
+    )
+    scores = score_accounts(fitted, accounts, fallback=lifts)
+    assignment = assign_tiers(
+        accounts, definition, scores=scores.score, green_min_score=settings.tiers.green_min_score
+    )
+    evidence = evidence_table(accounts, base.outcomes, _evidence_settings(settings))
+    best = best_fit_labels(base.outcomes, evidence.outcome, settings.lookalike.best_fit_share)
+    keys = [d for d in definition.dimensions[:2] if d in accounts.columns]
+    similar = similar_customers(accounts, best.eq(1).to_numpy(), keys=keys)
+    note = "" if fitted.pipeline is not None else f"({fitted.fallback_reason}.)"
+    reasons = compose(
+        assignment.frame, definition, signals=scores.signals, similar=similar, note=note
+    )
+    frame = pd.DataFrame(
+        {
+            "account_id": accounts["account_id"].astype(str).to_numpy(),
+            "name": accounts["name"].astype("string").to_numpy(),
+            "tier": assignment.frame["tier"].to_numpy(),
+            "rule_tier": assignment.frame["rule_tier"].to_numpy(),
+            "score": scores.score.to_numpy(dtype=int),
+            "segment": assignment.frame["segment"].astype(str).to_numpy(),
+            "reasons": reasons.to_numpy(),
+            "overridden": assignment.frame["overridden"].to_numpy(dtype=bool),
+            "is_customer": base.outcomes["is_customer"].to_numpy(dtype=bool),
+        }
+    )
+    if keep:
+        store.save_scores(definition.version, frame, now=now)
+    return ScoreResult(
+        version=definition.version,
+        frame=frame,
+        tiers=tier_counts(frame["tier"]),
+        overrides=assignment.overrides,
+        invalid_overrides=assignment.invalid_overrides,
+        model=fitted.summary(),
+    )
+
+
+def _rule_lifts(accounts: pd.DataFrame, definition: IcpDefinition) -> pd.Series:
+    lift = pd.Series(1.0, index=accounts.index)
+    decided = np.zeros(len(accounts), dtype=bool)
+    for tier in (Tier.RED, Tier.GREEN):
+        for rule in definition.rules_of(tier):
+            mask = members(accounts, rule.rule) & ~decided
+            lift[mask] = rule.lift if np.isfinite(rule.lift) else 1.0
+            decided |= mask
+    return lift
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TalResult:
+    """A Target Account List."""
+
+    name: str
+    version: str
+    accounts: pd.DataFrame
+    coverage: dict[str, Any]
+    tal_id: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``tal --json`` document (contract: ``version`` and ``accounts``)."""
+        columns = ["account_id", "name", "rank", "score", "tier", "segment", "reasons"]
+        records = self.accounts[columns].astype(object).where(self.accounts[columns].notna(), None)
+        return {
+            "name": self.name,
+            "version": self.version,
+            "size": len(self.accounts),
+            "coverage": self.coverage,
+            "accounts": records.to_dict("records"),
+        }
+
+
+def build_tal(
+    scored: pd.DataFrame, definition: IcpDefinition, size: int
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Top ``size`` prospects (not customers, not Red) by fit, with Green-segment coverage."""
+    prospects = scored[~scored["is_customer"] & (scored["tier"] != str(Tier.RED))]
+    tier_order = prospects["tier"].map({str(Tier.GREEN): 0, str(Tier.YELLOW): 1}).fillna(2)
+    ranked = prospects.assign(_tier=tier_order).sort_values(
+        ["score", "_tier", "account_id"], ascending=[False, True, True]
+    )
+    chosen = ranked.head(size).drop(columns="_tier").reset_index(drop=True)
+    chosen.insert(2, "rank", np.arange(1, len(chosen) + 1))
+    green_labels = [rule_label(r.rule) for r in definition.rules_of(Tier.GREEN)]
+    by_segment = {label: int((chosen["segment"] == label).sum()) for label in green_labels}
+    coverage = {
+        "tiers": tier_counts(chosen["tier"]),
+        "green_share": round(float((chosen["tier"] == str(Tier.GREEN)).mean()), 4)
+        if len(chosen)
+        else 0.0,
+        "green_segments": by_segment,
+        "green_segments_covered": sum(1 for n in by_segment.values() if n > 0),
+        "prospects_considered": len(prospects),
+    }
+    return chosen, coverage
+
+
+def tal(settings: Settings, store: Store, *, now: datetime, size: int | None = None) -> TalResult:
+    """Build, store and return the named TAL of the active ICP version."""
+    definition, model = active_definition(settings, store, now=now)
+    scored = score(settings, store, now=now, definition=definition, model=model)
+    members_frame, coverage = build_tal(scored.frame, definition, size or settings.tal.size)
+    tal_id = store.save_tal(
+        name=settings.tal.name,
+        version=definition.version,
+        members=members_frame,
+        coverage=coverage,
+        now=now,
+    )
+    log.info(
+        "tal_built", name=settings.tal.name, version=definition.version, size=len(members_frame)
+    )
+    return TalResult(
+        name=settings.tal.name,
+        version=definition.version,
+        accounts=members_frame,
+        coverage=coverage,
+        tal_id=tal_id,
+    )
+
+
+def review(
+    settings: Settings, store: Store, *, now: datetime, version: str | None = None
+) -> dict[str, Any]:
+    """What happened after an ICP version's as-of date: did its predictions come true?
+
+    Compares, for deals closed and customers observed after the as-of date, the new-business
+    win rate and logo retention of Green accounts with the rest, and the conversion of the
+    TAL the version would have produced with the other prospects.
+    """
+    stored = store.icp_version(version)
+    if stored is None:
+        raise PipelineError("no ICP version to review: run `icp-sync derive` first")
+    definition = from_toml(stored.definition, source=f"stored {stored.version}")
+    as_of = pd.Timestamp(stored.as_of)
+    then = score(
+        settings,
+        store,
+        now=now,
+        definition=definition,
+        model=_load_model(stored.model),
+        as_of=stored.as_of,
+        keep=False,
+    )
+    accounts = store.load_frame(CrmObject.ACCOUNT)
+    opportunities = store.load_frame(CrmObject.OPPORTUNITY)
+    tiers = then.frame.set_index("account_id")["rule_tier"]
+    deals = opportunities[
+        (opportunities["deal_type"] == DealType.NEW_BUSINESS)
+        & opportunities["is_closed"]
+        & (opportunities["close_date"] > as_of)
+        & opportunities["account_id"].isin(tiers.index)
+    ]
+    deal_tier = deals["account_id"].map(tiers)
+    win = {str(t): _rate(deals["is_won"][deal_tier == str(t)]) for t in Tier}
+    win["rest"] = _rate(deals["is_won"][deal_tier != str(Tier.GREEN)])
+    win_test = _compare(
+        deals["is_won"][deal_tier == str(Tier.GREEN)], deals["is_won"][deal_tier != str(Tier.GREEN)]
+    )
+    lifecycle = account_outcomes(
+        *history_as_of(accounts, opportunities, pd.Timestamp(now)),
+        as_of=pd.Timestamp(now),
+        settings=LifecycleSettings(windows=1, snapshot_fields=False),
+    )
+    active_then = then.frame.set_index("account_id")
+    customers_then = active_then.index[active_then["is_customer"]]
+    churned = lifecycle["churned_at"].reindex(customers_then)
+    retained = ~(churned > as_of)
+    tier_then = active_then.loc[customers_then, "rule_tier"]
+    retention = {str(t): _rate(retained[tier_then == str(t)]) for t in Tier}
+    retention["rest"] = _rate(retained[tier_then != str(Tier.GREEN)])
+    retention_test = _compare(
+        retained[tier_then == str(Tier.GREEN)], retained[tier_then != str(Tier.GREEN)]
+    )
+    tal_members, _ = build_tal(then.frame, definition, settings.tal.size)
+    prospects = then.frame[~then.frame["is_customer"] & (then.frame["tier"] != str(Tier.RED))]
+    converted = lifecycle["customer_since"].reindex(prospects["account_id"]).gt(as_of).to_numpy()
+    in_tal = prospects["account_id"].isin(tal_members["account_id"]).to_numpy()
+    conversion = {
+        "tal": _rate(pd.Series(converted[in_tal])),
+        "other_prospects": _rate(pd.Series(converted[~in_tal])),
+    }
+    conversion_test = _compare(pd.Series(converted[in_tal]), pd.Series(converted[~in_tal]))
+    months = (pd.Timestamp(now) - as_of).days / 30.44
+    return {
+        "version": definition.version,
+        "as_of": as_of.isoformat(),
+        "observed_months": round(months, 1),
+        "win_rate_after": win | {"green_vs_rest": win_test},
+        "retention_after": retention | {"green_vs_rest": retention_test},
+        "tal_conversion": conversion
+        | {"tal_vs_other": conversion_test, "tal_size": len(tal_members)},
+    }
+
+
+def _rate(values: pd.Series) -> dict[str, float | int | None]:
+    n = int(values.count())
+    return {"rate": round(float(values.mean()), 4) if n else None, "n": n}
+
+
+def _compare(a: pd.Series, b: pd.Series) -> dict[str, float | None]:
+    if a.count() < 5 or b.count() < 5:
+        return {"lift": None, "p_value": None}
+    rate_a, rate_b = float(a.mean()), float(b.mean())
+    counts = np.array([int(a.sum()), int(b.sum())])
+    sizes = np.array([int(a.count()), int(b.count())])
+    if counts.sum() in (0, sizes.sum()):
+        return {"lift": None, "p_value": None}
+    _, p = proportions_ztest(counts, sizes)
+    return {
+        "lift": round(rate_a / rate_b, 3) if rate_b else None,
+        "p_value": float(p),
+    }
