@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
-from connectors.base import ApiUsage, Batch, CheckItem, Connector
+from typing import TYPE_CHECKING
+
+from connectors.base import ApiUsage, Batch, CheckItem, Connector, WritableConnector
 from icp_sync.config import Settings
 from icp_sync.errors import ConfigError
 
-__all__ = ["ApiUsage", "Batch", "CheckItem", "Connector", "make_connector"]
+if TYPE_CHECKING:
+    from icp_sync.store import Store
+
+__all__ = ["ApiUsage", "Batch", "CheckItem", "Connector", "WritableConnector", "make_connector"]
 
 
-def make_connector(settings: Settings) -> Connector:
-    """The connector ``crm.connector`` names, built from its config section."""
+def make_connector(settings: Settings, store: Store | None = None) -> Connector:
+    """The connector ``crm.connector`` names, built from its config section.
+
+    Args:
+        settings: The configuration.
+        store: Where connectors keep their own state (write windows and the like).
+    """
     if settings.crm.connector == "files":
         from connectors.files import FileConnector
 
         if settings.files is None:
             raise ConfigError(["files: section required when crm.connector = 'files'"])
         return FileConnector(settings.files)
+    if settings.crm.connector == "salesforce":
+        from connectors.salesforce import SalesforceConnector
+        from icp_sync.store import StoredConnectorState
+
+        if settings.salesforce is None:
+            raise ConfigError(["salesforce: section required when crm.connector = 'salesforce'"])
+        state = StoredConnectorState(store, "salesforce") if store is not None else None
+        return SalesforceConnector(settings.salesforce, state=state)
     raise ConfigError([f"crm.connector: unknown connector {settings.crm.connector!r}"])

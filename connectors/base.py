@@ -10,13 +10,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
 from icp_sync.model import CrmObject
+from icp_sync.writeback import Plan
 
-__all__ = ["ApiUsage", "Batch", "CheckItem", "Connector"]
+__all__ = [
+    "ApiUsage",
+    "ApplyBatch",
+    "Batch",
+    "CheckItem",
+    "Connector",
+    "ConnectorState",
+    "FieldSetup",
+    "WritableConnector",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,11 +39,13 @@ class Batch:
             position only becomes safe after a later batch.
         snapshot: The batch holds every live record of the object, so mirrored records
             missing from it were deleted in the source.
+        deleted: Ids the source reports as deleted (beyond rows flagged in ``frame``).
     """
 
     frame: pd.DataFrame
     cursor: str | None = None
     snapshot: bool = False
+    deleted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +77,45 @@ class ApiUsage:
     remaining: int | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApplyBatch:
+    """The outcome of one write call (or one bulk job).
+
+    Attributes:
+        written: Record id -> owned fields now holding the planned values.
+        rejected: Record id -> why the CRM refused it (skipped, reported, not retried now).
+        deferred: Record id -> why it was not attempted this cycle (picked up next cycle).
+        method: ``collections`` or ``bulk``.
+    """
+
+    written: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rejected: dict[str, str] = field(default_factory=dict)
+    deferred: dict[str, str] = field(default_factory=dict)
+    method: str = "collections"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FieldSetup:
+    """What ``setup-fields`` found and did, by API name (``Account.ICP_Tier__c``)."""
+
+    existing: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    dry_run: bool = False
+
+
+class ConnectorState(Protocol):
+    """**Protocol**: a connector's own small persistent state (kept in the state store)."""
+
+    def load(self) -> dict[str, Any]:
+        """The stored state (empty when none)."""
+        ...
+
+    def save(self, state: dict[str, Any]) -> None:
+        """Replace the stored state; committed before this returns."""
+        ...
+
+
 @runtime_checkable
 class Connector(Protocol):
     """**Protocol**: a source of CRM records (and, for CRMs, a target of write-back)."""
@@ -92,4 +143,21 @@ class Connector(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class WritableConnector(Connector, Protocol):
+    """**Protocol**: a CRM icp-sync can write tier, score, reasons and TAL membership to."""
+
+    def writable_fields(self) -> dict[str, str]:
+        """Owned field -> CRM field name, for the owned fields that exist in the CRM."""
+        ...
+
+    def ensure_fields(self, *, dry_run: bool) -> FieldSetup:
+        """Create the owned fields that are missing (idempotent)."""
+        ...
+
+    def apply(self, plan: Plan) -> Iterator[ApplyBatch]:
+        """Write a plan, one batch of results per call or job; the only writer."""
         ...

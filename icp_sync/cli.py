@@ -139,21 +139,64 @@ def sync(
     config: ConfigOption = None,
     json_output: JsonOption = False,
     full: Annotated[bool, typer.Option("--full", help="Ignore cursors; read everything.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Plan the write-back but write nothing to the CRM.")
+    ] = False,
 ) -> None:
-    """Extract from the CRM, mirror into the state store, and summarise the segments."""
+    """One cycle: extract changes, mirror them, score, and write tiers back to the CRM."""
     from icp_sync.pipeline import sync as run_sync
 
     with _command("sync", config) as run, Store.open(run.settings.store.url) as store:
-        result = run_sync(run.settings, store, run_id=run.run_id, now=run.now, full=full)
+        result = run_sync(
+            run.settings, store, run_id=run.run_id, now=run.now, full=full, dry_run=dry_run
+        )
         log.get_logger().info(
             "sync_summary",
+            status=result.status,
             api_calls=result.api_calls,
+            records_written=result.records_written,
             **{str(k): v.as_dict() | {"normalization": None} for k, v in result.objects.items()},
         )
         if json_output:
             console.print_json(result.as_dict())
         else:
             console.print_sync(result)
+
+
+@app.command("setup-fields")
+def setup_fields(
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be created; create nothing.")
+    ] = False,
+) -> None:
+    """Create the ICP fields in the CRM (idempotent: existing fields are left alone)."""
+    from connectors import WritableConnector, make_connector
+
+    with _command("setup-fields", config) as run, Store.open(run.settings.store.url) as store:
+        connector = make_connector(run.settings, store)
+        try:
+            if not isinstance(connector, WritableConnector):
+                raise ConfigError(
+                    [f"crm.connector: {connector.name} has no fields to set up (it is read-only)"]
+                )
+            result = connector.ensure_fields(dry_run=dry_run)
+        finally:
+            connector.close()
+        document = {
+            "dry_run": result.dry_run,
+            "existing": result.existing,
+            "created" if not dry_run else "would_create": result.created,
+            "failed": result.failed,
+            "api_calls": connector.usage().calls,
+        }
+        if json_output:
+            console.print_json(document)
+        else:
+            console.print_field_setup(document)
+        if result.failed:
+            raise typer.Exit(1)
 
 
 AsOfOption = Annotated[

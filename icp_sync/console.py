@@ -71,11 +71,58 @@ def print_sync(result: SyncResult) -> None:
         )
     stdout.print(table)
     _print_repairs(result)
-    _print_segments(result.segments)
+    if result.writeback is None:
+        _print_segments(result.segments)
+    else:
+        _print_writeback(result.writeback)
     stdout.print(
         f"mirror: {result.mirror.get('account', 0):,} accounts, "
         f"{result.mirror.get('opportunity', 0):,} opportunities; "
         f"{result.api_calls} CRM API calls; {result.duration_s:.1f} s"
+    )
+    if result.status != "ok":
+        stdout.print(f"[yellow]cycle stopped early ({result.status}); the next cycle resumes[/]")
+
+
+def _print_writeback(summary: dict[str, Any]) -> None:
+    if "skipped" in summary:
+        stdout.print(f"[yellow]write-back skipped: {summary['skipped']}[/]")
+        return
+    plan = summary["plan"]
+    tiers = ", ".join(f"{n:,} {t}" for t, n in summary["tiers"].items())
+    stdout.print(f"ICP {summary['version']}: {tiers}")
+    for move, count in plan["tier_moves"].items():
+        stdout.print(f"  {count:,} accounts move {move}")
+    verb = "would change" if summary["dry_run"] else "changed"
+    stdout.print(
+        f"write-back {verb}: {plan['records']:,} records, {plan['field_changes']:,} fields"
+        + (
+            ""
+            if summary["dry_run"]
+            else (
+                f"; written {summary['records_written']:,}, rejected {summary['rejected']:,}, "
+                f"deferred {summary['deferred']:,}"
+            )
+        )
+    )
+
+
+def print_field_setup(document: dict[str, Any]) -> None:
+    """What setup-fields found and created."""
+    table = Table(title="ICP fields" + (" (dry run)" if document["dry_run"] else ""))
+    table.add_column("field")
+    table.add_column("status")
+    for name in document["existing"]:
+        table.add_row(name, "[green]exists[/]")
+    for name in document.get("created", document.get("would_create", [])):
+        table.add_row(
+            name, "[cyan]would be created[/]" if document["dry_run"] else "[green]created[/]"
+        )
+    for name, error in document["failed"].items():
+        table.add_row(name, f"[red]failed: {error}[/]")
+    stdout.print(table)
+    stdout.print(
+        "New fields need field-level security for the integration user (a permission set)."
     )
 
 

@@ -38,7 +38,15 @@ from icp_sync.model import (
     conform,
 )
 
-__all__ = ["SCHEMA_VERSION", "IcpVersion", "MirrorResult", "RunRecord", "Store", "StoredTal"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "IcpVersion",
+    "MirrorResult",
+    "RunRecord",
+    "Store",
+    "StoredConnectorState",
+    "StoredTal",
+]
 
 metadata = sa.MetaData()
 
@@ -158,6 +166,39 @@ tal_members = sa.Table(
 )
 
 
+connector_state = sa.Table(
+    "connector_state",
+    metadata,
+    sa.Column("connector", sa.String(64), primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+field_state = sa.Table(
+    "field_state",
+    metadata,
+    sa.Column("object", sa.String(32), primary_key=True),
+    sa.Column("record_id", sa.String(255), primary_key=True),
+    sa.Column("field", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+write_ledger = sa.Table(
+    "write_ledger",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),
+    sa.Column("object", sa.String(32), nullable=False),
+    sa.Column("record_id", sa.String(255), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("values", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
 def _v1(conn: Connection) -> None:
     tables = [meta_table, *MIRROR.values(), watermarks, runs, rejects]
     metadata.create_all(conn, tables=tables)
@@ -167,7 +208,11 @@ def _v2(conn: Connection) -> None:
     metadata.create_all(conn, tables=[icp_versions, account_scores, tals, tal_members])
 
 
-_MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2)
+def _v3(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[connector_state, field_state, write_ledger])
+
+
+_MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3)
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 _CHUNK = 5_000
@@ -598,6 +643,128 @@ class Store:
             coverage=json.loads(row.coverage),
             members=members.drop(columns=["tal_id"]),
         )
+
+    def load_connector_state(self, connector: str) -> dict[str, Any]:
+        """A connector's own persistent state."""
+        query = sa.select(connector_state.c.state).where(connector_state.c.connector == connector)
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar_one_or_none()
+        return dict(json.loads(value)) if value else {}
+
+    def save_connector_state(self, connector: str, state: dict[str, Any], *, now: datetime) -> None:
+        """Replace a connector's state."""
+        row = {"connector": connector, "state": json.dumps(state, default=str), "updated_at": now}
+        with self._tx() as conn:
+            conn.execute(_upsert(conn, connector_state, "connector"), [row])
+
+    def record_field_values(
+        self,
+        obj: CrmObject,
+        values: dict[str, dict[str, str]],
+        *,
+        source: str,
+        now: datetime,
+    ) -> None:
+        """Remember what the CRM holds: ``{record_id: {field: canonical text}}``."""
+        rows = [
+            {
+                "object": str(obj),
+                "record_id": record_id,
+                "field": field,
+                "value": value,
+                "source": source,
+                "updated_at": now,
+            }
+            for record_id, fields in values.items()
+            for field, value in fields.items()
+        ]
+        if not rows:
+            return
+        with self._tx() as conn:
+            statement = _upsert(conn, field_state, "object", "record_id", "field")
+            for start in range(0, len(rows), _CHUNK):
+                conn.execute(statement, rows[start : start + _CHUNK])
+
+    def field_values(self, obj: CrmObject) -> pd.DataFrame:
+        """What the CRM holds per record (rows) and owned field (columns), as text."""
+        query = sa.select(field_state.c.record_id, field_state.c.field, field_state.c.value).where(
+            field_state.c.object == str(obj)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).fetchall()
+        if not rows:
+            return pd.DataFrame()
+        long = pd.DataFrame(rows, columns=["record_id", "field", "value"])
+        return long.pivot(index="record_id", columns="field", values="value")
+
+    def log_writes(
+        self,
+        run_id: str,
+        obj: CrmObject,
+        entries: list[tuple[str, str, dict[str, Any], str]],
+        *,
+        now: datetime,
+    ) -> None:
+        """Append to the write ledger: (record_id, status, values, detail) per record."""
+        rows = [
+            {
+                "run_id": run_id,
+                "object": str(obj),
+                "record_id": record_id,
+                "status": status,
+                "values": json.dumps(values, default=str, sort_keys=True),
+                "detail": detail,
+                "at": now,
+            }
+            for record_id, status, values, detail in entries
+        ]
+        if not rows:
+            return
+        with self._tx() as conn:
+            for start in range(0, len(rows), _CHUNK):
+                conn.execute(write_ledger.insert(), rows[start : start + _CHUNK])
+
+    def rejected_writes(self, obj: CrmObject) -> dict[str, str]:
+        """Records whose latest write attempt was rejected -> the values that were refused."""
+        latest = (
+            sa.select(write_ledger.c.record_id, sa.func.max(write_ledger.c.id).label("id"))
+            .where(write_ledger.c.object == str(obj))
+            .group_by(write_ledger.c.record_id)
+            .subquery()
+        )
+        query = (
+            sa.select(write_ledger.c.record_id, write_ledger.c["values"])
+            .join(latest, write_ledger.c.id == latest.c.id)
+            .where(write_ledger.c.status == "rejected")
+        )
+        with self.engine.connect() as conn:
+            return {row[0]: row[1] for row in conn.execute(query)}
+
+    def ledger_counts(self, run_id: str) -> dict[str, int]:
+        """Ledger entries of one run, per status."""
+        query = (
+            sa.select(write_ledger.c.status, sa.func.count())
+            .where(write_ledger.c.run_id == run_id)
+            .group_by(write_ledger.c.status)
+        )
+        with self.engine.connect() as conn:
+            return {str(status): int(count) for status, count in conn.execute(query)}
+
+
+class StoredConnectorState:
+    """A connector's state kept in the store (implements ``connectors.base.ConnectorState``)."""
+
+    def __init__(self, store: Store, connector: str) -> None:
+        self._store = store
+        self._connector = connector
+
+    def load(self) -> dict[str, Any]:
+        """The stored state."""
+        return self._store.load_connector_state(self._connector)
+
+    def save(self, state: dict[str, Any]) -> None:
+        """Replace the stored state."""
+        self._store.save_connector_state(self._connector, state, now=datetime.now(UTC))
 
 
 def _connect_args(url: str) -> dict[str, Any]:

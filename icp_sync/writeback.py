@@ -1,0 +1,240 @@
+"""The write-back planner: desired CRM field values against what the CRM holds -> a plan.
+
+Pure. The desired values come from scoring (tier, score, segment, reasons, TAL membership and
+rank, ICP version); the current values are what was last read back from the CRM or
+successfully written to it. Only differences become :class:`FieldChange` s, so applying a plan
+and planning again yields an empty plan, and unchanged values never cost an API call. The
+scored-at stamp only moves on records that change for another reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from icp_sync.model import CrmObject
+
+__all__ = [
+    "ACCOUNT_FIELDS",
+    "FieldChange",
+    "OwnedField",
+    "Plan",
+    "canonical_value",
+    "desired_account_values",
+    "plan",
+]
+
+
+class OwnedField(StrEnum):
+    """The CRM fields icp-sync owns on an account (names are mapped per CRM)."""
+
+    TIER = "tier"
+    SCORE = "score"
+    SEGMENT = "segment"
+    REASONS = "reasons"
+    TAL = "tal"
+    TAL_RANK = "tal_rank"
+    VERSION = "version"
+    SCORED_AT = "scored_at"
+
+
+ACCOUNT_FIELDS: tuple[OwnedField, ...] = tuple(OwnedField)
+_STAMP = OwnedField.SCORED_AT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FieldChange:
+    """One field of one record to set.
+
+    Attributes:
+        crm_object: Which object.
+        record_id: The CRM id of the record.
+        field: The owned field (see :class:`OwnedField`).
+        old: The value the CRM holds (as last read or written), ``None`` when empty.
+        new: The value to write, ``None`` to clear.
+    """
+
+    crm_object: CrmObject
+    record_id: str
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """Everything a write-back would change."""
+
+    changes: tuple[FieldChange, ...] = ()
+    tier_moves: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def records(self) -> int:
+        """How many records the plan touches."""
+        return len({(c.crm_object, c.record_id) for c in self.changes})
+
+    def by_record(self) -> dict[tuple[CrmObject, str], dict[str, Any]]:
+        """Changes grouped per record: ``{(object, id): {field: new}}``, in plan order."""
+        grouped: dict[tuple[CrmObject, str], dict[str, Any]] = {}
+        for change in self.changes:
+            grouped.setdefault((change.crm_object, change.record_id), {})[change.field] = change.new
+        return grouped
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready counts: records, field changes per field, tier moves."""
+        per_field: dict[str, int] = {}
+        for change in self.changes:
+            per_field[change.field] = per_field.get(change.field, 0) + 1
+        return {
+            "records": self.records,
+            "field_changes": len(self.changes),
+            "by_field": dict(sorted(per_field.items())),
+            "tier_moves": self.tier_moves,
+        }
+
+
+def canonical_value(value: Any) -> str:  # noqa: PLR0911 (one return per kind of value)
+    """The text form two values are compared in (``57`` == ``57.0``, ``True`` == ``"true"``)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return ""
+        return str(int(value)) if float(value).is_integer() else f"{float(value):.6g}"
+    if isinstance(value, datetime | pd.Timestamp):
+        stamp = pd.Timestamp(value)
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _canonical_text(str(value).strip())
+
+
+def _canonical_text(text: str) -> str:
+    lowered = text.casefold()
+    if lowered in ("true", "false"):
+        return lowered
+    if text[:1] in "-+.0123456789":
+        try:
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        if math.isfinite(number):
+            return canonical_value(number)
+        if "T" in text and text.endswith(("+0000", "Z", "+00:00")):
+            try:
+                return canonical_value(pd.Timestamp(text))
+            except ValueError:
+                return text
+    return text
+
+
+def desired_account_values(
+    scores: pd.DataFrame,
+    tal: pd.DataFrame | None,
+    *,
+    version: str,
+    scored_at: datetime,
+) -> pd.DataFrame:
+    """Owned-field values every account should hold, indexed by account id.
+
+    Args:
+        scores: Scoring output (``account_id``, ``tier``, ``score``, ``segment``, ``reasons``).
+        tal: Members of the TAL in force (``account_id``, ``rank``), if any.
+        version: The ICP version the values come from.
+        scored_at: When they were computed.
+    """
+    frame = pd.DataFrame(
+        {
+            OwnedField.TIER: scores["tier"].to_numpy(),
+            OwnedField.SCORE: scores["score"].to_numpy(),
+            OwnedField.SEGMENT: scores["segment"].to_numpy(),
+            OwnedField.REASONS: scores["reasons"].to_numpy(),
+        },
+        index=pd.Index(scores["account_id"].astype(str), name="record_id"),
+    )
+    ranks = pd.Series(dtype="float64")
+    if tal is not None and len(tal):
+        ranks = tal.set_index(tal["account_id"].astype(str))["rank"].astype("float64")
+    rank = ranks.reindex(frame.index)
+    frame[OwnedField.TAL] = rank.notna().to_numpy()
+    frame[OwnedField.TAL_RANK] = rank.to_numpy()
+    frame[OwnedField.VERSION] = version
+    frame[OwnedField.SCORED_AT] = scored_at
+    return frame
+
+
+def plan(
+    desired: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    crm_object: CrmObject = CrmObject.ACCOUNT,
+    writable: Iterable[str] | None = None,
+    skip: Mapping[str, str] | None = None,
+) -> Plan:
+    """The changes that bring ``current`` to ``desired``.
+
+    Args:
+        desired: Owned-field values per record (index: record id).
+        current: What the CRM holds per record and field (same shape; missing cells or
+            records mean empty).
+        crm_object: The object the records belong to.
+        writable: Owned fields that exist in the CRM (others are left out of the plan).
+        skip: Records not to touch this time, with the reason (e.g. changed in the CRM since
+            it was read, or rejected last time with the same values).
+    """
+    fields = [f for f in desired.columns if writable is None or f in set(writable)]
+    if not fields or desired.empty:
+        return Plan()
+    wanted = desired[fields].map(canonical_value)
+    held = current.reindex(index=desired.index, columns=fields).map(canonical_value)
+    differs = wanted.ne(held)
+    if _STAMP in differs.columns:
+        # the stamp records when the values changed, so it alone never warrants a write
+        others = differs.drop(columns=_STAMP).any(axis=1)
+        differs[_STAMP] = others
+    if skip:
+        differs.loc[differs.index.isin(list(skip))] = False
+    aligned = current.reindex(index=desired.index, columns=fields).to_numpy(dtype=object)
+    target = desired[fields].to_numpy(dtype=object)
+    rows, cols = np.nonzero(differs.to_numpy())
+    changes = tuple(
+        FieldChange(
+            crm_object=crm_object,
+            record_id=str(desired.index[r]),
+            field=str(fields[c]),
+            old=_plain(aligned[r, c]),
+            new=_plain(target[r, c]),
+        )
+        for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
+    )
+    moves: dict[str, int] = {}
+    if OwnedField.TIER in differs.columns:
+        moved = differs[OwnedField.TIER].to_numpy()
+        before = held[OwnedField.TIER].to_numpy()[moved]
+        after = wanted[OwnedField.TIER].to_numpy()[moved]
+        for old, new in zip(before.tolist(), after.tolist(), strict=True):
+            key = f"{old or '(none)'} -> {new or '(none)'}"
+            moves[key] = moves.get(key, 0) + 1
+    return Plan(changes=changes, tier_moves=dict(sorted(moves.items())))
+
+
+def _plain(value: Any) -> Any:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    return value

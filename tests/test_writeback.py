@@ -1,0 +1,105 @@
+"""The write-back planner: only differences become changes; plans are idempotent."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from icp_sync.writeback import (
+    OwnedField,
+    canonical_value,
+    desired_account_values,
+    plan,
+)
+
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def _scores() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "account_id": ["a", "b", "c"],
+            "tier": ["Green", "Yellow", "Red"],
+            "score": [91, 40, 5],
+            "segment": ["Healthcare, 200-999 employees", "Retail", "Government"],
+            "reasons": ["r-a", "r-b", "r-c"],
+        }
+    )
+
+
+def _desired() -> pd.DataFrame:
+    tal = pd.DataFrame({"account_id": ["a"], "rank": [1]})
+    return desired_account_values(_scores(), tal, version="v2", scored_at=NOW)
+
+
+def test_empty_crm_gets_every_value() -> None:
+    """Records with nothing written yet receive every owned field (rank only when listed)."""
+    result = plan(_desired(), pd.DataFrame())
+
+    assert result.records == 3
+    assert len(result.changes) == 3 * 8 - 2
+    assert result.tier_moves == {"(none) -> Green": 1, "(none) -> Red": 1, "(none) -> Yellow": 1}
+
+
+def test_applying_a_plan_makes_the_next_plan_empty() -> None:
+    """Once the CRM holds the desired values, planning again changes nothing."""
+    desired = _desired()
+
+    current = desired.copy()
+
+    assert plan(desired, current).changes == ()
+
+
+def test_equal_values_in_other_shapes_are_not_changes() -> None:
+    """57 vs '57.0', True vs 'true', datetimes in CRM format: equal, so not written."""
+    desired = _desired()
+    current = desired.astype(object).copy()
+    current[OwnedField.SCORE] = ["91.0", "40", 5.0]
+    current[OwnedField.TAL] = ["true", False, "false"]
+    current[OwnedField.SCORED_AT] = "2026-11-01T00:00:00.000+0000"
+
+    assert plan(desired, current).changes == ()
+
+
+def test_only_changed_fields_are_written_and_the_stamp_follows() -> None:
+    """A tier move writes the tier and the scored-at stamp of that record only."""
+    desired = _desired()
+    current = desired.copy()
+    current.loc["b", OwnedField.TIER] = "Green"
+    current[OwnedField.SCORED_AT] = datetime(2026, 1, 1, tzinfo=UTC)
+
+    result = plan(desired, current)
+
+    assert {(c.record_id, c.field) for c in result.changes} == {
+        ("b", OwnedField.TIER),
+        ("b", OwnedField.SCORED_AT),
+    }
+    assert result.tier_moves == {"Green -> Yellow": 1}
+    assert result.by_record() == {
+        (result.changes[0].crm_object, "b"): {"tier": "Yellow", "scored_at": NOW}
+    }
+
+
+def test_missing_fields_and_skipped_records_are_left_out() -> None:
+    """Fields the CRM lacks are not planned; skipped records are not touched."""
+    result = plan(
+        _desired(),
+        pd.DataFrame(),
+        writable=[OwnedField.TIER, OwnedField.SCORE],
+        skip={"c": "changed in the CRM since it was read"},
+    )
+
+    assert {c.field for c in result.changes} == {"tier", "score"}
+    assert {c.record_id for c in result.changes} == {"a", "b"}
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [(1, "1.0"), (None, ""), (float("nan"), None), ("Green", " Green "), (0.5, "0.5")],
+    ids=["int-float", "none-empty", "nan-none", "whitespace", "fraction"],
+)
+def test_canonical_values_compare_equal(left: object, right: object) -> None:
+    """Values that mean the same compare equal."""
+    assert canonical_value(left) == canonical_value(right)
