@@ -22,13 +22,11 @@ configured budget end the cycle cleanly.
 
 from __future__ import annotations
 
-import csv
 import io
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import pandas as pd
 import requests
@@ -44,6 +42,13 @@ from simple_salesforce.exceptions import (
 from connectors.base import ApiUsage, ApplyBatch, Batch, CheckItem, ConnectorState, FieldSetup
 from connectors.salesforce_auth import Token, http_session, obtain_token
 from connectors.salesforce_fields import OWNED_ACCOUNT, READ_ONLY, tooling_metadata
+from connectors.salesforce_write import (
+    RETRIABLE_CODES,
+    backoff,
+    bulk_update,
+    collections_update,
+    salesforce_value,
+)
 from icp_sync.config import SalesforceConfig
 from icp_sync.errors import (
     AuthError,
@@ -64,10 +69,7 @@ log = get_logger(connector="salesforce")
 T = TypeVar("T")
 
 _SOBJECT = {CrmObject.ACCOUNT: "Account", CrmObject.OPPORTUNITY: "Opportunity"}
-_COLLECTION_SIZE = 200
-_RETRIABLE_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "UNKNOWN_EXCEPTION"})
 _READBACK = "icp_"
-_MAX_TEXT = {"segment": 255, "version": 32, "reasons": 32768}
 
 
 def soql_literal(value: str) -> str:
@@ -192,21 +194,21 @@ class SalesforceConnector:
             self._guard_budget()
             try:
                 return operation(self._client())
-            except SessionExpiredError:
-                raise
             except (SalesforceError, requests.RequestException) as exc:
                 error = _classify(exc)
+            except RetriableConnectorError as exc:
+                error = exc
             if isinstance(error, SessionExpiredError):
                 log.info("salesforce_session_expired", action="re-authenticating", during=what)
                 self._sf = None
-                if attempt < attempts:
-                    continue
-            if not isinstance(error, RetriableConnectorError) or attempt == attempts:
+            elif not isinstance(error, RetriableConnectorError):
                 raise error
-            delay = error.retry_after or min(30.0, 0.5 * 2 ** (attempt - 1))
-            delay *= random.uniform(0.5, 1.0)
-            log.warning("salesforce_retry", during=what, attempt=attempt, error=str(error))
-            self._sleep(delay)
+            if attempt == attempts:
+                raise error
+            if not isinstance(error, SessionExpiredError):
+                delay = error.retry_after or backoff(attempt)
+                log.warning("salesforce_retry", during=what, attempt=attempt, error=str(error))
+                self._sleep(delay)
         raise FatalConnectorError(f"{what}: retries exhausted", connector=self.name)
 
     def _guard_budget(self) -> None:
@@ -294,6 +296,8 @@ class SalesforceConnector:
         fields = ", ".join(select)
         soql = f"SELECT {fields} FROM {sobject} WHERE {' AND '.join(where)} ORDER BY {stamp}, Id"
         yield from self._rest_or_bulk(obj, soql, select, stamp, now)
+        if obj is CrmObject.ACCOUNT:
+            self._remember(last_read=_soql_datetime(now))
         if lower is not None and now - lower <= timedelta(days=self._config.deleted_window_days):
             deleted = self._call(
                 f"getDeleted {sobject}",
@@ -528,7 +532,7 @@ class SalesforceConnector:
         for (obj, record_id), values in plan.by_record().items():
             if obj is not CrmObject.ACCOUNT:
                 raise FatalConnectorError(f"icp-sync writes no {obj} fields", connector=self.name)
-            row = {mapping[owned]: _sf_value(owned, value) for owned, value in values.items()}
+            row = {mapping[owned]: salesforce_value(owned, v) for owned, v in values.items()}
             outside = set(row) - allowed
             if outside:
                 raise FatalConnectorError(
@@ -538,32 +542,47 @@ class SalesforceConnector:
             records[record_id] = row
         if not records:
             return
-        started = datetime.now(UTC)
         windows = [w for w in self._state.load().get("write_windows", []) if w.get("end")]
-        windows = [*windows[-5:], {"start": _soql_datetime(started), "end": None}]
+        windows = [*windows[-5:], {"start": _soql_datetime(datetime.now(UTC)), "end": None}]
         self._remember(write_windows=windows)
-        conflicts = self._changed_since_read(list(records), plan)
+        conflicts = self._changed_since_read(list(records))
         if conflicts:
-            yield ApplyBatch(
-                deferred=dict.fromkeys(conflicts, "changed in Salesforce since it was read")
-            )
+            reason = "changed in Salesforce since it was read; written next cycle"
+            yield ApplyBatch(deferred=dict.fromkeys(conflicts, reason))
             for record_id in conflicts:
                 records.pop(record_id, None)
+        owned_of = {api: owned for owned, api in mapping.items()}
+        written: str | None = None
         try:
             if len(records) > self._config.bulk_write_threshold:
                 log.info("writeback_method", method="bulk", records=len(records))
-                yield from self._bulk_update(records, mapping)
+                batches = bulk_update(
+                    self._call,
+                    records,
+                    owned_of,
+                    max_attempts=self._config.max_attempts,
+                    sleep=self._sleep,
+                    poll=self._bulk_wait,
+                )
             else:
                 log.info("writeback_method", method="collections", records=len(records))
-                yield from self._collections_update(records, mapping)
+                batches = collections_update(
+                    self._call,
+                    records,
+                    owned_of,
+                    max_attempts=self._config.max_attempts,
+                    sleep=self._sleep,
+                )
+            for batch in batches:
+                written = written or next(iter(batch.written), None)
+                yield batch
         finally:
             windows[-1]["end"] = _soql_datetime(datetime.now(UTC) + timedelta(seconds=1))
             self._remember(write_windows=windows)
-        if not self._state.load().get("user_id"):
-            self._learn_user(next(iter(records), None))
+        if written and not self._state.load().get("user_id"):
+            self._learn_user(written)
 
-    def _changed_since_read(self, ids: list[str], plan: Plan) -> list[str]:
-        del plan
+    def _changed_since_read(self, ids: list[str]) -> list[str]:
         read_at = self._state.load().get("last_read")
         if not read_at or not ids:
             return []
@@ -575,10 +594,6 @@ class SalesforceConnector:
         wanted = set(ids)
         return [str(r["Id"]) for r in result.get("records", []) if str(r["Id"]) in wanted]
 
-    def mark_read(self, now: datetime) -> None:
-        """Remember the end of the last extraction (for the pre-write conflict check)."""
-        self._remember(last_read=_soql_datetime(now))
-
     def _learn_user(self, record_id: str | None) -> None:
         if record_id is None:
             return
@@ -587,184 +602,6 @@ class SalesforceConnector:
         rows = result.get("records", [])
         if rows and rows[0].get("LastModifiedById"):
             self._remember(user_id=str(rows[0]["LastModifiedById"]))
-
-    def _collections_update(
-        self, records: dict[str, dict[str, Any]], mapping: Mapping[str, str]
-    ) -> Iterator[ApplyBatch]:
-        reverse = {api: owned for owned, api in mapping.items()}
-        pending = list(records)
-        for attempt in range(1, self._config.max_attempts + 1):
-            locked: list[str] = []
-            for start in range(0, len(pending), _COLLECTION_SIZE):
-                chunk = pending[start : start + _COLLECTION_SIZE]
-                body = {
-                    "allOrNone": False,
-                    "records": [
-                        {"attributes": {"type": "Account"}, "Id": rid, **records[rid]}
-                        for rid in chunk
-                    ],
-                }
-                results = (
-                    self._call(
-                        "update Account collection",
-                        _restful("composite/sobjects", method="PATCH", json=body),
-                    )
-                    or []
-                )
-                written: dict[str, dict[str, Any]] = {}
-                rejected: dict[str, str] = {}
-                for rid, result in zip(chunk, results or [], strict=False):
-                    if result.get("success"):
-                        written[rid] = {reverse[k]: v for k, v in records[rid].items()}
-                        continue
-                    errors = result.get("errors") or [{}]
-                    codes = {str(e.get("statusCode")) for e in errors}
-                    if codes & _RETRIABLE_CODES and attempt < self._config.max_attempts:
-                        locked.append(rid)
-                    else:
-                        rejected[rid] = "; ".join(
-                            f"{e.get('statusCode')}: {e.get('message')}" for e in errors
-                        )
-                yield ApplyBatch(written=written, rejected=rejected)
-            if not locked:
-                return
-            log.warning("salesforce_row_locks", records=len(locked), attempt=attempt)
-            self._sleep(min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
-            pending = locked
-
-    def _bulk_update(
-        self, records: dict[str, dict[str, Any]], mapping: Mapping[str, str]
-    ) -> Iterator[ApplyBatch]:
-        reverse = {api: owned for owned, api in mapping.items()}
-        pending = dict(records)
-        for attempt in range(1, self._config.max_attempts + 1):
-            job_id = self._bulk_job(pending)
-            outcome = self._bulk_outcome(job_id)
-            written = {
-                rid: {reverse[k]: v for k, v in pending[rid].items()}
-                for rid in outcome["successful"]
-                if rid in pending
-            }
-            retry = {
-                rid: pending[rid]
-                for rid, error in outcome["failed"].items()
-                if error.split(":", 1)[0] in _RETRIABLE_CODES and rid in pending
-            }
-            retry |= {rid: pending[rid] for rid in outcome["unprocessed"] if rid in pending}
-            last = attempt == self._config.max_attempts
-            rejected = {
-                rid: error for rid, error in outcome["failed"].items() if rid not in retry or last
-            }
-            if last:
-                rejected |= dict.fromkeys(retry, "not processed by the bulk job")
-            yield ApplyBatch(written=written, rejected=rejected, method="bulk")
-            if not retry or last:
-                return
-            log.warning("salesforce_bulk_retry", records=len(retry), attempt=attempt)
-            self._sleep(min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
-            pending = retry
-
-    def _bulk_job(self, records: Mapping[str, Mapping[str, Any]]) -> str:
-        columns = sorted({k for row in records.values() for k in row})
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["Id", *columns])
-        for rid, row in records.items():
-            # in Bulk API CSV an empty cell means "leave as is"; #N/A clears the field
-            writer.writerow([rid, *(_csv_cell(row.get(c)) for c in columns)])
-        job = self._call(
-            "bulk ingest job",
-            _restful(
-                "jobs/ingest",
-                method="POST",
-                json={
-                    "object": "Account",
-                    "operation": "update",
-                    "contentType": "CSV",
-                    "lineEnding": "LF",
-                    "columnDelimiter": "COMMA",
-                },
-            ),
-        )
-        job_id = str(job["id"])
-        data = buffer.getvalue().encode("utf-8")
-        self._call(
-            "bulk upload",
-            _restful(
-                f"jobs/ingest/{job_id}/batches",
-                method="PUT",
-                data=data,
-                headers={"Content-Type": "text/csv; charset=UTF-8"},
-            ),
-        )
-        self._call(
-            "bulk close",
-            _restful(f"jobs/ingest/{job_id}", method="PATCH", json={"state": "UploadComplete"}),
-        )
-        return job_id
-
-    def _bulk_outcome(self, job_id: str) -> dict[str, Any]:
-        delay = self._bulk_wait
-        deadline = time.monotonic() + 3600
-        while True:
-            info = self._call("bulk job status", _restful(f"jobs/ingest/{job_id}"))
-            state = str(info.get("state"))
-            if state in ("JobComplete", "Failed", "Aborted"):
-                break
-            if time.monotonic() > deadline:
-                raise RetriableConnectorError(
-                    f"bulk job {job_id} still {state}", connector=self.name
-                )
-            self._sleep(delay)
-            delay = min(delay * 1.5, 30.0)
-        if state != "JobComplete":
-            log.warning(
-                "salesforce_bulk_job", job=job_id, state=state, error=info.get("errorMessage")
-            )
-        handler = cast(Any, self._client().bulk2).Account
-        successful = _csv_rows(
-            self._call("bulk results", lambda _: handler.get_successful_records(job_id))
-        )
-        failed = _csv_rows(
-            self._call("bulk failures", lambda _: handler.get_failed_records(job_id))
-        )
-        unprocessed = _csv_rows(
-            self._call("bulk unprocessed", lambda _: handler.get_unprocessed_records(job_id))
-        )
-        return {
-            "successful": [r.get("sf__Id", "") for r in successful],
-            "failed": {r.get("sf__Id", ""): r.get("sf__Error", "") for r in failed},
-            "unprocessed": [r.get("Id", "") for r in unprocessed],
-        }
-
-
-def _csv_rows(text: object) -> list[dict[str, str]]:
-    content = str(text or "")
-    if not content.strip():
-        return []
-    return list(csv.DictReader(io.StringIO(content)))
-
-
-def _csv_cell(value: Any) -> str:
-    if value is None:
-        return "#N/A"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _sf_value(owned: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if owned == "scored_at" and isinstance(value, datetime):
-        return _soql_datetime(value)
-    if owned in ("score", "tal_rank"):
-        return int(value)
-    if owned == "tal":
-        return bool(value)
-    if owned in _MAX_TEXT:
-        return str(value)[: _MAX_TEXT[owned]]
-    return value
 
 
 def _frame(records: list[dict[str, Any]], select: Mapping[str, str]) -> pd.DataFrame:
@@ -822,7 +659,7 @@ def _classify(exc: Exception) -> ConnectorError:  # noqa: PLR0911 (one return pe
             return RetriableConnectorError(text, connector="salesforce")
         return FatalConnectorError(text, connector="salesforce")
     if isinstance(exc, SalesforceMalformedRequest):
-        if code in _RETRIABLE_CODES:
+        if code in RETRIABLE_CODES:
             return RetriableConnectorError(text, connector="salesforce")
         return FatalConnectorError(text, connector="salesforce")
     if isinstance(exc, SalesforceResourceNotFound):
