@@ -80,6 +80,56 @@ def _command(name: str, config: Path | None) -> Iterator[Run]:
         )
 
 
+sandbox_app = typer.Typer(
+    help="The local CRM sandbox: synthetic data and Salesforce / HubSpot API emulators.",
+    no_args_is_help=True,
+)
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@sandbox_app.command("generate")
+def sandbox_generate(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the dataset into.")],
+    accounts: Annotated[int, typer.Option("--accounts", min=100, help="How many accounts.")] = 5000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every random draw.")] = 0,
+    no_signal: Annotated[
+        bool, typer.Option("--no-signal", help="No planted ICP: outcomes are noise only.")
+    ] = False,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option("--as-of", formats=["%Y-%m-%d"], help="'Today' in the generated world."),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Write a synthetic CRM (CSVs), its ground truth and a ready config into a folder."""
+    from icp_sync.sandbox.generate import generate, write_dataset
+
+    log.configure(level="warning")
+    crm = generate(
+        accounts,
+        seed=seed,
+        signal=not no_signal,
+        as_of=as_of.replace(tzinfo=UTC) if as_of else None,
+    )
+    paths = write_dataset(crm, out)
+    document = {
+        "out": str(out.resolve()),
+        "files": {k: str(v.resolve()) for k, v in paths.items()},
+        "accounts": len(crm.accounts),
+        "opportunities": len(crm.opportunities),
+        "green_segments": crm.truth["green_segments"],
+        "red_segments": crm.truth["red_segments"],
+    }
+    if json_output:
+        console.print_json(document)
+        return
+    console.stdout.print(
+        f"wrote {document['accounts']:,} accounts and {document['opportunities']:,} "
+        f"opportunities to {document['out']}"
+    )
+    console.stdout.print(f"next: icp-sync sync --config {paths['config']}")
+
+
 @app.command()
 def check(config: ConfigOption = None, json_output: JsonOption = False) -> None:
     """Validate the config and the connection; say what was found and what to fix."""

@@ -11,8 +11,8 @@ Derivation turns the segment evidence into tiers:
    covers, and kept only if it still beats (or trails) that rest by the minimum lift. A parent
    whose effect lives in one of its sub-segments drops out here ("Healthcare" after
    "Healthcare, 200-999"), and so does a segment that only looked good next to a bad one.
-4. A taken segment inside another taken segment of the same tier is dropped unless it differs
-   significantly from the rest of its parent ("Government, 1-49" inside "Government").
+4. A taken segment inside another taken segment of the same tier is dropped: it changes no
+   account's tier ("Government, 1-49" inside "Government").
 
 Everything else is Yellow. Configured exclusions are Red whatever the data say.
 
@@ -169,14 +169,11 @@ def derive(evidence: Evidence, accounts: pd.DataFrame, settings: DeriveSettings)
             chosen[i] = tier
             covered |= masks[i]
     for i in sorted(chosen, key=lambda k: -depth_of[k]):
-        parents = [
-            j for j in chosen if chosen[j] is chosen[i] and _contains(rule_of[j], rule_of[i])
-        ]
-        for j in parents:
-            _, p, _ = test_subset(evidence.outcome, masks[i], masks[j] & ~masks[i])
-            if p > threshold:
-                chosen.pop(i, None)
-                break
+        # a segment inside a chosen segment of the same tier changes no account's tier
+        if any(
+            chosen[j] is chosen[i] and _contains(rule_of[j], rule_of[i]) for j in chosen if j != i
+        ):
+            del chosen[i]
     for i, tier in chosen.items():
         table.at[i, "tier"] = str(tier)
     rules = [_rule_from_row(table.loc[i], tier) for i, tier in chosen.items()]
