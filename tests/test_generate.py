@@ -33,7 +33,9 @@ def test_same_seed_same_world_other_seed_other_world() -> None:
 def test_frames_are_canonical_and_keys_unique(crm: SyntheticCrm) -> None:
     """Frames pass through conform unchanged; ids, names and domains are unique."""
     pd.testing.assert_frame_equal(conform(crm.accounts, CrmObject.ACCOUNT), crm.accounts)
-    pd.testing.assert_frame_equal(conform(crm.opportunities, CrmObject.OPPORTUNITY), crm.opportunities)
+    pd.testing.assert_frame_equal(
+        conform(crm.opportunities, CrmObject.OPPORTUNITY), crm.opportunities
+    )
     for column in ("account_id", "name", "domain"):
         assert crm.accounts[column].is_unique
     assert crm.opportunities["opportunity_id"].is_unique
