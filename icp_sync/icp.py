@@ -279,8 +279,11 @@ def assign_tiers(
     own = [d for d in definition.dimensions if d in accounts.columns]
     if own:
         values = accounts[own].astype("string").fillna("?")
-        fallback = values.apply(lambda row: rule_label(dict(zip(own, row, strict=True))), axis=1)
-        label = np.where(label == "", fallback.to_numpy(dtype=object), label)
+        key = values[own[0]]
+        for column in own[1:]:
+            key = key + "\x1f" + values[column]
+        words = {k: rule_label(dict(zip(own, k.split("\x1f"), strict=True))) for k in key.unique()}
+        label = np.where(label == "", key.map(words).to_numpy(dtype=object), label)
     frame = pd.DataFrame({"rule_tier": tier, "segment": label}, index=accounts.index)
     final = frame["rule_tier"].copy()
     overrides: dict[str, int] = {}

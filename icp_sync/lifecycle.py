@@ -87,96 +87,150 @@ def account_outcomes(
         One row per account, indexed by ``account_id``.
     """
     ids = pd.Index(accounts["account_id"], name="account_id")
-    opps = opportunities[opportunities["account_id"].isin(ids)]
-    closed_by = opps["is_closed"] & (opps["close_date"] <= as_of)
-    won = opps[opps["is_won"] & closed_by]
-    lost = opps[closed_by & ~opps["is_won"]]
-    new_won = won[won["deal_type"] == DealType.NEW_BUSINESS]
-    new_lost = lost[lost["deal_type"] == DealType.NEW_BUSINESS]
+    n = len(ids)
+    # every deal gets its account's row number once; all grouping is then on integers
+    position = ids.get_indexer(opportunities["account_id"])
+    deals = _Deals.of(opportunities, position, as_of)
+    new_won = deals.won & deals.new_business
+    new_lost = deals.lost & deals.new_business
 
     out = pd.DataFrame(index=ids)
-    given_since = accounts["customer_since"].set_axis(ids)
-    first_new = new_won.groupby("account_id")["close_date"].min()
-    first_any = won.groupby("account_id")["close_date"].min()
-    since = given_since.fillna(first_new.reindex(ids)).fillna(first_any.reindex(ids))
-    out["customer_since"] = since
-
-    given_churn = accounts["churned_at"].set_axis(ids)
-    lost_renewal = (
-        lost[lost["deal_type"] == DealType.RENEWAL].groupby("account_id")["close_date"].max()
+    first_new = deals.first(new_won, n)
+    first_any = deals.first(deals.won, n)
+    given_since = _naive(accounts["customer_since"])
+    since = np.where(
+        pd.isna(given_since), np.where(pd.isna(first_new), first_any, first_new), given_since
     )
-    last_win = won.groupby("account_id")["close_date"].max()
-    derived_churn = lost_renewal.where(~(last_win.reindex(lost_renewal.index) > lost_renewal))
-    churned = given_churn.fillna(derived_churn.reindex(ids))
-    churned = churned.where(since.notna() & ~(churned < since))
-    out["churned_at"] = churned
+    lost_renewal = deals.last(deals.lost & deals.renewal, n)
+    last_win = deals.last(deals.won, n)
+    derived_churn = np.where(last_win > lost_renewal, np.datetime64("NaT"), lost_renewal)
+    given_churn = _naive(accounts["churned_at"])
+    churned = np.where(pd.isna(given_churn), derived_churn, given_churn)
+    churned = np.where(pd.isna(since) | (churned < since), np.datetime64("NaT"), churned)
+    out["customer_since"] = pd.DatetimeIndex(since).tz_localize("UTC")
+    out["churned_at"] = pd.DatetimeIndex(churned).tz_localize("UTC")
+    cut = np.datetime64(deals.as_of)
+    is_customer = ~pd.isna(since)
+    active = is_customer & ~(churned <= cut)
+    out["is_customer"] = is_customer
+    out["active"] = active
+    out["nb_won"] = np.bincount(deals.key[new_won], minlength=n)
+    out["nb_lost"] = np.bincount(deals.key[new_lost], minlength=n)
 
-    out["is_customer"] = since.notna().to_numpy()
-    out["active"] = (since.notna() & ~(churned <= as_of)).to_numpy()
-    out["nb_won"] = _count(new_won, ids)
-    out["nb_lost"] = _count(new_lost, ids)
+    _retention(out, deals, since, churned, settings=settings)
 
-    _retention(out, won, as_of=as_of, settings=settings)
+    cycle = (deals.close - deals.created).astype("timedelta64[s]").astype(float) / 86_400
+    timed = new_won & (cycle >= 0)
+    _sums(out, "cycle", deals.key[timed], cycle[timed], n)
+    priced = new_won & (deals.amount > 0)
+    _sums(out, "acv", deals.key[priced], deals.amount[priced], n)
 
-    cycle = (new_won["close_date"] - new_won["created_at"]).dt.total_seconds() / 86_400
-    cycle = cycle[cycle >= 0]
-    _sums(out, "cycle", cycle, new_won.loc[cycle.index, "account_id"], ids)
-    priced = new_won[new_won["amount"] > 0]
-    _sums(out, "acv", priced["amount"], priced["account_id"], ids)
-
-    out["arr"] = _arr_at(won, ids, as_of, settings.window_months) * out["active"]
-    snapshot = settings.snapshot_fields
+    out["arr"] = deals.arr_at(cut, settings.window_months, n) * active
     for column in ("nps", "adoption"):
-        values = accounts[column].set_axis(ids)
-        out[column] = values.where(out["is_customer"]) if snapshot else np.nan
+        values = accounts[column].to_numpy(dtype=float)
+        out[column] = np.where(is_customer, values, np.nan) if settings.snapshot_fields else np.nan
     return out
 
 
-def _count(frame: pd.DataFrame, ids: pd.Index) -> np.ndarray:
-    return frame.groupby("account_id").size().reindex(ids, fill_value=0).to_numpy()
+def _naive(series: pd.Series) -> np.ndarray:
+    """UTC datetimes as naive datetime64[ns] (NaT kept)."""
+    return np.asarray(
+        series.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(), dtype="datetime64[ns]"
+    )
 
 
-def _sums(
-    out: pd.DataFrame, prefix: str, values: pd.Series, keys: pd.Series, ids: pd.Index
-) -> None:
-    frame = pd.DataFrame({"key": keys.to_numpy(), "v": values.to_numpy(dtype=float)})
-    frame["sq"] = frame["v"] ** 2
-    grouped = frame.groupby("key").agg(total=("v", "sum"), n=("v", "size"), sq=("sq", "sum"))
-    grouped = grouped.reindex(ids, fill_value=0)
-    out[f"{prefix}_sum"] = grouped["total"].to_numpy()
-    out[f"{prefix}_n"] = grouped["n"].to_numpy()
-    out[f"{prefix}_sq"] = grouped["sq"].to_numpy()
+@dataclass(frozen=True, slots=True)
+class _Deals:
+    """Deal columns as arrays, with each deal's account row number (``key``)."""
+
+    key: np.ndarray
+    close: np.ndarray
+    created: np.ndarray
+    amount: np.ndarray
+    won: np.ndarray
+    lost: np.ndarray
+    new_business: np.ndarray
+    renewal: np.ndarray
+    as_of: np.datetime64
+
+    @classmethod
+    def of(cls, opportunities: pd.DataFrame, position: np.ndarray, as_of: pd.Timestamp) -> _Deals:
+        known = position >= 0
+        opps = opportunities[known]
+        close = _naive(opps["close_date"])
+        cut = np.datetime64(pd.Timestamp(as_of).tz_convert("UTC").tz_localize(None), "ns")
+        closed = opps["is_closed"].to_numpy(dtype=bool) & (close <= cut)
+        won = opps["is_won"].to_numpy(dtype=bool) & closed
+        kind = opps["deal_type"].astype("string").to_numpy(dtype=object)
+        return cls(
+            key=position[known],
+            close=close,
+            created=_naive(opps["created_at"]),
+            amount=opps["amount"].to_numpy(dtype=float),
+            won=won,
+            lost=closed & ~won,
+            new_business=kind == DealType.NEW_BUSINESS,
+            renewal=kind == DealType.RENEWAL,
+            as_of=cut,
+        )
+
+    def first(self, mask: np.ndarray, n: int) -> np.ndarray:
+        """Earliest close date per account among ``mask`` deals (NaT when none)."""
+        return _extreme(self.key[mask], self.close[mask], n, np.minimum)
+
+    def last(self, mask: np.ndarray, n: int) -> np.ndarray:
+        """Latest close date per account among ``mask`` deals (NaT when none)."""
+        return _extreme(self.key[mask], self.close[mask], n, np.maximum)
+
+    def arr_at(self, moment: np.datetime64, months: int, n: int) -> np.ndarray:
+        """Won deal value per account over the ``months`` before ``moment``."""
+        start = np.datetime64(pd.Timestamp(moment) - pd.DateOffset(months=months), "ns")
+        recent = self.won & (self.close > start) & (self.close <= moment)
+        return np.bincount(self.key[recent], weights=self.amount[recent], minlength=n)
 
 
-def _arr_at(won: pd.DataFrame, ids: pd.Index, moment: pd.Timestamp, months: int) -> np.ndarray:
-    start = moment - pd.DateOffset(months=months)
-    recent = won[(won["close_date"] > start) & (won["close_date"] <= moment)]
-    return recent.groupby("account_id")["amount"].sum().reindex(ids, fill_value=0.0).to_numpy()
+def _extreme(key: np.ndarray, values: np.ndarray, n: int, ufunc: np.ufunc) -> np.ndarray:
+    ticks = values.astype("int64")
+    fill = np.iinfo(np.int64).max if ufunc is np.minimum else np.iinfo(np.int64).min
+    out = np.full(n, fill, dtype=np.int64)
+    ufunc.at(out, key, ticks)
+    result = out.astype("datetime64[ns]")
+    result[out == fill] = np.datetime64("NaT")
+    return result
+
+
+def _sums(out: pd.DataFrame, prefix: str, key: np.ndarray, values: np.ndarray, n: int) -> None:
+    out[f"{prefix}_sum"] = np.bincount(key, weights=values, minlength=n)
+    out[f"{prefix}_n"] = np.bincount(key, minlength=n)
+    out[f"{prefix}_sq"] = np.bincount(key, weights=values**2, minlength=n)
 
 
 def _retention(
-    out: pd.DataFrame, won: pd.DataFrame, *, as_of: pd.Timestamp, settings: LifecycleSettings
+    out: pd.DataFrame,
+    deals: _Deals,
+    since: np.ndarray,
+    churned: np.ndarray,
+    *,
+    settings: LifecycleSettings,
 ) -> None:
-    ids = out.index
-    since = out["customer_since"]
-    churned = out["churned_at"]
-    eligible = np.zeros(len(out), dtype=np.int64)
-    retained = np.zeros(len(out), dtype=np.int64)
-    arr_start = np.zeros(len(out))
-    arr_end = np.zeros(len(out))
+    n = len(out)
+    eligible = np.zeros(n, dtype=np.int64)
+    retained = np.zeros(n, dtype=np.int64)
+    arr_start = np.zeros(n)
+    arr_end = np.zeros(n)
     months = settings.window_months
     for k in range(settings.windows):
-        end = as_of - pd.DateOffset(months=months * k)
-        start = end - pd.DateOffset(months=months)
+        end = np.datetime64(pd.Timestamp(deals.as_of) - pd.DateOffset(months=months * k), "ns")
+        start = np.datetime64(pd.Timestamp(end) - pd.DateOffset(months=months), "ns")
         alive_at_start = (since <= start) & ~(churned <= start)
         survived = alive_at_start & ~(churned <= end)
-        eligible += alive_at_start.to_numpy(dtype=np.int64)
-        retained += survived.to_numpy(dtype=np.int64)
-        begin_arr = _arr_at(won, ids, start, months)
-        finish_arr = _arr_at(won, ids, end, months)
-        counted = alive_at_start.to_numpy() & (begin_arr > 0)
+        eligible += alive_at_start
+        retained += survived
+        begin_arr = deals.arr_at(start, months, n)
+        finish_arr = deals.arr_at(end, months, n)
+        counted = alive_at_start & (begin_arr > 0)
         arr_start += np.where(counted, begin_arr, 0.0)
-        arr_end += np.where(counted & survived.to_numpy(), finish_arr, 0.0)
+        arr_end += np.where(counted & survived, finish_arr, 0.0)
     out["eligible"] = eligible
     out["retained"] = retained
     out["arr_start"] = arr_start

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.calibration import calibration_curve
 from sklearn.compose import ColumnTransformer
-from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
@@ -62,6 +62,8 @@ class LookalikeSettings:
         min_class: Fewest accounts in each class to train at all.
         cv_folds: Cross-validation folds for AUC and calibration.
         max_cv_rows: Cross-validate on a sample of at most this many rows (large orgs).
+        max_train_rows: Fit the final model on a sample of at most this many rows; past a few
+            hundred thousand, more rows no longer change a model with this few parameters.
         regularization: Inverse L2 strength of the logistic regression.
         seed: Seed of every random choice.
     """
@@ -70,6 +72,7 @@ class LookalikeSettings:
     min_class: int = 30
     cv_folds: int = 5
     max_cv_rows: int = 100_000
+    max_train_rows: int = 300_000
     regularization: float = 0.5
     seed: int = 0
 
@@ -97,6 +100,8 @@ class LookalikeModel:
     calibration: list[tuple[float, float, int]] = field(default_factory=list)
     n_train: int = 0
     n_best: int = 0
+    reference: pd.DataFrame | None = None
+    """The best-fit customers the model learned from (for "looks like" reasons)."""
 
     def summary(self) -> dict[str, object]:
         """JSON-ready description."""
@@ -136,8 +141,51 @@ def features(accounts: pd.DataFrame, dimensions: Sequence[str]) -> pd.DataFrame:
     return frame
 
 
-def _tokens(text: str) -> list[str]:
-    return [t.strip().casefold() for t in text.split(";") if t.strip()]
+class TokenFlags(BaseEstimator, TransformerMixin):  # type: ignore[misc]
+    """One 0/1 column per frequent token of a ``;``-separated list column (the tech stack).
+
+    Vectorised string matching instead of per-row tokenising: a million rows take seconds.
+    """
+
+    def __init__(self, min_count: int = 5) -> None:
+        self.min_count = min_count
+
+    def fit(self, x: pd.Series, y: object = None) -> TokenFlags:
+        """Learn the tokens seen at least ``min_count`` times."""
+        del y
+        tokens = _split_tokens(pd.Series(x))
+        counts = tokens.value_counts()
+        self.tokens_ = sorted(str(t) for t in counts[counts >= self.min_count].index)
+        return self
+
+    def transform(self, x: pd.Series) -> sparse.csr_matrix:
+        """Flag, for every row, which learned tokens it lists."""
+        padded = (
+            ";"
+            + pd.Series(x)
+            .fillna("")
+            .astype("string")
+            .str.casefold()
+            .str.replace(r"\s*;\s*", ";", regex=True)
+            .str.strip()
+            + ";"
+        )
+        columns = [
+            padded.str.contains(f";{t};", regex=False).to_numpy(dtype=bool) for t in self.tokens_
+        ]
+        dense = np.column_stack(columns) if columns else np.zeros((len(padded), 0), dtype=bool)
+        return sparse.csr_matrix(dense.astype(np.float64))
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        """One name per learned token."""
+        del input_features
+        return np.asarray(self.tokens_, dtype=object)
+
+
+def _split_tokens(values: pd.Series) -> pd.Series:
+    exploded = values.fillna("").astype("string").str.casefold().str.split(";").explode()
+    stripped = exploded.str.strip()
+    return stripped[stripped.notna() & (stripped != "")]
 
 
 def _pipeline(x: pd.DataFrame, settings: LookalikeSettings) -> Pipeline:
@@ -159,10 +207,7 @@ def _pipeline(x: pd.DataFrame, settings: LookalikeSettings) -> Pipeline:
         ),
     ]
     if x["tech_stack"].str.len().gt(0).any():
-        vectorizer = CountVectorizer(
-            tokenizer=_tokens, token_pattern=None, lowercase=False, binary=True
-        )
-        parts.append(("tech", vectorizer, "tech_stack"))
+        parts.append(("tech", TokenFlags(), "tech_stack"))
     transformer = ColumnTransformer(parts, sparse_threshold=1.0)
     classifier = LogisticRegression(C=settings.regularization, max_iter=2000)
     return Pipeline([("features", transformer), ("model", classifier)])
@@ -202,6 +247,11 @@ def train(
         settings: Training choices.
     """
     dims = tuple(d for d in dimensions if d in accounts.columns)
+    best = labels.eq(1).to_numpy()
+    columns = ["account_id", "name", "employees", "annual_revenue", *dims]
+    reference = accounts.loc[best, [c for c in columns if c in accounts.columns]].reset_index(
+        drop=True
+    )
     known = labels.notna().to_numpy()
     y = labels.to_numpy()[known].astype(int)
     n_best = int(y.sum())
@@ -213,7 +263,12 @@ def train(
             "come from segment evidence instead"
         )
         return LookalikeModel(
-            pipeline=None, dimensions=dims, fallback_reason=reason, n_train=len(y), n_best=n_best
+            pipeline=None,
+            dimensions=dims,
+            fallback_reason=reason,
+            n_train=len(y),
+            n_best=n_best,
+            reference=reference,
         )
     x = features(accounts.loc[known], dims)
     folds = min(settings.cv_folds, n_best, n_other)
@@ -237,7 +292,10 @@ def train(
         (float(p), float(o), int(n))
         for p, o, n in zip(mean_predicted, observed, counts, strict=False)
     ]
-    pipeline = _pipeline(x, settings).fit(x, y)
+    fit_rows = np.arange(len(y))
+    if len(y) > settings.max_train_rows:
+        fit_rows = np.sort(rng.choice(len(y), settings.max_train_rows, replace=False))
+    pipeline = _pipeline(x, settings).fit(x.iloc[fit_rows], y[fit_rows])
     return LookalikeModel(
         pipeline=pipeline,
         dimensions=dims,
@@ -247,6 +305,7 @@ def train(
         calibration=calibration,
         n_train=len(y),
         n_best=n_best,
+        reference=reference,
     )
 
 
@@ -279,16 +338,18 @@ def score_accounts(
         score = (50 * lift.fillna(1.0)).clip(0, 100).round().astype(int)
         return Scores(score=score, signals=pd.Series("", index=accounts.index))
     x = features(accounts, model.dimensions)
-    probability = model.pipeline.predict_proba(x)[:, 1]
-    score = pd.Series(np.round(100 * probability).astype(int), index=accounts.index)
-    return Scores(score=score, signals=_signals(model.pipeline, x))
-
-
-def _signals(pipeline: Pipeline, x: pd.DataFrame, top: int = 2) -> pd.Series:
-    transformer = pipeline.named_steps["features"]
-    coef = pipeline.named_steps["model"].coef_[0]
+    transformer = model.pipeline.named_steps["features"]
+    classifier = model.pipeline.named_steps["model"]
     matrix = sparse.csr_matrix(transformer.transform(x))
+    probability = classifier.predict_proba(matrix)[:, 1]
+    score = pd.Series(np.round(100 * probability).astype(int), index=accounts.index)
     names = [_feature_words(n) for n in transformer.get_feature_names_out()]
+    signals = _signals(matrix, classifier.coef_[0], names)
+    return Scores(score=score, signals=pd.Series(signals, index=accounts.index))
+
+
+def _signals(matrix: sparse.csr_matrix, coef: np.ndarray, names: list[str]) -> np.ndarray:
+    """The two features that raise each account's score most, in words ("" when none)."""
     # numeric features are centred: a contribution is relative to the average account
     contribution = matrix.multiply(coef).tocsr()
     rows = np.repeat(np.arange(contribution.shape[0]), np.diff(contribution.indptr))
@@ -297,14 +358,14 @@ def _signals(pipeline: Pipeline, x: pd.DataFrame, top: int = 2) -> pd.Series:
     rows, cols, values = rows[keep], contribution.indices[keep], values[keep]
     order = np.lexsort((-values, rows))
     rows, cols = rows[order], cols[order]
-    first = np.r_[0, np.flatnonzero(np.diff(rows)) + 1]
-    rank = np.arange(len(rows)) - np.repeat(first, np.diff(np.r_[first, len(rows)]))
-    chosen = rank < top
-    words = np.array(names, dtype=object)[cols[chosen]]
-    grouped = pd.Series(words).groupby(rows[chosen]).agg("; ".join)
-    out = np.full(len(x), "", dtype=object)
-    out[grouped.index.to_numpy()] = grouped.to_numpy()
-    return pd.Series(out, index=x.index)
+    first = np.r_[0, np.flatnonzero(np.diff(rows)) + 1] if len(rows) else np.array([], dtype=int)
+    words = np.array(names, dtype=object)
+    out = np.full(contribution.shape[0], "", dtype=object)
+    out[rows[first]] = words[cols[first]]
+    second = first + 1
+    second = second[(second < len(rows)) & np.isin(second, first, invert=True)]
+    out[rows[second]] = out[rows[second]] + "; " + words[cols[second]]
+    return out
 
 
 def _feature_words(name: str) -> str:
@@ -327,7 +388,7 @@ def _feature_words(name: str) -> str:
 
 def similar_customers(
     accounts: pd.DataFrame,
-    best: np.ndarray,
+    reference: pd.DataFrame,
     *,
     keys: Sequence[str],
     count: int = 3,
@@ -339,51 +400,71 @@ def similar_customers(
     is used, then all of them. An account never lists itself.
 
     Args:
-        accounts: Accounts with ``name``, ``employees``, ``annual_revenue`` and ``keys``.
-        best: Boolean mask of best-fit customers.
+        accounts: Accounts with ``account_id``, ``employees``, ``annual_revenue`` and ``keys``.
+        reference: The best-fit customers, same columns plus ``name``.
         keys: Grouping columns, most important first.
         count: How many names per account.
     """
-    size = np.log1p(accounts["employees"].fillna(accounts["employees"].median()).to_numpy())
-    revenue = np.log1p(
-        accounts["annual_revenue"].fillna(accounts["annual_revenue"].median()).to_numpy()
-    )
-    point = np.nan_to_num(size) + 0.5 * np.nan_to_num(revenue)
-    names = accounts["name"].fillna(accounts["account_id"]).astype(str).to_numpy()
     result = np.full(len(accounts), "", dtype=object)
+    if reference.empty:
+        return pd.Series(result, index=accounts.index)
+    fill = _fill_values(reference)
+    query_point, pool_point = _point(accounts, fill), _point(reference, fill)
+    names = reference["name"].fillna(reference["account_id"]).astype(str).to_numpy(dtype=object)
+    query_ids = accounts["account_id"].astype(str).to_numpy(dtype=object)
+    pool_ids = reference["account_id"].astype(str).to_numpy(dtype=object)
     pending = np.ones(len(accounts), dtype=bool)
-    levels = [list(keys[:i]) for i in range(len(keys), -1, -1)]
-    for level in levels:
-        group = (
-            accounts[level].astype("string").fillna("?").agg("|".join, axis=1).to_numpy()
-            if level
-            else np.zeros(len(accounts), dtype=object)
-        )
-        for value in pd.unique(group[pending]):
-            queries = np.flatnonzero(pending & (group == value))
-            pool = np.flatnonzero(best & (group == value))
+    for level in ([*keys[:i]] for i in range(len(keys), -1, -1)):
+        query_group, pool_group = _group(accounts, level), _group(reference, level)
+        for value in pd.unique(query_group[pending]):
+            pool = np.flatnonzero(pool_group == value)
             if len(pool) < count + 1 and level:
                 continue
-            result[queries] = _nearest_names(point, names, pool, queries, count)
+            queries = np.flatnonzero(pending & (query_group == value))
+            nearest = _nearest(
+                query_point[queries], query_ids[queries], pool_point[pool], pool_ids[pool], count
+            )
+            chosen = names[pool][nearest]
+            joined = chosen[:, 0]
+            for column in range(1, chosen.shape[1]):
+                joined = joined + ", " + chosen[:, column]
+            result[queries] = joined
             pending[queries] = False
         if not pending.any():
             break
     return pd.Series(result, index=accounts.index)
 
 
-def _nearest_names(
-    point: np.ndarray, names: np.ndarray, pool: np.ndarray, queries: np.ndarray, count: int
+def _fill_values(frame: pd.DataFrame) -> tuple[float, float]:
+    return float(frame["employees"].median()), float(frame["annual_revenue"].median())
+
+
+def _point(frame: pd.DataFrame, fill: tuple[float, float]) -> np.ndarray:
+    size = np.log1p(frame["employees"].fillna(fill[0]).clip(lower=0).to_numpy(dtype=float))
+    revenue = np.log1p(frame["annual_revenue"].fillna(fill[1]).clip(lower=0).to_numpy(dtype=float))
+    return np.asarray(np.nan_to_num(size) + 0.5 * np.nan_to_num(revenue), dtype=float)
+
+
+def _group(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    if not columns:
+        return np.zeros(len(frame), dtype=object)
+    key = frame[columns[0]].astype("string").fillna("?")
+    for column in columns[1:]:
+        key = key + "\x1f" + frame[column].astype("string").fillna("?")
+    return key.to_numpy(dtype=object)
+
+
+def _nearest(
+    query: np.ndarray, query_ids: np.ndarray, pool: np.ndarray, pool_ids: np.ndarray, count: int
 ) -> np.ndarray:
-    if len(pool) == 0:
-        return np.full(len(queries), "", dtype=object)
-    order = pool[np.argsort(point[pool], kind="stable")]
-    sorted_points = point[order]
-    width = count + 1
-    position = np.searchsorted(sorted_points, point[queries])
-    start = np.clip(position - width, 0, max(len(order) - 2 * width, 0))
-    window = start[:, None] + np.arange(min(2 * width, len(order)))[None, :]
-    candidates = order[window]
-    distance = np.abs(point[candidates] - point[queries][:, None])
-    distance[candidates == queries[:, None]] = np.inf
-    nearest = np.take_along_axis(candidates, np.argsort(distance, axis=1)[:, :count], axis=1)
-    return np.array([", ".join(names[row]) for row in nearest], dtype=object)
+    """Positions in ``pool`` of the ``count`` nearest points to each query (never itself)."""
+    order = np.argsort(pool, kind="stable")
+    sorted_pool = pool[order]
+    width = min(2 * (count + 1), len(order))
+    position = np.searchsorted(sorted_pool, query)
+    start = np.clip(position - width // 2, 0, len(order) - width)
+    window = order[start[:, None] + np.arange(width)[None, :]]
+    distance = np.abs(pool[window] - query[:, None])
+    distance[pool_ids[window] == query_ids[:, None]] = np.inf
+    best = np.argsort(distance, axis=1, kind="stable")[:, : min(count, width)]
+    return np.asarray(np.take_along_axis(window, best, axis=1))

@@ -205,9 +205,7 @@ def _is_metric(name: str, value: Any) -> bool:
     return name in METRICS and value is not None and bool(np.isfinite(float(value)))
 
 
-def _dump(model: LookalikeModel) -> bytes | None:
-    if model.pipeline is None:
-        return None
+def _dump(model: LookalikeModel) -> bytes:
     buffer = io.BytesIO()
     joblib.dump(model, buffer, compress=3)
     return buffer.getvalue()
@@ -300,10 +298,9 @@ def score(
     assignment = assign_tiers(
         accounts, definition, scores=scores.score, green_min_score=settings.tiers.green_min_score
     )
-    evidence = evidence_table(accounts, base.outcomes, _evidence_settings(settings))
-    best = best_fit_labels(base.outcomes, evidence.outcome, settings.lookalike.best_fit_share)
     keys = [d for d in definition.dimensions[:2] if d in accounts.columns]
-    similar = similar_customers(accounts, best.eq(1).to_numpy(), keys=keys)
+    reference = fitted.reference if fitted.reference is not None else pd.DataFrame()
+    similar = similar_customers(accounts, reference, keys=keys)
     note = "" if fitted.pipeline is not None else f"({fitted.fallback_reason}.)"
     reasons = compose(
         assignment.frame, definition, signals=scores.signals, similar=similar, note=note

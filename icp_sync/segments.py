@@ -295,15 +295,18 @@ def _account_sums(outcomes: pd.DataFrame, outcome: pd.Series) -> pd.DataFrame:
 
 
 def members(frame: pd.DataFrame, rule: Mapping[str, object]) -> np.ndarray:
-    """Boolean mask of the rows a rule selects (a list value matches any of its items)."""
+    """Boolean mask of the rows a rule selects (a list value matches any of its items).
+
+    Values match regardless of letter case, as a hand-edited rule may spell them.
+    """
     mask = np.ones(len(frame), dtype=bool)
     for dimension, value in rule.items():
-        column = frame[dimension].astype("string")
-        if isinstance(value, list | tuple | set):
-            wanted = {str(v).casefold() for v in value}
-            mask &= column.str.casefold().isin(wanted).fillna(False).to_numpy()
-        else:
-            mask &= (column.str.casefold() == str(value).casefold()).fillna(False).to_numpy()
+        column = frame[dimension]
+        items = value if isinstance(value, list | tuple | set) else [value]
+        wanted = {str(v).casefold() for v in items}
+        # compare the few distinct values, not every row
+        matching = [u for u in pd.unique(column.dropna()) if str(u).casefold() in wanted]
+        mask &= column.isin(matching).to_numpy(dtype=bool)
     return mask
 
 
@@ -435,6 +438,7 @@ class Evidence:
         outcome: The per-account composite outcome (NaN: no outcome yet).
         sums: Per-account summable columns (for re-measuring any subset of accounts).
         settings: What was measured and how.
+        matrix: ``sums`` as one float matrix, for fast subset totals.
     """
 
     table: pd.DataFrame
@@ -442,11 +446,14 @@ class Evidence:
     outcome: pd.Series
     sums: pd.DataFrame
     settings: EvidenceSettings
+    matrix: np.ndarray
+    """``sums`` as one float matrix, for fast subset totals."""
 
 
 def subset_metrics(evidence: Evidence, mask: np.ndarray) -> tuple[pd.Series, float]:
     """The (unshrunk) metrics of the accounts in ``mask`` and their weighted lift."""
-    sums = evidence.sums[mask].sum().to_frame().T
+    totals = mask.astype(np.float64) @ evidence.matrix
+    sums = pd.DataFrame([totals], columns=evidence.sums.columns)
     metrics = _metrics(sums, evidence.settings).iloc[0]
     return metrics, _lift(metrics.to_frame().T, evidence.baseline, evidence.settings, "")[0]
 
@@ -503,7 +510,12 @@ def evidence_table(
     if not frames:
         empty = pd.DataFrame(columns=["rule", "depth", "accounts", "lift", "p_value", "tested"])
         return Evidence(
-            table=empty, baseline=baseline, outcome=outcome, sums=sums, settings=settings
+            table=empty,
+            baseline=baseline,
+            outcome=outcome,
+            sums=sums,
+            settings=settings,
+            matrix=sums.to_numpy(dtype=np.float64),
         )
     table = pd.concat(frames, ignore_index=True)
     metrics = _metrics(table[list(_SUMS)], settings)
@@ -523,4 +535,11 @@ def evidence_table(
     table["t"] = t
     table["p_value"] = p
     table["tested"] = table["outcome_n"] >= settings.min_accounts
-    return Evidence(table=table, baseline=baseline, outcome=outcome, sums=sums, settings=settings)
+    return Evidence(
+        table=table,
+        baseline=baseline,
+        outcome=outcome,
+        sums=sums,
+        settings=settings,
+        matrix=sums.to_numpy(dtype=np.float64),
+    )

@@ -395,13 +395,22 @@ class Store:
     def load_frame(self, obj: CrmObject, *, include_deleted: bool = False) -> pd.DataFrame:
         """The mirror of ``obj`` as a canonical frame (``attr_`` columns expanded)."""
         table = MIRROR[obj]
-        columns = [table.c[name] for name in COLUMNS[obj]] + [table.c.attrs]
-        query = sa.select(*columns).order_by(table.c[ID_COLUMN[obj]])
+        selected = [table.c[name] for name in COLUMNS[obj]] + [table.c.attrs]
+        query = sa.select(*selected).order_by(table.c[ID_COLUMN[obj]])
         if not include_deleted:
             query = query.where(table.c.is_deleted.is_(False))
         with self.engine.connect() as conn:
             result = conn.execute(query)
-            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            names = list(result.keys())
+            rows = result.fetchall()
+        # column-wise construction is several times faster than row tuples for wide frames
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+        frame = pd.DataFrame(
+            {
+                name: np.asarray(values, dtype=object)
+                for name, values in zip(names, columns, strict=True)
+            }
+        )
         for name, dtype in COLUMNS[obj].items():
             if dtype == DATETIME:
                 micros = pd.to_numeric(frame[name], errors="coerce")

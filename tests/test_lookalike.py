@@ -106,7 +106,7 @@ def test_similar_customers_share_segment_and_never_include_the_account() -> None
     )
     best = np.array([True, True, True, True, True, True, True, False])
 
-    similar = similar_customers(accounts, best, keys=["industry", "employees_band"])
+    similar = similar_customers(accounts, accounts[best], keys=["industry", "employees_band"])
 
     assert set(similar.iloc[7].split(", ")) == {"H1", "H2", "H3"}
     assert "H1" not in similar.iloc[0].split(", ")
