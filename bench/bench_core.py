@@ -103,9 +103,8 @@ def run(n: int) -> dict[str, float]:
     )
     core = sum(v for k, v in timings.items() if k != "generate")
     green = len([r for r in derivation.rules if r.tier is Tier.GREEN])
-    print(
-        f"  derive + score total        {core:7.1f} s   ({green} Green segments, AUC {model.cv_auc:.3f})"
-    )
+    auc = model.cv_auc
+    print(f"  derive + score total        {core:7.1f} s   ({green} Green segments, AUC {auc:.3f})")
     timings["derive_and_score"] = core
     return timings
 
