@@ -1,0 +1,118 @@
+"""Canonical frames as sandbox HubSpot records: property strings per record, vectorised.
+
+Companies keep their canonical history and lifecycle fields (customer_since, churn_date,
+ARR, NPS, adoption); deals land in the default pipeline (open deals spread over its open
+stages), with HubSpot's deal types and a deal_source for the motion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from icp_sync.sandbox.hubspot_portal import OPEN_STAGES, iso_ms
+
+__all__ = ["company_values", "deal_values"]
+
+
+def _ms(series: pd.Series) -> np.ndarray:
+    values = pd.to_datetime(series, utc=True)
+    return np.asarray((values.astype("int64") // 1_000_000).where(values.notna(), 0).to_numpy())
+
+
+def _text(series: pd.Series, kind: str = "string") -> np.ndarray:
+    values = series.to_numpy(dtype=object)
+    out: list[str | None] = []
+    for value in values:
+        if (
+            value is None
+            or (isinstance(value, float) and np.isnan(value))
+            or value is pd.NA
+            or value is pd.NaT
+        ):
+            out.append(None)
+        elif kind == "number":
+            number = float(value)
+            out.append(str(int(number)) if number.is_integer() else repr(number))
+        elif kind == "date":
+            out.append(pd.Timestamp(value).strftime("%Y-%m-%d"))
+        elif kind == "datetime":
+            out.append(iso_ms(int(pd.Timestamp(value).timestamp() * 1000)))
+        else:
+            out.append(str(value) if str(value) != "" else None)
+    return np.asarray(out, dtype=object)
+
+
+def _owner(series: pd.Series, ids: Mapping[str, str]) -> np.ndarray:
+    return np.asarray(
+        [
+            ids.get(str(v)) if v is not None and v is not pd.NA else None
+            for v in series.to_numpy(dtype=object)
+        ],
+        dtype=object,
+    )
+
+
+def company_values(frame: pd.DataFrame, ids: Mapping[str, str]) -> dict[str, Any]:
+    customer = frame["customer_since"].notna() & frame["churned_at"].isna()
+    return {
+        "name": _text(frame["name"]),
+        "domain": _text(frame["domain"]),
+        "industry": _text(frame["industry"]),
+        "numberofemployees": _text(frame["employees"], "number"),
+        "annualrevenue": _text(frame["annual_revenue"], "number"),
+        "country": _text(frame["country"]),
+        "tech_stack": _text(frame["tech_stack"]),
+        "hubspot_owner_id": _owner(frame["owner_id"], ids),
+        "createdate": _text(frame["created_at"], "datetime"),
+        "hs_lastmodifieddate": _text(frame["modified_at"].fillna(frame["created_at"]), "datetime"),
+        "lifecyclestage": np.where(customer, "customer", "lead").astype(object),
+        "customer_since": _text(frame["customer_since"], "date"),
+        "churn_date": _text(frame["churned_at"], "date"),
+        "arr": _text(frame["arr"], "number"),
+        "nps": _text(frame["nps"], "number"),
+        "adoption": _text(frame["adoption"], "number"),
+        "_created": _ms(frame["created_at"]),
+        "_updated": _ms(frame["modified_at"].fillna(frame["created_at"])),
+        "_deleted": frame["is_deleted"].to_numpy(dtype=bool),
+    }
+
+
+def deal_values(frame: pd.DataFrame, ids: Mapping[str, str]) -> dict[str, Any]:
+    positions = (
+        frame["opportunity_id"].astype(str).map(lambda v: sum(map(ord, v)) % len(OPEN_STAGES))
+    )
+    open_stage = np.asarray(OPEN_STAGES, dtype=object)[positions.to_numpy()]
+    stage = np.where(
+        frame["stage"] == "won",
+        "closedwon",
+        np.where(frame["stage"] == "lost", "closedlost", open_stage),
+    )
+    dealtype = frame["deal_type"].map(
+        {"new_business": "newbusiness", "expansion": "existingbusiness", "renewal": "renewal"}
+    )
+    source = frame["motion"].map(
+        {"inbound": "Inbound", "outbound": "Outbound", "partner": "Partner", "other": "Other"}
+    )
+    return {
+        "dealname": _text(frame["name"]),
+        "dealstage": stage.astype(object),
+        "pipeline": np.full(len(frame), "default", dtype=object),
+        "amount": _text(frame["amount"], "number"),
+        "closedate": _text(frame["close_date"], "datetime"),
+        "createdate": _text(frame["created_at"].fillna(frame["close_date"]), "datetime"),
+        "hs_lastmodifieddate": _text(frame["modified_at"].fillna(frame["created_at"]), "datetime"),
+        "dealtype": _text(dealtype),
+        "deal_source": _text(source),
+        "hubspot_owner_id": _owner(frame["owner_id"], ids),
+        "hs_is_closed": np.where(
+            np.isin(stage, ["closedwon", "closedlost"]), "true", "false"
+        ).astype(object),
+        "hs_is_closed_won": np.where(stage == "closedwon", "true", "false").astype(object),
+        "_created": _ms(frame["created_at"].fillna(frame["close_date"])),
+        "_updated": _ms(frame["modified_at"].fillna(frame["created_at"])),
+        "_deleted": frame["is_deleted"].to_numpy(dtype=bool),
+    }

@@ -1,0 +1,217 @@
+"""Running the sandbox: generate (or reload) the data, serve both CRMs, describe the way in.
+
+A sandbox lives in a folder: its TLS certificate authority, its credentials and, when
+asked to persist, the state of each CRM, saved on stop and reloaded on the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from icp_sync.sandbox.accounting import ApiStats
+from icp_sync.sandbox.faults import FaultInjector, FaultProfile
+from icp_sync.sandbox.generate import generate
+from icp_sync.sandbox.hubspot import HubSpotCredentials, HubSpotPortal, create_hubspot_app
+from icp_sync.sandbox.salesforce import SalesforceCredentials, create_salesforce_app
+from icp_sync.sandbox.salesforce_org import SalesforceOrg
+from icp_sync.sandbox.server import ServerThread, make_tls
+
+__all__ = ["Sandbox", "SandboxSettings"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SandboxSettings:
+    """How to run a sandbox.
+
+    Attributes:
+        directory: Where the CA, credentials and saved state live.
+        accounts: Accounts to generate when there is no saved state.
+        seed: Seed of the generated data.
+        signal: Plant an ICP in the generated data.
+        faults: The fault profile of both CRMs.
+        salesforce_port: Port of the Salesforce API (0: any free port).
+        hubspot_port: Port of the HubSpot API (0: any free port).
+        persist: Reload saved state at start and save it at stop.
+        daily_api_limit: Salesforce ``DailyApiRequests`` Max.
+    """
+
+    directory: Path
+    accounts: int = 5_000
+    seed: int = 0
+    signal: bool = True
+    faults: FaultProfile = field(default_factory=FaultProfile)
+    salesforce_port: int = 0
+    hubspot_port: int = 0
+    persist: bool = False
+    daily_api_limit: int = 100_000
+
+
+class Sandbox:
+    """Both CRM emulators, serving until :meth:`stop`."""
+
+    def __init__(self, settings: SandboxSettings) -> None:
+        self.settings = settings
+        self.directory = settings.directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._credentials = self._load_credentials()
+        self.tls = make_tls(self.directory / "tls")
+        self.org, self.portal = self._load_or_generate()
+        self.salesforce_stats = ApiStats()
+        self.hubspot_stats = ApiStats()
+        self.salesforce_faults = FaultInjector(settings.faults)
+        self.hubspot_faults = FaultInjector(settings.faults)
+        sf = self._credentials["salesforce"]
+        hs = self._credentials["hubspot"]
+        self.salesforce = ServerThread(
+            create_salesforce_app(
+                self.org,
+                credentials=SalesforceCredentials(**sf),
+                stats=self.salesforce_stats,
+                faults=self.salesforce_faults,
+            ),
+            port=settings.salesforce_port,
+            tls=self.tls,
+        )
+        self.hubspot = ServerThread(
+            create_hubspot_app(
+                self.portal,
+                credentials=HubSpotCredentials(**hs),
+                stats=self.hubspot_stats,
+                faults=self.hubspot_faults,
+            ),
+            port=settings.hubspot_port,
+        )
+
+    def _load_credentials(self) -> dict[str, dict[str, str]]:
+        path = self.directory / "credentials.json"
+        if path.exists():
+            loaded: dict[str, dict[str, str]] = json.loads(path.read_text(encoding="utf-8"))
+            return loaded
+        credentials = {
+            "salesforce": {
+                "access_token": f"00D5g0000000001!{secrets.token_urlsafe(24)}",
+                "client_id": f"3MVG9sandbox{secrets.token_hex(8)}",
+                "client_secret": secrets.token_hex(16),
+                "username": "integration@sandbox.example",
+                "password": secrets.token_urlsafe(12),
+                "security_token": secrets.token_urlsafe(8),
+            },
+            "hubspot": {
+                "access_token": f"pat-sandbox-{secrets.token_hex(16)}",
+                "client_id": secrets.token_hex(8),
+                "client_secret": secrets.token_hex(16),
+                "refresh_token": secrets.token_hex(16),
+            },
+        }
+        path.write_text(json.dumps(credentials, indent=1), encoding="utf-8")
+        path.chmod(0o600)
+        return credentials
+
+    @property
+    def _org_file(self) -> Path:
+        return self.directory / "salesforce-org.json.gz"
+
+    @property
+    def _portal_file(self) -> Path:
+        return self.directory / "hubspot-portal.json.gz"
+
+    def _load_or_generate(self) -> tuple[SalesforceOrg, HubSpotPortal]:
+        settings = self.settings
+        if settings.persist and self._org_file.exists() and self._portal_file.exists():
+            return SalesforceOrg.load(self._org_file), HubSpotPortal.load(self._portal_file)
+        crm = generate(settings.accounts, seed=settings.seed, signal=settings.signal)
+        org = SalesforceOrg(daily_api_limit=settings.daily_api_limit)
+        org.load_canonical(crm.accounts, crm.opportunities, crm.owners)
+        portal = HubSpotPortal()
+        portal.load_canonical(crm.accounts, crm.opportunities, crm.owners)
+        (self.directory / "truth.json").write_text(json.dumps(crm.truth), encoding="utf-8")
+        return org, portal
+
+    def start(self) -> Sandbox:
+        """Serve both CRMs; returns once both accept connections."""
+        self.salesforce.start()
+        self.hubspot.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (and save the state when persisting)."""
+        self.salesforce.stop()
+        self.hubspot.stop()
+        if self.settings.persist:
+            self.org.save(self._org_file)
+            self.portal.save(self._portal_file)
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def info(self) -> dict[str, Any]:
+        """How to connect (contract of ``sandbox serve --json``)."""
+        return {
+            "salesforce": {
+                "instance_url": self.salesforce.url,
+                "access_token": self._credentials["salesforce"]["access_token"],
+                "ca_file": str(self.tls.ca_file),
+            },
+            "hubspot": {
+                "base_url": self.hubspot.url,
+                "access_token": self._credentials["hubspot"]["access_token"],
+            },
+        }
+
+    def write_config(self, path: Path, *, crm: str = "salesforce") -> Path:
+        """Write a complete icp-sync config that connects to this sandbox.
+
+        Secrets go to files beside it (mode 600), referenced as ``file:`` paths; the state
+        store is a SQLite file in the same folder.
+        """
+        folder = path.resolve().parent
+        secret_dir = folder / "secrets"
+        secret_dir.mkdir(parents=True, exist_ok=True)
+
+        def secret(name: str, value: str) -> str:
+            target = secret_dir / name
+            target.write_text(value, encoding="utf-8")
+            target.chmod(0o600)
+            return f"file:{target}"
+
+        if crm == "salesforce":
+            sf = self._credentials["salesforce"]
+            body = f"""[crm]
+connector = "salesforce"
+
+[salesforce]
+auth = "client_credentials"
+instance_url = "{self.salesforce.url}"
+client_id = "{secret("salesforce-client-id", sf["client_id"])}"
+client_secret = "{secret("salesforce-client-secret", sf["client_secret"])}"
+ca_file = "{self.tls.ca_file}"
+"""
+        elif crm == "hubspot":
+            hs = self._credentials["hubspot"]
+            body = f"""[crm]
+connector = "hubspot"
+
+[hubspot]
+base_url = "{self.hubspot.url}"
+access_token = "{secret("hubspot-access-token", hs["access_token"])}"
+"""
+        else:
+            raise ValueError(f"unknown CRM {crm!r}: salesforce or hubspot")
+        path.write_text(
+            f"""# Connects to the icp-sync sandbox in {self.directory}
+# (written by `icp-sync sandbox serve --write-config`).
+
+{body}
+[store]
+url = "sqlite:///icp-sync.db"
+""",
+            encoding="utf-8",
+        )
+        return path
