@@ -38,6 +38,7 @@ from simple_salesforce.exceptions import (
     SalesforceRefusedRequest,
     SalesforceResourceNotFound,
 )
+from simple_salesforce.util import exception_handler
 
 from connectors.base import ApiUsage, ApplyBatch, Batch, CheckItem, ConnectorState, FieldSetup
 from connectors.salesforce_auth import Token, http_session, obtain_token
@@ -558,6 +559,7 @@ class SalesforceConnector:
                 log.info("writeback_method", method="bulk", records=len(records))
                 batches = bulk_update(
                     self._call,
+                    _csv_upload,
                     records,
                     owned_of,
                     max_attempts=self._config.max_attempts,
@@ -616,6 +618,20 @@ def _last_stamp(records: list[dict[str, Any]], stamp: str) -> str | None:
     return _soql_datetime(_parse_datetime(str(records[-1][stamp])))
 
 
+def _csv_upload(job_id: str, data: bytes) -> Callable[[Salesforce], Any]:
+    """PUT a Bulk API 2.0 job's CSV (answered 201 with no body, which ``restful`` can't read)."""
+
+    def operation(sf: Salesforce) -> Any:
+        headers = {**sf.headers, "Content-Type": "text/csv; charset=UTF-8"}
+        url = f"{sf.bulk2_url}ingest/{job_id}/batches"
+        response = sf.session.put(url, data=data, headers=headers, timeout=300)
+        if response.status_code != 201:
+            exception_handler(response, name="bulk upload")
+        return None
+
+    return operation
+
+
 def _restful(path: str, **kwargs: Any) -> Callable[[Salesforce], Any]:
     def operation(sf: Salesforce) -> Any:
         return sf.restful(path, **kwargs)
@@ -639,6 +655,10 @@ def _query_more(url: str, headers: dict[str, str]) -> Callable[[Salesforce], Any
 
 def _classify(exc: Exception) -> ConnectorError:  # noqa: PLR0911 (one return per error family)
     """Map a simple-salesforce or transport exception onto the error tree."""
+    if isinstance(exc, requests.exceptions.JSONDecodeError):
+        return FatalConnectorError(
+            "Salesforce sent a response that is not JSON", connector="salesforce"
+        )
     if isinstance(exc, requests.RequestException):
         return RetriableConnectorError(f"network: {type(exc).__name__}", connector="salesforce")
     content = getattr(exc, "content", None)

@@ -21,7 +21,7 @@ from connectors.base import ApplyBatch
 from icp_sync.errors import RetriableConnectorError
 from icp_sync.log import get_logger
 
-__all__ = ["Caller", "backoff", "bulk_update", "collections_update", "salesforce_value"]
+__all__ = ["Caller", "Upload", "backoff", "bulk_update", "collections_update", "salesforce_value"]
 
 log = get_logger(connector="salesforce")
 
@@ -108,8 +108,13 @@ def collections_update(
         pending = locked
 
 
+Upload = Callable[[str, bytes], Callable[[Any], Any]]
+"""``upload(job_id, csv_bytes)`` -> the operation that PUTs a job's CSV data (expects 201)."""
+
+
 def bulk_update(
     call: Caller,
+    upload: Upload,
     records: Mapping[str, Mapping[str, Any]],
     owned_of: Mapping[str, str],
     *,
@@ -121,6 +126,7 @@ def bulk_update(
 
     Args:
         call: Runs one operation with retries.
+        upload: Builds the operation that uploads a job's CSV.
         records: Record id -> API field -> value.
         owned_of: API field name -> owned field name.
         max_attempts: Jobs at most (the first plus retries of retriable failures).
@@ -129,7 +135,7 @@ def bulk_update(
     """
     pending = dict(records)
     for attempt in range(1, max_attempts + 1):
-        job_id = _submit(call, pending)
+        job_id = _submit(call, upload, pending)
         outcome = _outcome(call, job_id, sleep=sleep, poll=poll)
         written = {
             rid: {owned_of[k]: v for k, v in pending[rid].items()}
@@ -165,13 +171,14 @@ def _csv_cell(value: Any) -> str:
     return str(value)
 
 
-def _submit(call: Caller, records: Mapping[str, Mapping[str, Any]]) -> str:
+def _submit(call: Caller, upload: Upload, records: Mapping[str, Mapping[str, Any]]) -> str:
     columns = sorted({k for row in records.values() for k in row})
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["Id", *columns])
     for rid, row in records.items():
-        writer.writerow([rid, *(_csv_cell(row.get(c)) for c in columns)])
+        # a field this record does not change stays an empty cell: "leave as is" in Bulk CSV
+        writer.writerow([rid, *(_csv_cell(row[c]) if c in row else "" for c in columns)])
     spec = {
         "object": "Account",
         "operation": "update",
@@ -181,16 +188,7 @@ def _submit(call: Caller, records: Mapping[str, Mapping[str, Any]]) -> str:
     }
     job = call("bulk ingest job", lambda sf: sf.restful("jobs/ingest", method="POST", json=spec))
     job_id = str(job["id"])
-    data = buffer.getvalue().encode("utf-8")
-    call(
-        "bulk upload",
-        lambda sf: sf.restful(
-            f"jobs/ingest/{job_id}/batches",
-            method="PUT",
-            data=data,
-            headers={"Content-Type": "text/csv; charset=UTF-8"},
-        ),
-    )
+    call("bulk upload", upload(job_id, buffer.getvalue().encode("utf-8")))
     call(
         "bulk close",
         lambda sf: sf.restful(

@@ -130,6 +130,87 @@ def sandbox_generate(
     console.stdout.print(f"next: icp-sync sync --config {paths['config']}")
 
 
+@sandbox_app.command("serve")
+def sandbox_serve(
+    accounts: Annotated[
+        int, typer.Option("--accounts", min=100, help="Accounts to generate.")
+    ] = 5000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the generated data.")] = 0,
+    faults: Annotated[
+        str,
+        typer.Option("--faults", help="Fault profile: none, flaky, hostile, or key=value,..."),
+    ] = "none",
+    salesforce_port: Annotated[
+        int, typer.Option("--salesforce-port", help="0: any free port.")
+    ] = 0,
+    hubspot_port: Annotated[int, typer.Option("--hubspot-port", help="0: any free port.")] = 0,
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Folder for the CA, credentials and saved state.")
+    ] = Path(".sandbox"),
+    persist: Annotated[
+        bool, typer.Option("--persist", help="Reload saved state at start; save it on stop.")
+    ] = False,
+    no_signal: Annotated[bool, typer.Option("--no-signal", help="No planted ICP.")] = False,
+    write_config: Annotated[
+        Path | None, typer.Option("--write-config", help="Also write an icp-sync config here.")
+    ] = None,
+    crm: Annotated[
+        str, typer.Option("--crm", help="CRM of --write-config: salesforce or hubspot.")
+    ] = "salesforce",
+    json_output: JsonOption = False,
+) -> None:
+    """Serve the Salesforce and HubSpot emulators until interrupted."""
+    import signal
+    import threading
+
+    from icp_sync.sandbox.faults import parse_profile
+    from icp_sync.sandbox.service import Sandbox, SandboxSettings
+
+    log.configure(level="warning")
+    problems = []
+    try:
+        profile = parse_profile(faults)
+    except ValueError as exc:
+        problems.append(f"--faults: {exc}")
+    if crm not in ("salesforce", "hubspot"):
+        problems.append(f"--crm: {crm!r} is not salesforce or hubspot")
+    if problems:
+        raise ConfigError(problems)
+    sandbox = Sandbox(
+        SandboxSettings(
+            directory=directory.resolve(),
+            accounts=accounts,
+            seed=seed,
+            signal=not no_signal,
+            faults=profile,
+            salesforce_port=salesforce_port,
+            hubspot_port=hubspot_port,
+            persist=persist,
+        )
+    ).start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        if write_config is not None:
+            sandbox.write_config(write_config, crm=crm)
+        info = sandbox.info()
+        if json_output:
+            console.print_json(info)
+        else:
+            salesforce = info["salesforce"]
+            console.stdout.print(
+                f"Salesforce: {salesforce['instance_url']} (CA {salesforce['ca_file']})"
+            )
+            console.stdout.print(f"HubSpot:    {info['hubspot']['base_url']}")
+            if write_config is not None:
+                console.stdout.print(f"config:     {write_config}")
+            console.stdout.print("serving; Ctrl-C stops")
+        stop.wait()
+    finally:
+        sandbox.stop()
+
+
 @app.command()
 def check(config: ConfigOption = None, json_output: JsonOption = False) -> None:
     """Validate the config and the connection; say what was found and what to fix."""

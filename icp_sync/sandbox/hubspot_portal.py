@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["HubSpotPortal", "PropertyDef", "PropertyError", "iso_ms", "parse_moment", "record_json"]
@@ -486,12 +487,12 @@ class HubSpotPortal:
         created = values.pop("_created")
         updated = values.pop("_updated")
         deleted = values.pop("_deleted")
-        names = list(values)
+        columns = {name: np.asarray(array).tolist() for name, array in values.items()}
         empty = dict.fromkeys(self.properties[kind])
         for position, source in enumerate(frame[id_column].astype(str)):
             new_id = self._new_id()
             ids[source] = new_id
-            properties = empty | {n: values[n][position] for n in names}
+            properties = empty | {n: column[position] for n, column in columns.items()}
             properties["hs_object_id"] = new_id
             record = _Record(
                 id=new_id,

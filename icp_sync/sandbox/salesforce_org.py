@@ -525,10 +525,11 @@ class SalesforceOrg:
         obj = self._objects[sobject]
         new_ids = [make_id(obj.prefix, self._next_number()) for _ in range(len(frame))]
         ids.update(zip(frame[id_column].astype(str), new_ids, strict=True))
-        names = list(values)
+        # plain Python values: records are served as JSON and saved as JSON
+        columns = {name: np.asarray(array).tolist() for name, array in values.items()}
         empty = dict.fromkeys(obj.fields)
         for position, record_id in enumerate(new_ids):
-            record = empty | {n: values[n][position] for n in names}
+            record = empty | {n: column[position] for n, column in columns.items()}
             record["Id"] = record_id
             obj.records[record_id] = record
             if record["IsDeleted"]:
