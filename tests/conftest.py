@@ -1,23 +1,27 @@
-"""Shared fixtures: a clock, example configs, and a state store on every supported database."""
+"""Shared fixtures: a clock, example configs, a state store on every database, sandboxes."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 import structlog
 
+from icp_sync.sandbox.service import Sandbox, SandboxSettings
 from icp_sync.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 POSTGRES_ENV = "ICP_SYNC_TEST_POSTGRES_URL"
+
+SandboxFactory = Callable[..., Sandbox]
 
 
 @pytest.fixture
@@ -84,3 +88,25 @@ def store(store_url: str) -> Iterator[Store]:
     checked_out = opened.engine.pool.checkedout()  # type: ignore[attr-defined]
     opened.close()
     assert checked_out == 0, f"{checked_out} connections leaked"
+
+
+@pytest.fixture
+def sandbox_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxFactory]:
+    """Start sandboxes (both CRM emulators on free ports); all are stopped at teardown."""
+    started: list[Sandbox] = []
+
+    def start(accounts: int = 1000, **settings: Any) -> Sandbox:
+        directory = settings.pop("directory", None) or tmp_path_factory.mktemp("sandbox")
+        sandbox = Sandbox(SandboxSettings(directory=directory, accounts=accounts, **settings))
+        started.append(sandbox.start())
+        return sandbox
+
+    yield start
+    for sandbox in started:
+        sandbox.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_factory: SandboxFactory) -> Sandbox:
+    """A running sandbox with 1,000 generated accounts (seed 0, planted ICP, no faults)."""
+    return sandbox_factory()
