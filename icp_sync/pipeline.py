@@ -279,7 +279,7 @@ def _write_back(
     skip = {
         record_id: "rejected last time with the same values"
         for (_, record_id), values in planned.by_record().items()
-        if record_id in refused and refused[record_id] == _ledger_values(values)
+        if record_id in refused and _same_attempt(refused[record_id], values)
     }
     if skip:
         planned = plan(desired, current, writable=writable, skip=skip)
@@ -303,8 +303,11 @@ def _write_back(
     return summary
 
 
-def _ledger_values(values: dict[str, Any]) -> str:
-    return json.dumps(values, default=str, sort_keys=True)
+def _same_attempt(refused: str, values: dict[str, Any]) -> bool:
+    """Would this write repeat a refused one? (The scoring time alone does not count.)"""
+    before = {k: v for k, v in json.loads(refused).items() if k != "scored_at"}
+    now = {k: v for k, v in values.items() if k != "scored_at"}
+    return bool(before == json.loads(json.dumps(now, default=str)))
 
 
 def _apply(

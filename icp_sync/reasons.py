@@ -67,7 +67,7 @@ def compose(
             sentence = "excluded from the ICP (a segment we cannot serve)"
         evidence.setdefault(label, sentence)
     segment = tiers["segment"].astype(str)
-    matched = segment.map(evidence)
+    matched = segment.map(evidence).astype(object)  # all-missing would otherwise be float
     yellow = "outcomes in line with the company average"
     first = segment + ": " + matched.fillna(yellow)
     first = first.where(matched.ne("") | matched.isna(), segment)

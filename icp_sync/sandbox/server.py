@@ -67,6 +67,7 @@ class ServerThread:
             log_level="warning",
             access_log=False,
             lifespan="off",
+            timeout_keep_alive=120,  # clients that poll slowly (Bulk jobs) reuse their connection
             ssl_certfile=str(tls.cert_file) if tls else None,
             ssl_keyfile=str(tls.key_file) if tls else None,
         )
