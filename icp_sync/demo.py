@@ -6,12 +6,20 @@ the demo never touches the user's own files.
 
 from __future__ import annotations
 
+import json
 import shlex
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import tomlkit
+from rich.table import Table
 
 from icp_sync.console import stdout
+
+if TYPE_CHECKING:
+    from icp_sync.sandbox.service import Sandbox
 
 __all__ = ["run"]
 
@@ -29,7 +37,7 @@ def _example(name: str, workdir: Path) -> Path:
     target = workdir / name
     shutil.copytree(EXAMPLES / name, target, ignore=shutil.ignore_patterns("*.db*"))
     config = target / "icp-sync.toml"
-    config.write_text(config.read_text() + '\n[logging]\nlevel = "warning"\n')
+    _quiet(config)
     return config
 
 
@@ -40,6 +48,15 @@ def run(workdir: Path | None = None) -> None:
     stdout.rule("[bold]icp-sync demo[/]")
     stdout.print(f"working in {workdir}")
 
+    _exports(workdir)
+    _derivation(workdir)
+    _salesforce(workdir)
+
+    stdout.rule("[bold green]demo finished[/]")
+    stdout.print(f"State stores, configs and reports are in {workdir}; rerun any command above.")
+
+
+def _exports(workdir: Path) -> None:
     stdout.rule("1. A real, messy CRM export: Maven Analytics B2B pipeline")
     maven = _example("maven", workdir)
     _icp_sync("check", "--config", str(maven))
@@ -48,8 +65,104 @@ def run(workdir: Path | None = None) -> None:
     stdout.rule("2. Nothing changed since the last sync: nothing is read")
     _icp_sync("sync", "--config", str(maven))
 
-    stdout.rule("3. A SaaS subscription and churn export: RavenStack")
+    stdout.rule("3. Too little evidence is said plainly: 85 accounts propose no Green segment")
+    _icp_sync("derive", "--config", str(maven))
+
+    stdout.rule("4. A SaaS subscription and churn export: RavenStack")
     _icp_sync("sync", "--config", str(_example("ravenstack", workdir)))
 
-    stdout.rule("[bold green]demo finished[/]")
-    stdout.print(f"State stores and configs are in {workdir}; rerun any command above.")
+
+def _derivation(workdir: Path) -> None:
+    stdout.rule("5. Five years of a B2B SaaS CRM (synthetic, with a known true ICP)")
+    data = workdir / "crm-export"
+    _icp_sync("sandbox", "generate", "--accounts", "20000", "--seed", "7", "--out", str(data))
+    _quiet(data / "icp-sync.toml")
+    config = str(data / "icp-sync.toml")
+    _icp_sync("sync", "--config", config)
+
+    stdout.rule("6. The ICP, derived from which segments retain, expand and win")
+    _icp_sync("derive", "--config", config)
+    truth = json.loads((data / "truth.json").read_text(encoding="utf-8"))
+    stdout.print("planted in the data (truth.json):")
+    for tier in ("green", "red"):
+        for rule in truth[f"{tier}_segments"]:
+            stdout.print(f"  {tier.title():5} {_rule(rule)}")
+
+    stdout.rule("7. The Target Account List: best-fit prospects, with reasons")
+    _icp_sync("tal", "--config", config, "--size", "15")
+
+    stdout.rule("8. The falsifiable test: derive on history before 2025, see what happened after")
+    _icp_sync("derive", "--config", config, "--as-of", "2025-01-01")
+    _icp_sync("review", "--config", config)
+
+
+def _salesforce(workdir: Path) -> None:
+    from icp_sync.sandbox.service import Sandbox, SandboxSettings
+
+    stdout.rule("9. A Salesforce org (the built-in sandbox, driven over its real REST API)")
+    stdout.print("[dim]$ icp-sync sandbox serve --accounts 3000 --write-config sf.toml[/]")
+    settings = SandboxSettings(directory=workdir / "sandbox", accounts=3000, seed=3)
+    with Sandbox(settings) as sandbox:
+        config = sandbox.write_config(workdir / "sf.toml")
+        _quiet(config)
+        _icp_sync("check", "--config", str(config))
+        _icp_sync("setup-fields", "--config", str(config))
+        stdout.rule("10. First cycle: extract, derive the ICP, score, write tier and TAL back")
+        _icp_sync("sync", "--config", str(config))
+        _show_records(sandbox, "What a sales rep now sees on the Account record")
+
+        stdout.rule("11. Reps set tier overrides by hand; the next cycle writes only those")
+        _override_by_hand(sandbox, count=3, tier="Red")
+        _icp_sync("sync", "--config", str(config))
+        stdout.rule("12. Nothing changed: a cycle costs a handful of API calls and writes nothing")
+        _icp_sync("sync", "--config", str(config))
+
+
+def _quiet(config: Path) -> None:
+    """Keep the demo's output to what a user reads: warnings and errors only in the log."""
+    document = tomlkit.parse(config.read_text(encoding="utf-8"))
+    logging = document.setdefault("logging", tomlkit.table())
+    logging["level"] = "warning"
+    config.write_text(tomlkit.dumps(document), encoding="utf-8")
+
+
+def _rule(rule: dict[str, Any]) -> str:
+    return " & ".join(f"{k} = {v}" for k, v in rule.items())
+
+
+def _accounts(sandbox: Sandbox) -> list[dict[str, Any]]:
+    _, rows = sandbox.org.query(
+        "SELECT Id, Name, OwnerId, Industry, ICP_Tier__c, ICP_Score__c, ICP_TAL__c, "
+        "ICP_TAL_Rank__c, ICP_Reasons__c FROM Account WHERE ICP_TAL__c = true "
+        "ORDER BY ICP_TAL_Rank__c LIMIT 3",
+        include_deleted=False,
+    )
+    return rows
+
+
+def _show_records(sandbox: Sandbox, title: str) -> None:
+    table = Table(title=title, show_lines=True)
+    for column in ("Account", "ICP Tier", "Score", "TAL rank", "Reasons"):
+        table.add_column(column, overflow="fold")
+    for row in _accounts(sandbox):
+        table.add_row(
+            str(row["Name"]),
+            str(row["ICP_Tier__c"]),
+            f"{row['ICP_Score__c']:.0f}",
+            f"{row['ICP_TAL_Rank__c']:.0f}",
+            str(row["ICP_Reasons__c"])[:300],
+        )
+    stdout.print(table)
+
+
+def _override_by_hand(sandbox: Sandbox, *, count: int, tier: str) -> None:
+    _, rows = sandbox.org.query(
+        f"SELECT Id, Name, OwnerId FROM Account WHERE ICP_Tier__c != '{tier}' "
+        f"ORDER BY Name LIMIT {count}",
+        include_deleted=False,
+    )
+    for row in rows:
+        sandbox.org.update(
+            "Account", row["Id"], {"ICP_Tier_Override__c": tier}, user=row["OwnerId"]
+        )
+        stdout.print(f"  {row['Name']}: ICP Tier Override = {tier} (set by its owner)")
