@@ -88,19 +88,21 @@ def collections_update(
             results = call("update Account collection", update) or []
             written: dict[str, dict[str, Any]] = {}
             rejected: dict[str, str] = {}
+            deferred: dict[str, str] = {}
             for rid, result in zip(chunk, results, strict=False):
                 if result.get("success"):
                     written[rid] = {owned_of[k]: v for k, v in records[rid].items()}
                     continue
                 errors = result.get("errors") or [{}]
                 codes = {str(e.get("statusCode")) for e in errors}
-                if codes & RETRIABLE_CODES and attempt < max_attempts:
+                reason = "; ".join(f"{e.get('statusCode')}: {e.get('message')}" for e in errors)
+                if not codes & RETRIABLE_CODES:
+                    rejected[rid] = reason
+                elif attempt < max_attempts:
                     locked.append(rid)
-                else:
-                    rejected[rid] = "; ".join(
-                        f"{e.get('statusCode')}: {e.get('message')}" for e in errors
-                    )
-            yield ApplyBatch(written=written, rejected=rejected)
+                else:  # still locked after every round: a transient state, not a refusal
+                    deferred[rid] = f"{reason}; written next cycle"
+            yield ApplyBatch(written=written, rejected=rejected, deferred=deferred)
         if not locked:
             return
         log.warning("salesforce_row_locks", records=len(locked), attempt=attempt)
@@ -149,12 +151,18 @@ def bulk_update(
         }
         retry |= {rid: pending[rid] for rid in outcome["unprocessed"] if rid in pending}
         last = attempt == max_attempts
-        rejected = {
-            rid: error for rid, error in outcome["failed"].items() if rid not in retry or last
-        }
-        if last:
-            rejected |= dict.fromkeys(set(retry) - set(rejected), "not processed by the bulk job")
-        yield ApplyBatch(written=written, rejected=rejected, method="bulk")
+        rejected = {rid: error for rid, error in outcome["failed"].items() if rid not in retry}
+        # still locked or unprocessed after every job: transient, so written next cycle
+        deferred = (
+            {
+                rid: f"{outcome['failed'].get(rid, 'not processed by the bulk job')}; "
+                "written next cycle"
+                for rid in retry
+            }
+            if last
+            else {}
+        )
+        yield ApplyBatch(written=written, rejected=rejected, deferred=deferred, method="bulk")
         if not retry or last:
             return
         log.warning("salesforce_bulk_retry", records=len(retry), attempt=attempt)

@@ -556,8 +556,9 @@ def _collection_write(
             ],
         }
     sobject = str(item["attributes"]["type"])
-    values = {k: v for k, v in item.items() if k not in ("attributes", "Id")}
-    record_id = item.get("Id")
+    # field names are case-insensitive: the documented examples send "id"
+    values = {k: v for k, v in item.items() if k != "attributes" and k.casefold() != "id"}
+    record_id = next((v for k, v in item.items() if k.casefold() == "id"), None)
     try:
         if method == "POST":
             if record_id:
@@ -620,6 +621,9 @@ async def _tooling_query(api: _Api, request: Request) -> Response:
     wanted = [f.strip() for f in match.group(1).split(",")]
     table = re.search(r"TableEnumOrId\s*=\s*'([^']*)'", match.group(2), re.I)
     rows = api.org.custom_fields(table.group(1) if table else None)
+    name = re.search(r"DeveloperName\s*=\s*'([^']*)'", match.group(2), re.I)
+    if name:
+        rows = [r for r in rows if str(r["DeveloperName"]).casefold() == name.group(1).casefold()]
     unknown = [f for f in wanted if f not in ("Id", "DeveloperName", "TableEnumOrId", "FullName")]
     if unknown:
         return _errors(

@@ -4,7 +4,7 @@ Records are plain dicts keyed by API field name. Datetimes are stored as epoch
 milliseconds (formatted as ``2024-01-05T10:00:00.000+0000`` on the way out), dates as
 ``YYYY-MM-DD``. Every write is validated against the field metadata the way a real org
 does (unknown or read-only fields, restricted picklists, lengths, types) and stamps
-``LastModifiedDate``, ``SystemModstamp`` (strictly increasing) and ``LastModifiedById``.
+``LastModifiedDate``, ``SystemModstamp`` (wall clock, never decreasing) and ``LastModifiedById``.
 """
 
 from __future__ import annotations
@@ -107,9 +107,13 @@ class SalesforceOrg:
         return self._counter
 
     def now_ms(self) -> int:
-        """The org clock in epoch milliseconds, strictly increasing from call to call."""
+        """The org clock in epoch milliseconds: wall time, never going backwards.
+
+        Like a real org's, it does not run ahead of the wall clock: records written in the
+        same millisecond share a ``SystemModstamp`` (clients must page with ties in mind).
+        """
         with self.lock:
-            self._clock = max(int(time.time() * 1000), self._clock + 1)
+            self._clock = max(int(time.time() * 1000), self._clock)
             return self._clock
 
     def _new_user(self, name: str, username: str) -> str:

@@ -104,8 +104,19 @@ class ServerThread:
         return f"{self._scheme}://{self._host}:{self._port}"
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Ask the server to exit and wait for its thread."""
+        """Ask the server to exit and wait for its thread.
+
+        Idle keep-alive connections are dropped after a short grace period: a TLS close
+        would otherwise wait for clients that never answer it.
+        """
         self._server.should_exit = True
+        self._thread.join(0.5)
+        if self._thread.is_alive() and self._server.servers:
+            loop = self._server.servers[0].get_loop()
+            for connection in list(self._server.server_state.connections):
+                transport = getattr(connection, "transport", None)
+                if transport is not None:
+                    loop.call_soon_threadsafe(transport.abort)
         self._thread.join(timeout)
 
     def __enter__(self) -> ServerThread:
