@@ -296,9 +296,9 @@ class HubSpotPortal:
         self._clock = 0
 
     def now_ms(self) -> int:
-        """The portal clock, strictly increasing."""
+        """The portal clock in epoch milliseconds: the wall clock, never going backwards."""
         with self.lock:
-            self._clock = max(int(time.time() * 1000), self._clock + 1)
+            self._clock = max(int(time.time() * 1000), self._clock)  # wall clock, never backwards
             return self._clock
 
     def _new_id(self) -> str:
