@@ -1,11 +1,13 @@
-"""The HubSpot API emulator: CRM v3 objects, search, properties, v4 associations, owners.
+"""The HubSpot API emulator: CRM v3 objects, search, properties, v4 associations, deal
+pipelines and stages, owners.
 
 Served over plain HTTP. Every call is authenticated (private-app token, or OAuth tokens
 from ``/oauth/v1/token``), rate limited like a portal (a rolling ten-second window, a
 daily budget, and a separate per-second limit for search) with the
 ``X-HubSpot-RateLimit-*`` headers on every answer, counted in the port's
 :class:`~icp_sync.sandbox.accounting.ApiStats`, and exposed to the fault profile.
-Batch endpoints answer 200 / 201, or 207 with ``errors`` when some inputs fail.
+Batch endpoints answer 200 / 201, or 207 with ``errors`` when some inputs fail (for batch
+writes only when the inputs carry ``objectWriteTraceId``; see :mod:`.hubspot_records`).
 """
 
 from __future__ import annotations
@@ -171,8 +173,21 @@ def create_hubspot_app(
             schema.pipeline,
             ["GET"],
         ),
+        route(
+            "/crm/v3/pipelines/{object}/{pipeline_id}/stages",
+            "pipelines/{object}/stages",
+            schema.stages,
+            ["GET"],
+        ),
+        route(
+            "/crm/v3/pipelines/{object}/{pipeline_id}/stages/{stage_id}",
+            "pipelines/{object}/stage",
+            schema.stage,
+            ["GET"],
+        ),
         route("/crm/v3/owners", "owners", schema.owners, ["GET"]),
         route("/crm/v3/owners/", "owners", schema.owners, ["GET"]),
+        route("/crm/v3/owners/{owner_id}", "owners/owner", schema.owner, ["GET"]),
     ]
     app = Starlette(routes=routes)
     app.state.api = api

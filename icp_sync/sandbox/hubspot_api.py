@@ -8,7 +8,9 @@ faults, accounting and the ``X-HubSpot-RateLimit-*`` headers.
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
+import json
 import secrets
 import threading
 import time
@@ -29,11 +31,13 @@ __all__ = [
     "BATCH_LIMIT",
     "COMPANY_TO_DEAL",
     "DEAL_TO_COMPANY",
+    "HISTORY_BATCH_LIMIT",
     "Handler",
     "HubSpotApi",
     "HubSpotCredentials",
     "HubSpotLimits",
     "Limiter",
+    "RefusedError",
     "batch_inputs",
     "batch_response",
     "endpoint",
@@ -42,12 +46,14 @@ __all__ = [
     "oauth_token",
     "object_kind",
     "problem_error",
+    "refuse_duplicates",
     "standard_error",
     "wanted",
     "with_associations",
 ]
 
 BATCH_LIMIT = 100
+HISTORY_BATCH_LIMIT = 50
 DEAL_TO_COMPANY = 341
 COMPANY_TO_DEAL = 342
 
@@ -106,6 +112,29 @@ def standard_error(category: str, message: str, context: dict[str, list[str]]) -
         "errors": [],
         "links": {},
     }
+
+
+class RefusedError(Exception):
+    """A request HubSpot refuses as a whole (400 ``VALIDATION_ERROR`` unless told otherwise)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        category: str = "VALIDATION_ERROR",
+        context: dict[str, list[str]] | None = None,
+    ) -> None:
+        self.message = message
+        self.status = status
+        self.category = category
+        self.context = context
+        super().__init__(message)
+
+    def response(self) -> JSONResponse:
+        """The error answer."""
+        extra = {"context": self.context} if self.context else {}
+        return error(self.status, self.category, self.message, **extra)
 
 
 class Limiter:
@@ -180,6 +209,7 @@ class HubSpotApi:
         self.limiter = Limiter(limits, clock)
         self.lock = threading.Lock()
         self.oauth_tokens: dict[str, int] = {}
+        self.expired_tokens: set[str] = set()
 
     def fails_validation(self, record_id: str) -> bool:
         """Deterministic per record, like a property validation rule."""
@@ -197,7 +227,7 @@ def endpoint(
     api: HubSpotApi, name: str, handler: Handler, *, search: bool = False
 ) -> Callable[[Request], Awaitable[Response]]:
     async def wrapped(request: Request) -> Response:
-        label = f"{request.method} {name.format(**request.path_params)}"
+        label = f"{request.method} {name.format(**_canonical(request.path_params))}"
         request.state.read = 0
         request.state.written = 0
         await api.faults.delay()
@@ -205,7 +235,7 @@ def endpoint(
         if refusal is None:
             policy = api.limiter.admit(search=search)
             if policy is None and api.faults.rate_limited():
-                policy = "TEN_SECONDLY_ROLLING"
+                policy = "SECONDLY" if search else "TEN_SECONDLY_ROLLING"
             if policy is not None:
                 refusal = error(
                     429,
@@ -233,6 +263,8 @@ def endpoint(
             )
         except PropertyError as exc:
             response = invalid([exc])
+        except RefusedError as exc:
+            response = exc.response()
         except (ValueError, TypeError) as exc:
             response = error(400, "VALIDATION_ERROR", f"Invalid input JSON: {exc}")
         api.stats.record(
@@ -244,15 +276,38 @@ def endpoint(
     return wrapped
 
 
+def _canonical(params: dict[str, Any]) -> dict[str, Any]:
+    """Path parameters with object type ids (``0-2``) spelled as names, for one stats key."""
+    out = dict(params)
+    for key in ("object", "from_object", "to_object"):
+        if key in out:
+            with contextlib.suppress(KeyError):  # unknown types keep their spelling
+                out[key] = HubSpotPortal.kind(str(out[key]))
+    return out
+
+
 def invalid(problems: list[PropertyError]) -> JSONResponse:
-    details = ", ".join(
-        f'{{"isValid":false,"message":"{p.message}","error":"{p.code}","name":"{p.name}"}}'
-        for p in problems
+    """400 ``VALIDATION_ERROR`` for refused property values, in HubSpot's words.
+
+    The message embeds a JSON array of the problems, as HubSpot's does.
+    """
+    details = json.dumps(
+        [
+            {
+                "isValid": False,
+                "message": p.message,
+                "error": p.code,
+                "name": p.name,
+                "localizedErrorMessage": p.message,
+            }
+            for p in problems
+        ],
+        separators=(",", ":"),
     )
     return error(
         400,
         "VALIDATION_ERROR",
-        f"Property values were not valid: [{details}]",
+        f"Property values were not valid: {details}",
         errors=[
             {"message": p.message, "code": p.code, "context": {"propertyName": [p.name]}}
             for p in problems
@@ -272,15 +327,19 @@ def _authenticate(api: HubSpotApi, request: Request) -> Response | None:
     if token == api.credentials.access_token:
         return None
     limit = api.faults.profile.session_expiry_after
+    expired = error(
+        401, "EXPIRED_AUTHENTICATION", "The OAuth token used to make this call expired."
+    )
     with api.lock:
+        if token in api.expired_tokens:
+            return expired
         if token not in api.oauth_tokens:
             return missing
         api.oauth_tokens[token] += 1
         if limit and api.oauth_tokens[token] > limit:
             del api.oauth_tokens[token]
-            return error(
-                401, "EXPIRED_AUTHENTICATION", "The OAuth token used to make this call expired."
-            )
+            api.expired_tokens.add(token)  # an expired token stays expired, never unknown
+            return expired
     return None
 
 
@@ -337,13 +396,45 @@ def with_associations(
     return body
 
 
-def batch_inputs(body: Any) -> list[dict[str, Any]]:
+def batch_inputs(body: Any, *, limit: int = BATCH_LIMIT) -> list[dict[str, Any]]:
+    """The ``inputs`` of a batch body.
+
+    Raises:
+        ValueError: ``inputs`` is not an array of objects.
+        RefusedError: More inputs than ``limit`` (100; 50 when property histories are asked).
+    """
     inputs = body.get("inputs") if isinstance(body, dict) else None
-    if not isinstance(inputs, list):
-        raise ValueError("inputs must be an array")
-    if len(inputs) > BATCH_LIMIT:
-        raise ValueError(f"a batch accepts at most {BATCH_LIMIT} inputs, got {len(inputs)}")
+    if not isinstance(inputs, list) or not all(isinstance(i, dict) for i in inputs):
+        raise ValueError("inputs must be an array of objects")
+    if len(inputs) > limit:
+        what = "a batch request"
+        if limit != BATCH_LIMIT:
+            what += " for property histories"
+        raise RefusedError(
+            f"The maximum number of inputs supported in {what} is {limit}. "
+            "Please reduce the number of items and try again"
+        )
     return inputs
+
+
+def refuse_duplicates(inputs: list[dict[str, Any]]) -> None:
+    """HubSpot refuses a batch that names one record twice.
+
+    Raises:
+        RefusedError: 400 ``Duplicate IDs found in batch input``.
+    """
+    seen: set[tuple[str, str]] = set()
+    duplicates: list[str] = []
+    for item in inputs:
+        key = (str(item.get("idProperty") or "hs_object_id"), str(item.get("id")))
+        if key in seen and key[1] not in duplicates:
+            duplicates.append(key[1])
+        seen.add(key)
+    if duplicates:
+        raise RefusedError(
+            f"Duplicate IDs found in batch input: [{', '.join(duplicates)}]. IDs must be unique",
+            context={"ids": duplicates},
+        )
 
 
 def batch_response(
@@ -363,6 +454,9 @@ def batch_response(
 
 
 def problem_error(record_id: str, problem: PropertyError) -> dict[str, Any]:
-    return standard_error(
+    body = standard_error(
         "VALIDATION_ERROR", problem.message, {"ids": [record_id], "propertyName": [problem.name]}
     )
+    context = {"propertyName": [problem.name]}
+    body["errors"] = [{"message": problem.message, "code": problem.code, "context": context}]
+    return body

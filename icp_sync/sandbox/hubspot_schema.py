@@ -30,12 +30,15 @@ __all__ = [
     "associations_batch",
     "group",
     "groups",
+    "owner",
     "owners",
     "pipeline",
     "pipelines",
     "properties",
     "properties_batch",
     "property_",
+    "stage",
+    "stages",
 ]
 
 
@@ -227,16 +230,8 @@ async def associate_default(api: HubSpotApi, request: Request) -> Response:
         return error(400, "VALIDATION_ERROR", "Both objects must exist and be a deal and a company")
     api.portal.associate(*_pair(source, source_id, target_id))
     started = int(time.time() * 1000)
-    result = {
-        "from": {"id": source_id},
-        "to": {"id": target_id},
-        "associationSpec": {
-            "associationCategory": "HUBSPOT_DEFINED",
-            "associationTypeId": _type_id(source),
-        },
-    }
     request.state.written = 1
-    return batch_response([result], [], started)
+    return batch_response([_default_association(source, source_id, target_id)], [], started)
 
 
 async def associate_labelled(api: HubSpotApi, request: Request) -> Response:
@@ -255,16 +250,28 @@ async def associate_labelled(api: HubSpotApi, request: Request) -> Response:
     await request.json()
     api.portal.associate(*_pair(source, source_id, target_id))
     request.state.written = 1
-    return JSONResponse(
-        {
-            "fromObjectTypeId": OBJECTS[source],
-            "fromObjectId": int(source_id),
-            "toObjectTypeId": OBJECTS[target],
-            "toObjectId": int(target_id),
-            "labels": [],
+    return JSONResponse(_labels_between(source, source_id, target, target_id), status_code=201)
+
+
+def _labels_between(source: str, source_id: str, target: str, target_id: str) -> dict[str, Any]:
+    return {
+        "fromObjectTypeId": OBJECTS[source],
+        "fromObjectId": int(source_id),
+        "toObjectTypeId": OBJECTS[target],
+        "toObjectId": int(target_id),
+        "labels": [],
+    }
+
+
+def _default_association(source: str, source_id: str, target_id: str) -> dict[str, Any]:
+    return {
+        "from": {"id": source_id},
+        "to": {"id": target_id},
+        "associationSpec": {
+            "associationCategory": "HUBSPOT_DEFINED",
+            "associationTypeId": _type_id(source),
         },
-        status_code=201,
-    )
+    }
 
 
 def _association_types(source: str) -> list[dict[str, Any]]:
@@ -280,6 +287,43 @@ async def associations(api: HubSpotApi, request: Request) -> Response:
     return JSONResponse({"results": results})
 
 
+_SINGULAR = {"companies": "company", "deals": "deal"}
+
+
+def _no_associations(source: str, target: str, source_id: str) -> dict[str, Any]:
+    body = standard_error(
+        "OBJECT_NOT_FOUND",
+        f"No {_SINGULAR[target]} is associated with {_SINGULAR[source]} {source_id}.",
+        {
+            "fromObjectId": [source_id],
+            "fromObjectType": [_SINGULAR[source]],
+            "toObjectType": [_SINGULAR[target]],
+        },
+    )
+    body["subCategory"] = "crm.associations.NO_ASSOCIATIONS_FOUND"
+    return body
+
+
+def _pair_problem(
+    api: HubSpotApi, source: str, target: str, source_id: str, target_id: str
+) -> dict[str, Any] | None:
+    """The error for an association input naming a missing object, or None."""
+    missing = [
+        i
+        for kind, i in ((source, source_id), (target, target_id))
+        if api.portal.record(kind, i) is None
+    ]
+    if source != target and not missing:
+        return None
+    return standard_error(
+        "OBJECT_NOT_FOUND" if missing else "VALIDATION_ERROR",
+        f"Could not find objects with ids {missing}"
+        if missing
+        else "Only deals and companies can be associated",
+        {"fromObjectId": [source_id], "toObjectId": [target_id]},
+    )
+
+
 async def associations_batch(api: HubSpotApi, request: Request) -> Response:
     source = HubSpotPortal.kind(request.path_params["from_object"])
     target = HubSpotPortal.kind(request.path_params["to_object"])
@@ -289,40 +333,40 @@ async def associations_batch(api: HubSpotApi, request: Request) -> Response:
     inputs = body.get("inputs") if isinstance(body, dict) else None
     if not isinstance(inputs, list) or len(inputs) > 1000:
         raise ValueError("inputs must be an array of at most 1000")
+    results: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
     if action == "read":
-        results = []
         for item in inputs:
-            ids = api.portal.associated(source, str(item.get("id")))
-            if ids:
-                results.append(
-                    {
-                        "from": {"id": str(item.get("id"))},
-                        "to": [
-                            {"toObjectId": int(i), "associationTypes": _association_types(source)}
-                            for i in ids
-                        ],
-                    }
-                )
+            source_id = str(item.get("id"))
+            ids = api.portal.associated(source, source_id) if source != target else []
+            if not ids:
+                errors.append(_no_associations(source, target, source_id))
+                continue
+            results.append(
+                {
+                    "from": {"id": source_id},
+                    "to": [
+                        {"toObjectId": int(i), "associationTypes": _association_types(source)}
+                        for i in ids
+                    ],
+                }
+            )
         request.state.read = len(results)
-        return batch_response(results, [], started)
+        return batch_response(results, errors, started)
     if action in ("create", "associate/default"):
-        results = []
         for item in inputs:
             source_id, target_id = str(item["from"]["id"]), str(item["to"]["id"])
-            if api.portal.record(source, source_id) and api.portal.record(target, target_id):
-                api.portal.associate(*_pair(source, source_id, target_id))
-                results.append(
-                    {
-                        "from": {"id": source_id},
-                        "to": {"id": target_id},
-                        "associationSpec": {
-                            "associationCategory": "HUBSPOT_DEFINED",
-                            "associationTypeId": _type_id(source),
-                        },
-                    }
-                )
+            problem = _pair_problem(api, source, target, source_id, target_id)
+            if problem is not None:
+                errors.append(problem)
+                continue
+            api.portal.associate(*_pair(source, source_id, target_id))
+            if action == "create":
+                results.append(_labels_between(source, source_id, target, target_id))
+            else:
+                results.append(_default_association(source, source_id, target_id))
         request.state.written = len(results)
-        return batch_response(results, [], started, ok=201 if action == "create" else 200)
+        return batch_response(results, errors, started, ok=201 if action == "create" else 200)
     if action == "archive":
         for item in inputs:
             for target_item in item.get("to") or []:
@@ -365,10 +409,34 @@ async def pipelines(api: HubSpotApi, request: Request) -> Response:
     return JSONResponse({"results": [_pipeline_json(api)]})
 
 
+def _deal_pipeline(api: HubSpotApi, request: Request) -> dict[str, Any] | None:
+    params = request.path_params
+    if params["object"] not in ("deals", "0-3") or params["pipeline_id"] != "default":
+        return None
+    return _pipeline_json(api)
+
+
 async def pipeline(api: HubSpotApi, request: Request) -> Response:
-    if request.path_params["pipeline_id"] != "default":
+    found = _deal_pipeline(api, request)
+    if found is None:
         return error(404, "OBJECT_NOT_FOUND", "Unable to find pipeline")
-    return JSONResponse(_pipeline_json(api))
+    return JSONResponse(found)
+
+
+async def stages(api: HubSpotApi, request: Request) -> Response:
+    found = _deal_pipeline(api, request)
+    if found is None:
+        return error(404, "OBJECT_NOT_FOUND", "Unable to find pipeline")
+    return JSONResponse({"results": found["stages"]})
+
+
+async def stage(api: HubSpotApi, request: Request) -> Response:
+    found = _deal_pipeline(api, request)
+    wanted = request.path_params["stage_id"]
+    for candidate in (found or {}).get("stages", []):
+        if candidate["id"] == wanted:
+            return JSONResponse(candidate)
+    return error(404, "OBJECT_NOT_FOUND", f"Unable to find pipeline stage {wanted}")
 
 
 async def owners(api: HubSpotApi, request: Request) -> Response:
@@ -380,3 +448,14 @@ async def owners(api: HubSpotApi, request: Request) -> Response:
         body["paging"] = {"next": {"after": str(after + limit), "link": None}}
     request.state.read = len(owners)
     return JSONResponse(body)
+
+
+async def owner(api: HubSpotApi, request: Request) -> Response:
+    key = request.path_params["owner_id"]
+    by = request.query_params.get("idProperty", "id")
+    field = "userId" if by == "userId" else "id"
+    for candidate in api.portal.owners:
+        if str(candidate[field]) == key:
+            request.state.read = 1
+            return JSONResponse(candidate)
+    return error(404, "OBJECT_NOT_FOUND", f"Unable to find owner {key}")

@@ -1,8 +1,9 @@
 """HubSpot CRM search in the emulator: filter groups, operators, sorts, paging, the 10k cap.
 
 Filter groups are ORed and filters within a group ANDed; at most 5 groups, 10 filters per
-group and 25 in all. A page holds at most 200 results, and paging stops at 10,000 results
-with a 400, as HubSpot does: a client must narrow the query to read further.
+group and 25 in all. A page holds at most 200 results; no result past the 10,000th is ever
+returned, and a cursor at or past 10,000 is answered 400, as HubSpot does: a client must
+narrow the query (re-anchor on ``hs_lastmodifieddate``) to read further.
 """
 
 from __future__ import annotations
@@ -161,11 +162,13 @@ async def search(api: HubSpotApi, request: Request) -> Response:
             )
             matches = present + absent
         wanted = body.get("properties") or None
-        page = matches[after : after + limit]
+        end = min(after + limit, SEARCH_RESULT_CAP)  # no result past the cap, even mid-page
+        page = matches[after:end]
         results = [record_json(r, wanted) for r in page]
     response: dict[str, Any] = {"total": len(matches), "results": results}
-    if after + limit < len(matches):
-        response["paging"] = {"next": {"after": str(after + limit), "link": None}}
+    if end < len(matches):
+        # Past the cap this cursor is answered 400, as HubSpot does.
+        response["paging"] = {"next": {"after": str(end), "link": None}}
     request.state.read = len(results)
     return JSONResponse(response)
 
