@@ -82,7 +82,9 @@ def _cycles(sandbox: Sandbox, workdir: Path) -> None:
     def connector() -> SalesforceConnector:
         assert settings.salesforce is not None
         return SalesforceConnector(
-            settings.salesforce, state=StoredConnectorState(store, "salesforce"), bulk_wait=0.2
+            settings.salesforce,
+            state=StoredConnectorState(store.ledger, "salesforce"),
+            bulk_wait=0.2,
         )
 
     setup = connector()

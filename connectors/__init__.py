@@ -33,6 +33,6 @@ def make_connector(settings: Settings, store: Store | None = None) -> Connector:
 
         if settings.salesforce is None:
             raise ConfigError(["salesforce: section required when crm.connector = 'salesforce'"])
-        state = StoredConnectorState(store, "salesforce") if store is not None else None
+        state = StoredConnectorState(store.ledger, "salesforce") if store is not None else None
         return SalesforceConnector(settings.salesforce, state=state)
     raise ConfigError([f"crm.connector: unknown connector {settings.crm.connector!r}"])

@@ -122,13 +122,13 @@ def sync(
     started = time.perf_counter()
     owned = connector is None
     connector = connector or make_connector(settings, store)
-    store.start_run(run_id, "sync", now=now)
+    store.runs.start(run_id, "sync", now=now)
     objects = {obj: ObjectSync(crm_object=obj) for obj in CrmObject}
     status = "ok"
     writeback: dict[str, Any] | None = None
     try:
         if full:
-            store.clear_watermarks(connector.name)
+            store.watermarks.clear(connector.name)
         try:
             for obj in CrmObject:
                 _sync_object(
@@ -146,14 +146,14 @@ def sync(
         except BudgetExhaustedError as exc:
             status = "budget_exhausted"
             log.warning("cycle_stopped", reason=str(exc), resume="next cycle")
-        accounts = store.load_frame(CrmObject.ACCOUNT)
-        opportunities = store.load_frame(CrmObject.OPPORTUNITY)
+        accounts = store.mirror.load(CrmObject.ACCOUNT)
+        opportunities = store.mirror.load(CrmObject.OPPORTUNITY)
         usage = connector.usage()
         result = SyncResult(
             run_id=run_id,
             connector=connector.name,
             objects=objects,
-            mirror=store.mirror_counts(),
+            mirror=store.mirror.counts(),
             segments=dimension_summary(accounts, opportunities, settings.segments),
             api_calls=usage.calls,
             api_by_endpoint=usage.by_endpoint,
@@ -162,14 +162,14 @@ def sync(
             writeback=writeback,
         )
     except BaseException as exc:
-        store.finish_run(run_id, status="failed", summary={"error": str(exc)}, now=now)
+        store.runs.finish(run_id, status="failed", summary={"error": str(exc)}, now=now)
         raise
     finally:
         if owned:
             connector.close()
     summary = result.as_dict()
     summary.pop("segments")
-    store.finish_run(run_id, status=status, summary=summary, now=now)
+    store.runs.finish(run_id, status=status, summary=summary, now=now)
     return result
 
 
@@ -183,22 +183,22 @@ def _sync_object(
     now: datetime,
 ) -> None:
     obj = outcome.crm_object
-    since = store.get_watermark(connector.name, obj)
+    since = store.watermarks.get(connector.name, obj)
     for batch in connector.extract(obj, since=since, now=now):
         if batch.deleted:
-            outcome.deleted += store.mark_deleted(obj, batch.deleted, now=now)
+            outcome.deleted += store.mirror.mark_deleted(obj, batch.deleted, now=now)
             if batch.frame.empty:
                 continue
         outcome.source_unchanged = False
         clean, report = normalize(batch.frame, obj, settings.normalize, now=now)
-        written = store.upsert_mirror(obj, clean, now=now)
+        written = store.mirror.upsert(obj, clean, now=now)
         if batch.snapshot:
-            gone = store.mirror_ids(obj) - set(clean[ID_COLUMN[obj]])
-            outcome.deleted += store.mark_deleted(obj, gone, now=now)
+            gone = store.mirror.ids(obj) - set(clean[ID_COLUMN[obj]])
+            outcome.deleted += store.mirror.mark_deleted(obj, gone, now=now)
         _remember_read_back(store, obj, clean, now=now)
-        store.add_rejects(run_id, report.rejects)
+        store.runs.add_rejects(run_id, report.rejects)
         if batch.cursor is not None:
-            store.set_watermark(connector.name, obj, batch.cursor, now=now)
+            store.watermarks.set(connector.name, obj, batch.cursor, now=now)
         outcome.extracted += len(batch.frame)
         outcome.inserted += written.inserted
         outcome.updated += written.updated
@@ -230,7 +230,7 @@ def _remember_read_back(
     values = clean.set_index("account_id")[columns].map(canonical_value)
     values.columns = [c.removeprefix(_READBACK_PREFIX) for c in columns]
     rows = cast(dict[str, dict[str, str]], values.to_dict("index"))
-    store.record_field_values(obj, rows, source="read", now=now)
+    store.ledger.record_field_values(obj, rows, source="read", now=now)
 
 
 def _write_back(
@@ -258,10 +258,10 @@ def _write_back(
         }
     definition, model = scoring.active_definition(settings, store, now=now)
     scored = scoring.score(settings, store, now=now, definition=definition, model=model)
-    stored_tal = store.latest_tal(definition.version)
+    stored_tal = store.versions.latest_tal(definition.version)
     if stored_tal is None:
         members, coverage = scoring.build_tal(scored.frame, definition, settings.tal.size)
-        store.save_tal(
+        store.versions.save_tal(
             name=settings.tal.name,
             version=definition.version,
             members=members,
@@ -273,9 +273,9 @@ def _write_back(
     desired = desired_account_values(
         scored.frame, members, version=definition.version, scored_at=now
     )
-    current = store.field_values(CrmObject.ACCOUNT)
+    current = store.ledger.field_values(CrmObject.ACCOUNT)
     planned = plan(desired, current, writable=writable)
-    refused = store.rejected_writes(CrmObject.ACCOUNT)
+    refused = store.ledger.rejected_writes(CrmObject.ACCOUNT)
     skip = {
         record_id: "rejected last time with the same values"
         for (_, record_id), values in planned.by_record().items()
@@ -320,14 +320,14 @@ def _apply(
             record_id: {f: canonical_value(v) for f, v in fields.items()}
             for record_id, fields in batch.written.items()
         }
-        store.record_field_values(CrmObject.ACCOUNT, written, source="written", now=now)
+        store.ledger.record_field_values(CrmObject.ACCOUNT, written, source="written", now=now)
         entries = [(r, "written", batch.written[r], batch.method) for r in batch.written]
         entries += [
             (r, "rejected", wanted.get((CrmObject.ACCOUNT, r), {}), reason)
             for r, reason in batch.rejected.items()
         ]
         entries += [(r, "deferred", {}, reason) for r, reason in batch.deferred.items()]
-        store.log_writes(run_id, CrmObject.ACCOUNT, entries, now=now)
+        store.ledger.log_writes(run_id, CrmObject.ACCOUNT, entries, now=now)
         counts["records_written"] += len(batch.written)
         counts["rejected"] += len(batch.rejected)
         counts["deferred"] += len(batch.deferred)

@@ -103,8 +103,8 @@ class _Base:
 
 
 def _base(settings: Settings, store: Store, *, as_of: pd.Timestamp, now: datetime) -> _Base:
-    accounts = store.load_frame(CrmObject.ACCOUNT)
-    opportunities = store.load_frame(CrmObject.OPPORTUNITY)
+    accounts = store.mirror.load(CrmObject.ACCOUNT)
+    opportunities = store.mirror.load(CrmObject.OPPORTUNITY)
     if accounts.empty:
         raise PipelineError("the mirror holds no accounts: run `icp-sync sync` first")
     accounts, opportunities = history_as_of(accounts, opportunities, as_of)
@@ -141,7 +141,7 @@ def derive_icp(
     )
     if model.fallback_reason:
         log.warning("lookalike_not_trained", reason=model.fallback_reason)
-    seq = store.next_icp_seq()
+    seq = store.versions.next_seq()
     definition = IcpDefinition(
         version=f"v{seq}",
         as_of=cut.to_pydatetime(),
@@ -171,7 +171,7 @@ def derive_icp(
         model=model.summary(),
         fdr=settings.icp.fdr,
     )
-    store.save_icp_version(
+    store.versions.save(
         version=definition.version,
         seq=seq,
         as_of=definition.as_of,
@@ -246,13 +246,13 @@ def active_definition(
     if settings.icp.definition is not None:
         path = settings.icp.definition
         definition = from_toml(path.read_text(encoding="utf-8"), source=str(path))
-        stored = store.icp_version(definition.version)
+        stored = store.versions.get(definition.version)
         return definition, _load_model(stored.model) if stored else None
-    stored = store.icp_version()
+    stored = store.versions.get()
     if stored is None:
         log.info("icp_missing", action="deriving the first ICP version")
         derive_icp(settings, store, now=now)
-        stored = store.icp_version()
+        stored = store.versions.get()
         if stored is None:
             raise PipelineError("deriving the first ICP version stored nothing")
     return from_toml(stored.definition, source=f"stored {stored.version}"), _load_model(
@@ -319,7 +319,7 @@ def score(
         }
     )
     if keep:
-        store.save_scores(definition.version, frame, now=now)
+        store.versions.save_scores(definition.version, frame, now=now)
     return ScoreResult(
         version=definition.version,
         frame=frame,
@@ -394,7 +394,7 @@ def tal(settings: Settings, store: Store, *, now: datetime, size: int | None = N
     definition, model = active_definition(settings, store, now=now)
     scored = score(settings, store, now=now, definition=definition, model=model)
     members_frame, coverage = build_tal(scored.frame, definition, size or settings.tal.size)
-    tal_id = store.save_tal(
+    tal_id = store.versions.save_tal(
         name=settings.tal.name,
         version=definition.version,
         members=members_frame,
@@ -422,7 +422,7 @@ def review(
     win rate and logo retention of Green accounts with the rest, and the conversion of the
     TAL the version would have produced with the other prospects.
     """
-    stored = store.icp_version(version)
+    stored = store.versions.get(version)
     if stored is None:
         raise PipelineError("no ICP version to review: run `icp-sync derive` first")
     definition = from_toml(stored.definition, source=f"stored {stored.version}")
@@ -436,8 +436,8 @@ def review(
         as_of=stored.as_of,
         keep=False,
     )
-    accounts = store.load_frame(CrmObject.ACCOUNT)
-    opportunities = store.load_frame(CrmObject.OPPORTUNITY)
+    accounts = store.mirror.load(CrmObject.ACCOUNT)
+    opportunities = store.mirror.load(CrmObject.OPPORTUNITY)
     tiers = then.frame.set_index("account_id")["rule_tier"]
     deals = opportunities[
         (opportunities["deal_type"] == DealType.NEW_BUSINESS)

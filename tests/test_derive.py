@@ -114,7 +114,7 @@ def test_tal_ranks_truly_fit_prospects_far_above_chance(tmp_path: Path) -> None:
 
     settings = load_settings(config)
     with Store.open(settings.store.url) as store:
-        scores = store.load_scores("v1").set_index("account_id")["score"]
+        scores = store.versions.load_scores("v1").set_index("account_id")["score"]
     prospects = fit.index.intersection(scores.index)
     positive = fit[prospects] >= fit.quantile(0.8)
     assert roc_auc_score(positive, scores[prospects]) >= 0.75

@@ -27,8 +27,8 @@ def test_maven_export_loads_with_its_quirks_repaired(
     """Maven: 85 accounts, 7,375 attributable deals; typos fixed; the 1,425 orphans rejected."""
     result = sync(_settings(example, "unused"), store, run_id="r1", now=now)
     opps = result.objects[CrmObject.OPPORTUNITY]
-    accounts = store.load_frame(CrmObject.ACCOUNT)
-    deals = store.load_frame(CrmObject.OPPORTUNITY)
+    accounts = store.mirror.load(CrmObject.ACCOUNT)
+    deals = store.mirror.load(CrmObject.OPPORTUNITY)
 
     assert result.mirror == {"account": 85, "opportunity": 7_375}
     assert opps.report is not None
@@ -40,7 +40,7 @@ def test_maven_export_loads_with_its_quirks_repaired(
     assert "Philippines" in set(accounts["country"])
     assert "GTXPro" not in set(deals["attr_product"])
     assert deals.loc[deals["stage"] == "lost", "amount"].isna().all()
-    assert len(store.run_rejects("r1")) == 1_425
+    assert len(store.runs.rejects("r1")) == 1_425
 
 
 @pytest.mark.parametrize("example", ["ravenstack"], indirect=True)
@@ -51,7 +51,7 @@ def test_ravenstack_export_loads(example: Path, store: Store, now: datetime) -> 
     have no churn event (and still-open subscriptions), so their churn cannot be dated.
     """
     result = sync(_settings(example, "unused"), store, run_id="r1", now=now)
-    accounts = store.load_frame(CrmObject.ACCOUNT)
+    accounts = store.mirror.load(CrmObject.ACCOUNT)
 
     assert result.mirror == {"account": 500, "opportunity": 4_222}
     assert accounts["churned_at"].notna().sum() == 75
@@ -70,7 +70,7 @@ def test_second_sync_reads_nothing_and_changes_nothing(
 
     assert all(o.source_unchanged for o in second.objects.values())
     assert second.mirror == {"account": 85, "opportunity": 7_375}
-    assert [r.status for r in store.recent_runs()] == ["ok", "ok"]
+    assert [r.status for r in store.runs.recent()] == ["ok", "ok"]
 
 
 def test_edited_export_writes_only_changed_rows_and_flags_deletions(
@@ -91,7 +91,7 @@ def test_edited_export_writes_only_changed_rows_and_flags_deletions(
     assert (accounts.inserted, accounts.updated, accounts.deleted) == (0, 1, 1)
     assert accounts.unchanged == 83
     assert result.mirror["account"] == 84
-    mirrored = store.load_frame(CrmObject.ACCOUNT).set_index("account_id")
+    mirrored = store.mirror.load(CrmObject.ACCOUNT).set_index("account_id")
     assert mirrored.loc["Acme Corporation", "employees"] == 3000
 
 
@@ -113,7 +113,7 @@ def test_segment_summary_counts_win_rate_and_acv(
     result = sync(_settings(example, "unused"), store, run_id="r1", now=now)
     segments = result.segments
     industry = segments[segments["dimension"] == "industry"]
-    deals = store.load_frame(CrmObject.OPPORTUNITY)
+    deals = store.mirror.load(CrmObject.OPPORTUNITY)
 
     assert industry["accounts"].sum() == 85
     assert industry["won"].sum() == (deals["stage"] == "won").sum()

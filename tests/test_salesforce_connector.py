@@ -52,7 +52,7 @@ class Org:
         assert self.settings.salesforce is not None
         return SalesforceConnector(
             self.settings.salesforce,
-            state=StoredConnectorState(self.store, "salesforce"),
+            state=StoredConnectorState(self.store.ledger, "salesforce"),
             sleep=lambda _: None,
             bulk_wait=0.01,
         )
@@ -166,7 +166,7 @@ def test_bulk_extract_costs_a_constant_number_of_calls(
     assert _count("GET queryAll", stats) == 2  # the size probe: one REST page per object
     assert stats["calls"] <= 16
     live = salesforce_client(org.sandbox).query("SELECT COUNT() FROM Account")["totalSize"]
-    assert org.store.mirror_counts()["account"] == live  # deleted rows arrive as tombstones
+    assert org.store.mirror.counts()["account"] == live  # deleted rows arrive as tombstones
 
 
 def test_second_cycle_without_change_makes_a_handful_of_calls(
@@ -328,7 +328,7 @@ def test_validation_rule_rejections_are_reported_and_only_those_records_differ(
     writeback = result.writeback or {}
     assert result.status == "ok"
     assert 0 < writeback["rejected"] < 200
-    rejected = set(org.store.rejected_writes(CrmObject.ACCOUNT))
+    rejected = set(org.store.ledger.rejected_writes(CrmObject.ACCOUNT))
     assert len(rejected) == writeback["rejected"]
     now = org.icp_fields()
     differing = {n for n in now if now[n] != reference[n]}

@@ -1,0 +1,76 @@
+"""Internals every store repository shares: transactions, upsert, chunking, value conversion."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from icp_sync.errors import StateStoreError
+
+CHUNK = 5_000
+"""Rows per executemany batch: bounded memory and statement size on both databases."""
+
+
+class Repository:
+    """Base of the repositories: one engine, reads on a connection, writes in a transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """A transaction committed on exit; database errors become :class:`StateStoreError`."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"state store write failed: {short(exc)}") from exc
+
+
+def upsert(conn: Connection, table: sa.Table, *keys: str) -> Any:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE of every other column, in the open dialect."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(table)
+    updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
+    return statement.on_conflict_do_update(index_elements=list(keys), set_=updates)
+
+
+def execute_chunked(conn: Connection, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Execute ``statement`` for ``rows`` in batches of :data:`CHUNK`."""
+    for start in range(0, len(rows), CHUNK):
+        conn.execute(statement, rows[start : start + CHUNK])
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A frame as a list of row dicts (plain Python values)."""
+    # to_dict already boxes numpy scalars as Python values; keys are column names
+    return cast(list[dict[str, Any]], frame.to_dict("records"))
+
+
+def plain(value: object) -> object:
+    """A JSON-serialisable stand-in for numpy scalars and pandas timestamps."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return value
+
+
+def aware(value: datetime) -> datetime:
+    """A datetime read back from the database, as UTC-aware (SQLite drops the zone)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def short(exc: SQLAlchemyError) -> str:
+    """The first line of the driver's message: enough to act on, no SQL dump."""
+    original = getattr(exc, "orig", None)
+    return str(original or exc).splitlines()[0]

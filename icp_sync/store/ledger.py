@@ -1,0 +1,138 @@
+"""The write ledger repository: CRM field values read back, writes attempted, connector state."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from icp_sync.model import CrmObject
+from icp_sync.store._base import Repository, execute_chunked, upsert
+from icp_sync.store.schema import connector_state, field_state, write_ledger
+
+
+class LedgerRepository(Repository):
+    """What the CRM holds, what was written to it and with what result, and each connector's
+    own state (tables ``field_state``, ``write_ledger``, ``connector_state``)."""
+
+    def record_field_values(
+        self,
+        obj: CrmObject,
+        values: dict[str, dict[str, str]],
+        *,
+        source: str,
+        now: datetime,
+    ) -> None:
+        """Remember what the CRM holds: ``{record_id: {field: canonical text}}``."""
+        rows = [
+            {
+                "object": str(obj),
+                "record_id": record_id,
+                "field": field,
+                "value": value,
+                "source": source,
+                "updated_at": now,
+            }
+            for record_id, fields in values.items()
+            for field, value in fields.items()
+        ]
+        if not rows:
+            return
+        with self._tx() as conn:
+            execute_chunked(conn, upsert(conn, field_state, "object", "record_id", "field"), rows)
+
+    def field_values(self, obj: CrmObject) -> pd.DataFrame:
+        """What the CRM holds per record (rows) and owned field (columns), as text."""
+        query = sa.select(field_state.c.record_id, field_state.c.field, field_state.c.value).where(
+            field_state.c.object == str(obj)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).fetchall()
+        if not rows:
+            return pd.DataFrame()
+        long = pd.DataFrame(rows, columns=["record_id", "field", "value"])
+        return long.pivot(index="record_id", columns="field", values="value")
+
+    def log_writes(
+        self,
+        run_id: str,
+        obj: CrmObject,
+        entries: list[tuple[str, str, dict[str, Any], str]],
+        *,
+        now: datetime,
+    ) -> None:
+        """Append to the write ledger: (record_id, status, values, detail) per record."""
+        rows = [
+            {
+                "run_id": run_id,
+                "object": str(obj),
+                "record_id": record_id,
+                "status": status,
+                "values": json.dumps(values, default=str, sort_keys=True),
+                "detail": detail,
+                "at": now,
+            }
+            for record_id, status, values, detail in entries
+        ]
+        if not rows:
+            return
+        with self._tx() as conn:
+            execute_chunked(conn, write_ledger.insert(), rows)
+
+    def rejected_writes(self, obj: CrmObject) -> dict[str, str]:
+        """Records whose latest write attempt was rejected -> the values that were refused."""
+        latest = (
+            sa.select(write_ledger.c.record_id, sa.func.max(write_ledger.c.id).label("id"))
+            .where(write_ledger.c.object == str(obj))
+            .group_by(write_ledger.c.record_id)
+            .subquery()
+        )
+        query = (
+            sa.select(write_ledger.c.record_id, write_ledger.c["values"])
+            .join(latest, write_ledger.c.id == latest.c.id)
+            .where(write_ledger.c.status == "rejected")
+        )
+        with self.engine.connect() as conn:
+            return {row[0]: row[1] for row in conn.execute(query)}
+
+    def counts(self, run_id: str) -> dict[str, int]:
+        """Ledger entries of one run, per status."""
+        query = (
+            sa.select(write_ledger.c.status, sa.func.count())
+            .where(write_ledger.c.run_id == run_id)
+            .group_by(write_ledger.c.status)
+        )
+        with self.engine.connect() as conn:
+            return {str(status): int(count) for status, count in conn.execute(query)}
+
+    def load_connector_state(self, connector: str) -> dict[str, Any]:
+        """A connector's own persistent state."""
+        query = sa.select(connector_state.c.state).where(connector_state.c.connector == connector)
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar_one_or_none()
+        return dict(json.loads(value)) if value else {}
+
+    def save_connector_state(self, connector: str, state: dict[str, Any], *, now: datetime) -> None:
+        """Replace a connector's state."""
+        row = {"connector": connector, "state": json.dumps(state, default=str), "updated_at": now}
+        with self._tx() as conn:
+            conn.execute(upsert(conn, connector_state, "connector"), [row])
+
+
+class StoredConnectorState:
+    """A connector's state kept in the ledger (implements ``connectors.base.ConnectorState``)."""
+
+    def __init__(self, ledger: LedgerRepository, connector: str) -> None:
+        self._ledger = ledger
+        self._connector = connector
+
+    def load(self) -> dict[str, Any]:
+        """The stored state."""
+        return self._ledger.load_connector_state(self._connector)
+
+    def save(self, state: dict[str, Any]) -> None:
+        """Replace the stored state."""
+        self._ledger.save_connector_state(self._connector, state, now=datetime.now(UTC))

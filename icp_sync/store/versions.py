@@ -1,0 +1,175 @@
+"""The ICP version repository: derived ICP versions, account scores and Target Account Lists."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from icp_sync.errors import StateStoreError
+from icp_sync.store._base import Repository, aware, execute_chunked, plain, records
+from icp_sync.store.schema import account_scores, icp_versions, tal_members, tals
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IcpVersion:
+    """A stored ICP version: its TOML definition, evidence (JSON) and model."""
+
+    seq: int
+    version: str
+    created_at: datetime
+    as_of: datetime
+    definition: str
+    evidence: list[dict[str, Any]]
+    model_summary: dict[str, Any]
+    model: bytes | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredTal:
+    """A stored Target Account List."""
+
+    tal_id: int
+    name: str
+    version: str
+    created_at: datetime
+    coverage: dict[str, Any]
+    members: pd.DataFrame
+
+
+class VersionRepository(Repository):
+    """ICP versions and what was computed from them (``icp_versions``, ``account_scores``,
+    ``tals``, ``tal_members``)."""
+
+    def save(
+        self,
+        *,
+        version: str,
+        seq: int,
+        as_of: datetime,
+        definition: str,
+        evidence: list[dict[str, Any]],
+        model_summary: dict[str, Any],
+        model: bytes | None,
+        now: datetime,
+    ) -> None:
+        """Store a newly derived ICP version."""
+        with self._tx() as conn:
+            conn.execute(
+                icp_versions.insert().values(
+                    seq=seq,
+                    version=version,
+                    created_at=now,
+                    as_of=as_of,
+                    definition=definition,
+                    evidence=json.dumps(evidence, default=plain),
+                    model_summary=json.dumps(model_summary, default=plain),
+                    model=model,
+                )
+            )
+
+    def next_seq(self) -> int:
+        """The sequence number the next derived version gets."""
+        with self.engine.connect() as conn:
+            current = conn.execute(sa.select(sa.func.max(icp_versions.c.seq))).scalar_one()
+        return int(current or 0) + 1
+
+    def get(self, version: str | None = None) -> IcpVersion | None:
+        """A stored version by name, or the latest when ``version`` is ``None``."""
+        query = sa.select(icp_versions)
+        if version is None:
+            query = query.order_by(icp_versions.c.seq.desc()).limit(1)
+        else:
+            query = query.where(icp_versions.c.version == version)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return IcpVersion(
+            seq=row.seq,
+            version=row.version,
+            created_at=aware(row.created_at),
+            as_of=aware(row.as_of),
+            definition=row.definition,
+            evidence=json.loads(row.evidence),
+            model_summary=json.loads(row.model_summary),
+            model=row.model,
+        )
+
+    def history(self) -> list[tuple[str, datetime, datetime]]:
+        """(version, created_at, as_of) of every stored version, oldest first."""
+        query = sa.select(icp_versions.c.version, icp_versions.c.created_at, icp_versions.c.as_of)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(icp_versions.c.seq)).fetchall()
+        return [(r[0], aware(r[1]), aware(r[2])) for r in rows]
+
+    def save_scores(self, version: str, frame: pd.DataFrame, *, now: datetime) -> None:
+        """Replace the stored scores of ``version`` with ``frame`` (one row per account)."""
+        columns = ["account_id", "tier", "rule_tier", "score", "segment", "reasons", "overridden"]
+        rows = records(frame[columns].assign(version=version, scored_at=now))
+        with self._tx() as conn:
+            conn.execute(account_scores.delete().where(account_scores.c.version == version))
+            execute_chunked(conn, account_scores.insert(), rows)
+
+    def load_scores(self, version: str) -> pd.DataFrame:
+        """The stored scores of ``version``."""
+        query = sa.select(account_scores).where(account_scores.c.version == version)
+        with self.engine.connect() as conn:
+            result = conn.execute(query)
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+    def save_tal(
+        self,
+        *,
+        name: str,
+        version: str,
+        members: pd.DataFrame,
+        coverage: dict[str, Any],
+        now: datetime,
+    ) -> int:
+        """Store a TAL and its members; returns its id."""
+        columns = ["account_id", "rank", "score", "tier", "segment", "reasons"]
+        with self._tx() as conn:
+            inserted = conn.execute(
+                tals.insert().values(
+                    name=name,
+                    version=version,
+                    created_at=now,
+                    size=len(members),
+                    coverage=json.dumps(coverage, default=plain),
+                )
+            ).inserted_primary_key
+            if inserted is None:
+                raise StateStoreError("the new TAL got no id")
+            tal_id = int(inserted[0])
+            rows = records(members[columns].assign(tal_id=tal_id))
+            execute_chunked(conn, tal_members.insert(), rows)
+        return tal_id
+
+    def latest_tal(self, version: str | None = None) -> StoredTal | None:
+        """The newest TAL (of ``version`` when given)."""
+        query = sa.select(tals).order_by(tals.c.tal_id.desc()).limit(1)
+        if version is not None:
+            query = query.where(tals.c.version == version)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+            if row is None:
+                return None
+            result = conn.execute(
+                sa.select(tal_members)
+                .where(tal_members.c.tal_id == row.tal_id)
+                .order_by(tal_members.c.rank)
+            )
+            members = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        return StoredTal(
+            tal_id=row.tal_id,
+            name=row.name,
+            version=row.version,
+            created_at=aware(row.created_at),
+            coverage=json.loads(row.coverage),
+            members=members.drop(columns=["tal_id"]),
+        )
