@@ -1,0 +1,110 @@
+"""The mirror repository, on SQLite and (when configured) PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+
+from icp_sync.model import CrmObject
+from icp_sync.store import Store
+from tests.store.frames import accounts, opportunities
+
+
+def test_mirror_round_trip_preserves_values(store: Store, now: datetime) -> None:
+    """What goes into the mirror comes back identical: nulls, datetimes, attributes."""
+    frame = accounts()
+    store.mirror.upsert(CrmObject.ACCOUNT, frame, now=now)
+
+    loaded = store.mirror.load(CrmObject.ACCOUNT)
+
+    pd.testing.assert_frame_equal(loaded, frame, check_dtype=False)
+    assert loaded["created_at"].iloc[0] == pd.Timestamp("2024-01-02T03:04:05.123456Z")
+
+
+def test_opportunities_have_their_own_mirror(store: Store, now: datetime) -> None:
+    """Opportunities round-trip through mirror_opportunities without touching accounts."""
+    frame = opportunities()
+
+    result = store.mirror.upsert(CrmObject.OPPORTUNITY, frame, now=now)
+
+    assert result.inserted == 2
+    pd.testing.assert_frame_equal(
+        store.mirror.load(CrmObject.OPPORTUNITY), frame, check_dtype=False
+    )
+    assert store.mirror.counts() == {"account": 0, "opportunity": 2}
+
+
+def test_upsert_counts_only_real_changes(store: Store, now: datetime) -> None:
+    """Re-writing identical rows changes nothing; one edited row is one update."""
+    frame = accounts(100)
+    first = store.mirror.upsert(CrmObject.ACCOUNT, frame, now=now)
+    again = store.mirror.upsert(CrmObject.ACCOUNT, frame, now=now)
+    edited = frame.copy()
+    edited.loc[7, "name"] = "Renamed Inc"
+    edited = pd.concat([edited, accounts(101).tail(1)], ignore_index=True)
+    third = store.mirror.upsert(CrmObject.ACCOUNT, edited, now=now)
+
+    assert (first.inserted, first.updated, first.unchanged) == (100, 0, 0)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 100)
+    assert (third.inserted, third.updated, third.unchanged) == (1, 1, 99)
+    assert store.mirror.load(CrmObject.ACCOUNT).set_index("account_id").loc["A7", "name"] == (
+        "Renamed Inc"
+    )
+
+
+def test_duplicate_ids_in_one_batch_keep_the_last(store: Store, now: datetime) -> None:
+    """Within one batch the last row of an id wins, counted once."""
+    frame = accounts(2)
+    later = frame.tail(1).assign(name="Latest")
+
+    result = store.mirror.upsert(CrmObject.ACCOUNT, pd.concat([frame, later]), now=now)
+
+    assert result.inserted == 2
+    assert store.mirror.load(CrmObject.ACCOUNT)["name"].tolist() == ["Company 0", "Latest"]
+
+
+def test_an_empty_batch_writes_nothing(store: Store, now: datetime) -> None:
+    """An empty frame is a no-op with zero counts."""
+    result = store.mirror.upsert(CrmObject.ACCOUNT, accounts(0), now=now)
+
+    assert (result.inserted, result.updated, result.unchanged) == (0, 0, 0)
+    assert store.mirror.load(CrmObject.ACCOUNT).empty
+
+
+def test_deleted_records_leave_the_live_mirror(store: Store, now: datetime) -> None:
+    """Marking records deleted hides them from the live view but keeps them on request."""
+    store.mirror.upsert(CrmObject.ACCOUNT, accounts(), now=now)
+
+    changed = store.mirror.mark_deleted(CrmObject.ACCOUNT, ["A1", "A2"], now=now)
+    again = store.mirror.mark_deleted(CrmObject.ACCOUNT, ["A1"], now=now)
+
+    assert (changed, again) == (2, 0)
+    assert store.mirror.ids(CrmObject.ACCOUNT) == {"A0"}
+    assert store.mirror.ids(CrmObject.ACCOUNT, include_deleted=True) == {"A0", "A1", "A2"}
+    assert len(store.mirror.load(CrmObject.ACCOUNT, include_deleted=True)) == 3
+    assert store.mirror.counts() == {"account": 1, "opportunity": 0}
+
+
+def test_a_deleted_record_that_returns_is_live_again(store: Store, now: datetime) -> None:
+    """A record restored in the CRM (same content) is mirrored as live again."""
+    frame = accounts()
+    store.mirror.upsert(CrmObject.ACCOUNT, frame, now=now)
+    store.mirror.mark_deleted(CrmObject.ACCOUNT, ["A1"], now=now)
+
+    result = store.mirror.upsert(CrmObject.ACCOUNT, frame, now=now)
+
+    assert result.updated == 1
+    assert store.mirror.ids(CrmObject.ACCOUNT) == {"A0", "A1", "A2"}
+
+
+def test_large_mirror_write_is_chunked_and_complete(store: Store, now: datetime) -> None:
+    """Tens of thousands of rows go in (across chunks) and all come back."""
+    frame = accounts(12_345)
+
+    result = store.mirror.upsert(CrmObject.ACCOUNT, frame, now=now)
+    gone = store.mirror.mark_deleted(CrmObject.ACCOUNT, [f"A{i}" for i in range(6_000)], now=now)
+
+    assert result.inserted == 12_345
+    assert gone == 6_000
+    assert store.mirror.counts()["account"] == 12_345 - 6_000
