@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
 from connectors import make_connector
 from connectors.base import CheckItem
 from icp_sync.config import Settings
@@ -53,10 +51,9 @@ def check(settings: Settings, path: Path) -> CheckReport:
         CheckItem(name="config", ok=True, detail=f"{path} is valid"),
         CheckItem(name="connector", ok=True, detail=settings.crm.connector),
     ]
-    url = make_url(settings.store.url).render_as_string(hide_password=True)
     try:
         with Store.open(settings.store.url) as store:
-            detail = f"{url} (schema version {store.schema_version})"
+            detail = f"{settings.store.display_url} (schema version {store.schema_version})"
             items.append(CheckItem(name="state store", ok=True, detail=detail))
     except IcpSyncError as exc:
         items.append(
