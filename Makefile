@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-postgres lint fmt bench clean
+.PHONY: help venv demo test test-postgres lint fmt bench wheel-check clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -34,6 +34,15 @@ lint: $(STAMP) ## ruff lint + format check, mypy strict on the package
 fmt: $(STAMP) ## format and auto-fix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+wheel-check: $(STAMP) ## build the wheel, install it into a fresh venv, run the demo from it
+	rm -rf build/wheel-check && mkdir -p build/wheel-check
+	$(BIN)/python -m pip wheel --quiet --no-deps -w build/wheel-check .
+	$(PYTHON) -m venv build/wheel-check/venv
+	build/wheel-check/venv/bin/python -m pip install --quiet -r requirements.lock
+	build/wheel-check/venv/bin/python -m pip install --quiet --no-deps build/wheel-check/*.whl
+	cd build/wheel-check && venv/bin/icp-sync demo --workdir demo > demo.log
+	@tail -n 2 build/wheel-check/demo.log
 
 bench: $(STAMP) ## run the benchmarks and print their figures
 	$(BIN)/python -m bench

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy.engine import make_url
 
 from icp_sync import console, log
 from icp_sync.config import Settings, config_path, load_settings
@@ -214,54 +213,15 @@ def sandbox_serve(
 @app.command()
 def check(config: ConfigOption = None, json_output: JsonOption = False) -> None:
     """Validate the config and the connection; say what was found and what to fix."""
-    from connectors import make_connector
-    from connectors.base import CheckItem
+    from icp_sync.pipeline import check as run_check
 
     with _command("check", config) as run:
-        items = [
-            CheckItem(name="config", ok=True, detail=f"{run.path} is valid"),
-            CheckItem(name="connector", ok=True, detail=run.settings.crm.connector),
-        ]
-        url = make_url(run.settings.store.url).render_as_string(hide_password=True)
-        try:
-            with Store.open(run.settings.store.url) as store:
-                detail = f"{url} (schema version {store.schema_version})"
-                items.append(CheckItem(name="state store", ok=True, detail=detail))
-        except IcpSyncError as exc:
-            items.append(
-                CheckItem(
-                    name="state store",
-                    ok=False,
-                    detail=str(exc),
-                    fix="fix store.url or start the database",
-                )
-            )
-        connector = make_connector(run.settings)
-        try:
-            items += connector.check()
-        finally:
-            connector.close()
-        ok = all(item.ok or not item.required for item in items)
+        report = run_check(run.settings, run.path)
         if json_output:
-            console.print_json(
-                {
-                    "ok": ok,
-                    "config": str(run.path),
-                    "items": [
-                        {
-                            "name": i.name,
-                            "ok": i.ok,
-                            "required": i.required,
-                            "detail": i.detail,
-                            "fix": i.fix,
-                        }
-                        for i in items
-                    ],
-                }
-            )
+            console.print_json(report.as_dict())
         else:
-            console.print_checks(items)
-        if not ok:
+            console.print_checks(report.items)
+        if not report.ok:
             raise typer.Exit(1)
 
 
@@ -303,30 +263,15 @@ def setup_fields(
     ] = False,
 ) -> None:
     """Create the ICP fields in the CRM (idempotent: existing fields are left alone)."""
-    from connectors import WritableConnector, make_connector
+    from icp_sync.pipeline import setup_fields as run_setup
 
     with _command("setup-fields", config) as run, Store.open(run.settings.store.url) as store:
-        connector = make_connector(run.settings, store)
-        try:
-            if not isinstance(connector, WritableConnector):
-                raise ConfigError(
-                    [f"crm.connector: {connector.name} has no fields to set up (it is read-only)"]
-                )
-            result = connector.ensure_fields(dry_run=dry_run)
-        finally:
-            connector.close()
-        document = {
-            "dry_run": result.dry_run,
-            "existing": result.existing,
-            "created" if not dry_run else "would_create": result.created,
-            "failed": result.failed,
-            "api_calls": connector.usage().calls,
-        }
+        document = run_setup(run.settings, store, dry_run=dry_run)
         if json_output:
             console.print_json(document)
         else:
             console.print_field_setup(document)
-        if result.failed:
+        if document["failed"]:
             raise typer.Exit(1)
 
 
@@ -346,17 +291,18 @@ def derive(
     config: ConfigOption = None, json_output: JsonOption = False, as_of: AsOfOption = None
 ) -> None:
     """Propose an ICP from the CRM history: evidence per segment, tiers, look-alike model."""
-    from icp_sync.scoring import derive_icp, review
+    from icp_sync.pipeline import History, derive_icp, review
 
     with _command("derive", config) as run, Store.open(run.settings.store.url) as store:
         cut = as_of.replace(tzinfo=UTC) if as_of else None
         if cut is not None and cut > run.now:
             raise ConfigError([f"--as-of: {cut:%Y-%m-%d} is in the future"])
-        result = derive_icp(run.settings, store, now=run.now, as_of=cut)
+        history = History.load(store)
+        result = derive_icp(run.settings, store, history, now=run.now, as_of=cut)
         document = result.as_dict()
         if cut is not None and (run.now - cut).days >= 30:
             document["backtest"] = review(
-                run.settings, store, now=run.now, version=result.definition.version
+                run.settings, store, history, now=run.now, version=result.definition.version
             )
         if json_output:
             console.print_json(document)
@@ -373,10 +319,11 @@ def tal(
     ] = None,
 ) -> None:
     """Build the named Target Account List: the best-fit prospects, ranked, with reasons."""
-    from icp_sync.scoring import tal as build
+    from icp_sync.pipeline import History
+    from icp_sync.pipeline import tal as build
 
     with _command("tal", config) as run, Store.open(run.settings.store.url) as store:
-        result = build(run.settings, store, now=run.now, size=size)
+        result = build(run.settings, store, History.load(store), now=run.now, size=size)
         if json_output:
             console.print_json(result.as_dict())
         else:
@@ -392,10 +339,12 @@ def review(
     ] = None,
 ) -> None:
     """Did an ICP version's predictions come true after its as-of date?"""
-    from icp_sync.scoring import review as run_review
+    from icp_sync.pipeline import History
+    from icp_sync.pipeline import review as run_review
 
     with _command("review", config) as run, Store.open(run.settings.store.url) as store:
-        document = run_review(run.settings, store, now=run.now, version=version)
+        history = History.load(store)
+        document = run_review(run.settings, store, history, now=run.now, version=version)
         if json_output:
             console.print_json(document)
         else:
@@ -414,7 +363,7 @@ def demo(
 
     log.configure(level="warning")
     log.bind_run("demo")
-    run_demo(workdir)
+    run_demo(workdir, invoke=lambda args: app(args, standalone_mode=False))
 
 
 def main() -> None:

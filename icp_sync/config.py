@@ -118,6 +118,11 @@ class StoreConfig(_Section):
     """``sqlite:///relative/or/absolute.db`` or ``postgresql+psycopg://user@host/db``.
     May be an ``env:``/``file:`` reference when it carries a password."""
 
+    @property
+    def display_url(self) -> str:
+        """The URL with its password hidden, for output and logs."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
     @field_validator("url", mode="before")
     @classmethod
     def _resolve_url(cls, value: object, info: ValidationInfo) -> object:

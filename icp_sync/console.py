@@ -6,14 +6,15 @@ import json
 import math
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from connectors.base import CheckItem
-from icp_sync.pipeline import SyncResult
+if TYPE_CHECKING:
+    from connectors.base import CheckItem
+    from icp_sync.pipeline import SyncResult
 
 __all__ = ["money", "percent", "print_checks", "print_json", "print_sync", "stdout"]
 

@@ -10,6 +10,7 @@ import json
 import shlex
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,42 +22,47 @@ from icp_sync.console import stdout
 if TYPE_CHECKING:
     from icp_sync.sandbox.service import Sandbox
 
-__all__ = ["run"]
+__all__ = ["examples_folder", "run"]
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def _icp_sync(*args: str) -> None:
-    from icp_sync.cli import app
-
-    stdout.print(f"\n[bold cyan]$ icp-sync {shlex.join(args)}[/]")
-    app(list(args), standalone_mode=False)
+Invoke = Callable[[list[str]], object]
+"""Runs one ``icp-sync`` command line in-process (the CLI passes its own app)."""
 
 
-def _example(name: str, workdir: Path) -> Path:
-    target = workdir / name
-    shutil.copytree(EXAMPLES / name, target, ignore=shutil.ignore_patterns("*.db*"))
-    config = target / "icp-sync.toml"
-    _quiet(config)
-    return config
+def examples_folder() -> Path:
+    """The bundled example exports: inside the installed package, else in the source tree."""
+    here = Path(__file__).resolve().parent
+    installed = here / "examples"
+    return installed if installed.is_dir() else here.parent / "examples"
 
 
-def run(workdir: Path | None = None) -> None:
+def run(workdir: Path | None, *, invoke: Invoke) -> None:
     """Run every demo step in ``workdir`` (a fresh temporary folder by default)."""
     workdir = workdir or Path(tempfile.mkdtemp(prefix="icp-sync-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     stdout.rule("[bold]icp-sync demo[/]")
     stdout.print(f"working in {workdir}")
 
-    _exports(workdir)
-    _derivation(workdir)
-    _salesforce(workdir)
+    def icp_sync(*args: str) -> None:
+        stdout.print(f"\n[bold cyan]$ icp-sync {shlex.join(args)}[/]")
+        invoke(list(args))
+
+    _exports(workdir, icp_sync)
+    _derivation(workdir, icp_sync)
+    _salesforce(workdir, icp_sync)
 
     stdout.rule("[bold green]demo finished[/]")
     stdout.print(f"State stores, configs and reports are in {workdir}; rerun any command above.")
 
 
-def _exports(workdir: Path) -> None:
+def _example(name: str, workdir: Path) -> Path:
+    target = workdir / name
+    shutil.copytree(examples_folder() / name, target, ignore=shutil.ignore_patterns("*.db*"))
+    config = target / "icp-sync.toml"
+    _quiet(config)
+    return config
+
+
+def _exports(workdir: Path, _icp_sync: Callable[..., None]) -> None:
     stdout.rule("1. A real, messy CRM export: Maven Analytics B2B pipeline")
     maven = _example("maven", workdir)
     _icp_sync("check", "--config", str(maven))
@@ -72,7 +78,7 @@ def _exports(workdir: Path) -> None:
     _icp_sync("sync", "--config", str(_example("ravenstack", workdir)))
 
 
-def _derivation(workdir: Path) -> None:
+def _derivation(workdir: Path, _icp_sync: Callable[..., None]) -> None:
     stdout.rule("5. Five years of a B2B SaaS CRM (synthetic, with a known true ICP)")
     data = workdir / "crm-export"
     _icp_sync("sandbox", "generate", "--accounts", "20000", "--seed", "7", "--out", str(data))
@@ -96,7 +102,7 @@ def _derivation(workdir: Path) -> None:
     _icp_sync("review", "--config", config)
 
 
-def _salesforce(workdir: Path) -> None:
+def _salesforce(workdir: Path, _icp_sync: Callable[..., None]) -> None:
     from icp_sync.sandbox.service import Sandbox, SandboxSettings
 
     stdout.rule("9. A Salesforce org (the built-in sandbox, driven over its real REST API)")

@@ -1,19 +1,18 @@
-"""One cycle, wired: extract -> normalise -> mirror -> score -> plan -> apply.
+"""``sync``: one cycle, wired: extract -> normalise -> mirror -> score -> plan -> apply.
 
-The only module that brings connectors, the store and the core together; the CLI and the
-daemon call it. Every step that must not be lost is committed before the next one starts:
-a batch is mirrored, then its cursor is stored; a write call succeeds, then what it wrote is
-recorded. A run killed at any point resumes from the last committed step and reaches the
-same state a clean run would. A spent API budget ends the cycle cleanly; the next one resumes.
+The CLI and the daemon call it. Every step that must not be lost is committed before the
+next one starts: a batch is mirrored, then its cursor is stored; a write call succeeds, then
+what it wrote is recorded. A run killed at any point resumes from the last committed step
+and reaches the state a clean run would. A spent API budget ends the cycle cleanly; the next
+one resumes.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import pandas as pd
 
@@ -22,11 +21,12 @@ from connectors.base import WritableConnector
 from icp_sync.config import Settings
 from icp_sync.errors import BudgetExhaustedError
 from icp_sync.log import get_logger
-from icp_sync.model import ATTR_PREFIX, ID_COLUMN, CrmObject, NormalizeReport
+from icp_sync.model import ID_COLUMN, CrmObject, NormalizeReport
 from icp_sync.normalize import normalize
+from icp_sync.pipeline.apply import remember_read_back, write_back
+from icp_sync.pipeline.history import History
 from icp_sync.segments import dimension_summary
 from icp_sync.store import Store
-from icp_sync.writeback import ACCOUNT_FIELDS, Plan, canonical_value, desired_account_values, plan
 
 __all__ = ["ObjectSync", "SyncResult", "sync"]
 
@@ -129,6 +129,7 @@ def sync(
     try:
         if full:
             store.watermarks.clear(connector.name)
+        history: History | None = None
         try:
             for obj in CrmObject:
                 _sync_object(
@@ -139,22 +140,22 @@ def sync(
                     run_id=run_id,
                     now=now,
                 )
+            history = History.load(store)
             if isinstance(connector, WritableConnector):
-                writeback = _write_back(
-                    settings, store, connector, run_id=run_id, now=now, dry_run=dry_run
+                writeback = write_back(
+                    settings, store, connector, history, run_id=run_id, now=now, dry_run=dry_run
                 )
         except BudgetExhaustedError as exc:
             status = "budget_exhausted"
             log.warning("cycle_stopped", reason=str(exc), resume="next cycle")
-        accounts = store.mirror.load(CrmObject.ACCOUNT)
-        opportunities = store.mirror.load(CrmObject.OPPORTUNITY)
+        history = history or History.load(store)
         usage = connector.usage()
         result = SyncResult(
             run_id=run_id,
             connector=connector.name,
             objects=objects,
             mirror=store.mirror.counts(),
-            segments=dimension_summary(accounts, opportunities, settings.segments),
+            segments=dimension_summary(history.accounts, history.opportunities, settings.segments),
             api_calls=usage.calls,
             api_by_endpoint=usage.by_endpoint,
             duration_s=time.perf_counter() - started,
@@ -195,7 +196,7 @@ def _sync_object(
         if batch.snapshot:
             gone = store.mirror.ids(obj) - set(clean[ID_COLUMN[obj]])
             outcome.deleted += store.mirror.mark_deleted(obj, gone, now=now)
-        _remember_read_back(store, obj, clean, now=now)
+        remember_read_back(store, obj, clean, now=now)
         store.runs.add_rejects(run_id, report.rejects)
         if batch.cursor is not None:
             store.watermarks.set(connector.name, obj, batch.cursor, now=now)
@@ -213,124 +214,3 @@ def _sync_object(
         connector=connector.name,
         **{k: v for k, v in outcome.as_dict().items() if k != "normalization"},
     )
-
-
-_READBACK_PREFIX = ATTR_PREFIX + "icp_"
-
-
-def _remember_read_back(
-    store: Store, obj: CrmObject, clean: pd.DataFrame, *, now: datetime
-) -> None:
-    """Owned-field values read from the CRM become the 'current' the planner compares with."""
-    columns = [
-        f"{_READBACK_PREFIX}{f}" for f in ACCOUNT_FIELDS if f"{_READBACK_PREFIX}{f}" in clean
-    ]
-    if obj is not CrmObject.ACCOUNT or not columns or clean.empty:
-        return
-    values = clean.set_index("account_id")[columns].map(canonical_value)
-    values.columns = [c.removeprefix(_READBACK_PREFIX) for c in columns]
-    rows = cast(dict[str, dict[str, str]], values.to_dict("index"))
-    store.ledger.record_field_values(obj, rows, source="read", now=now)
-
-
-def _write_back(
-    settings: Settings,
-    store: Store,
-    connector: WritableConnector,
-    *,
-    run_id: str,
-    now: datetime,
-    dry_run: bool,
-) -> dict[str, Any]:
-    """Score with the active ICP, plan the field changes, and (unless a dry run) apply them."""
-    from icp_sync import scoring
-
-    writable = connector.writable_fields()
-    if not writable:
-        log.warning(
-            "writeback_skipped",
-            reason="no ICP fields exist in the CRM yet",
-            fix="run `icp-sync setup-fields`",
-        )
-        return {
-            "skipped": "no ICP fields exist in the CRM; run `icp-sync setup-fields`",
-            "records_written": 0,
-        }
-    definition, model = scoring.active_definition(settings, store, now=now)
-    scored = scoring.score(settings, store, now=now, definition=definition, model=model)
-    stored_tal = store.versions.latest_tal(definition.version)
-    if stored_tal is None:
-        members, coverage = scoring.build_tal(scored.frame, definition, settings.tal.size)
-        store.versions.save_tal(
-            name=settings.tal.name,
-            version=definition.version,
-            members=members,
-            coverage=coverage,
-            now=now,
-        )
-    else:
-        members = stored_tal.members
-    desired = desired_account_values(
-        scored.frame, members, version=definition.version, scored_at=now
-    )
-    current = store.ledger.field_values(CrmObject.ACCOUNT)
-    planned = plan(desired, current, writable=writable)
-    refused = store.ledger.rejected_writes(CrmObject.ACCOUNT)
-    skip = {
-        record_id: "rejected last time with the same values"
-        for (_, record_id), values in planned.by_record().items()
-        if record_id in refused and _same_attempt(refused[record_id], values)
-    }
-    if skip:
-        planned = plan(desired, current, writable=writable, skip=skip)
-    summary: dict[str, Any] = {
-        "version": definition.version,
-        "tiers": scored.tiers,
-        "overrides": scored.overrides,
-        "plan": planned.summary(),
-        "skipped_known_rejects": len(skip),
-        "dry_run": dry_run or not settings.writeback.enabled,
-        "records_written": 0,
-        "rejected": 0,
-        "deferred": 0,
-    }
-    if summary["dry_run"]:
-        return summary
-    summary |= _apply(store, connector, planned, run_id=run_id, now=now)
-    log.info(
-        "writeback_applied", **{k: summary[k] for k in ("records_written", "rejected", "deferred")}
-    )
-    return summary
-
-
-def _same_attempt(refused: str, values: dict[str, Any]) -> bool:
-    """Would this write repeat a refused one? (The scoring time alone does not count.)"""
-    before = {k: v for k, v in json.loads(refused).items() if k != "scored_at"}
-    now = {k: v for k, v in values.items() if k != "scored_at"}
-    return bool(before == json.loads(json.dumps(now, default=str)))
-
-
-def _apply(
-    store: Store, connector: WritableConnector, planned: Plan, *, run_id: str, now: datetime
-) -> dict[str, Any]:
-    counts = {"records_written": 0, "rejected": 0, "deferred": 0}
-    wanted = planned.by_record()
-    for batch in connector.apply(planned):
-        written = {
-            record_id: {f: canonical_value(v) for f, v in fields.items()}
-            for record_id, fields in batch.written.items()
-        }
-        store.ledger.record_field_values(CrmObject.ACCOUNT, written, source="written", now=now)
-        entries = [(r, "written", batch.written[r], batch.method) for r in batch.written]
-        entries += [
-            (r, "rejected", wanted.get((CrmObject.ACCOUNT, r), {}), reason)
-            for r, reason in batch.rejected.items()
-        ]
-        entries += [(r, "deferred", {}, reason) for r, reason in batch.deferred.items()]
-        store.ledger.log_writes(run_id, CrmObject.ACCOUNT, entries, now=now)
-        counts["records_written"] += len(batch.written)
-        counts["rejected"] += len(batch.rejected)
-        counts["deferred"] += len(batch.deferred)
-        for record_id, reason in batch.rejected.items():
-            log.warning("record_rejected", record_id=record_id, reason=reason)
-    return counts

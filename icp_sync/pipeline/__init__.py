@@ -1,0 +1,31 @@
+"""The only wiring of connectors, the state store and the pure core; the CLI calls it.
+
+One module per command: ``sync`` (with its write-back step in ``apply``), ``derive``,
+``score`` (``tal``, ``review``), ``check`` and ``fields`` (``setup-fields``). Each run loads
+the mirror once (:class:`~icp_sync.pipeline.history.History`).
+"""
+
+from __future__ import annotations
+
+from icp_sync.pipeline.check import CheckReport, check
+from icp_sync.pipeline.derive import DeriveResult, active_definition, derive_icp
+from icp_sync.pipeline.fields import setup_fields
+from icp_sync.pipeline.history import History
+from icp_sync.pipeline.score import review, score, tal
+from icp_sync.pipeline.sync import ObjectSync, SyncResult, sync
+
+__all__ = [
+    "CheckReport",
+    "DeriveResult",
+    "History",
+    "ObjectSync",
+    "SyncResult",
+    "active_definition",
+    "check",
+    "derive_icp",
+    "review",
+    "score",
+    "setup_fields",
+    "sync",
+    "tal",
+]

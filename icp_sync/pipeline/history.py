@@ -1,0 +1,84 @@
+"""The mirror as the ICP core sees it: loaded once per run, cut at an as-of date.
+
+A run (a sync's scoring step, ``derive``, ``tal``, ``review``) loads the live accounts and
+opportunities from the store once into a :class:`History`; every later step works on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+from icp_sync.config import Settings
+from icp_sync.errors import PipelineError
+from icp_sync.lifecycle import LifecycleSettings, account_outcomes, history_as_of
+from icp_sync.lookalike import LookalikeSettings
+from icp_sync.model import CrmObject
+from icp_sync.segments import EvidenceSettings, with_dimensions
+from icp_sync.store import Store
+
+__all__ = ["Base", "History", "evidence_settings", "lookalike_settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """The live (not deleted) accounts and opportunities of the mirror."""
+
+    accounts: pd.DataFrame
+    opportunities: pd.DataFrame
+
+    @classmethod
+    def load(cls, store: Store) -> History:
+        """Read the mirror once."""
+        return cls(
+            accounts=store.mirror.load(CrmObject.ACCOUNT),
+            opportunities=store.mirror.load(CrmObject.OPPORTUNITY),
+        )
+
+    def base(self, settings: Settings, *, as_of: pd.Timestamp, now: datetime) -> Base:
+        """The accounts (with segment dimensions) and their outcomes as of ``as_of``."""
+        if self.accounts.empty:
+            raise PipelineError("the mirror holds no accounts: run `icp-sync sync` first")
+        accounts, opportunities = history_as_of(self.accounts, self.opportunities, as_of)
+        lifecycle = LifecycleSettings(
+            window_months=settings.lifecycle.window_months,
+            windows=settings.lifecycle.windows,
+            # snapshot fields (NPS, adoption) describe today, not a past as-of date
+            snapshot_fields=as_of >= pd.Timestamp(now) - pd.Timedelta(days=1),
+        )
+        outcomes = account_outcomes(accounts, opportunities, as_of=as_of, settings=lifecycle)
+        dims = with_dimensions(accounts, settings.segments).reset_index(drop=True)
+        return Base(accounts=dims, outcomes=outcomes.reset_index(drop=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Base:
+    """Accounts with their segment dimensions, and their lifecycle outcomes (row-aligned)."""
+
+    accounts: pd.DataFrame
+    outcomes: pd.DataFrame
+
+
+def evidence_settings(settings: Settings) -> EvidenceSettings:
+    """The segment-evidence settings of the configuration."""
+    return EvidenceSettings(
+        dimensions=tuple(settings.segments.dimensions),
+        max_depth=settings.segments.max_depth,
+        min_accounts=settings.segments.min_accounts,
+        weights=settings.icp.weights,
+        gross_margin=settings.lifecycle.gross_margin,
+        min_churn=settings.lifecycle.min_churn,
+    )
+
+
+def lookalike_settings(settings: Settings) -> LookalikeSettings:
+    """The look-alike model settings of the configuration."""
+    config = settings.lookalike
+    return LookalikeSettings(
+        best_fit_share=config.best_fit_share,
+        min_class=config.min_class,
+        cv_folds=config.cv_folds,
+        regularization=config.regularization,
+    )

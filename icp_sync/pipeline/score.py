@@ -1,0 +1,106 @@
+"""``tal``, ``review`` and the scoring step of a sync, over the state store.
+
+Loads the ICP in force and its model, runs the pure tiering and review core on the history,
+and stores what must be kept (scores, TALs).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from icp_sync import tiering
+from icp_sync.config import Settings
+from icp_sync.errors import PipelineError
+from icp_sync.icp import IcpDefinition, from_toml
+from icp_sync.log import get_logger
+from icp_sync.lookalike import LookalikeModel
+from icp_sync.pipeline.derive import active_definition, load_model
+from icp_sync.pipeline.history import History
+from icp_sync.review import backtest
+from icp_sync.store import Store
+from icp_sync.tiering import ScoreResult, TalResult
+
+__all__ = ["review", "score", "tal"]
+
+log = get_logger()
+
+
+def score(
+    settings: Settings,
+    store: Store,
+    history: History,
+    *,
+    now: datetime,
+    definition: IcpDefinition,
+    model: LookalikeModel | None,
+    as_of: datetime | None = None,
+    keep: bool = True,
+) -> ScoreResult:
+    """Tier and score every account with ``definition`` (stored unless ``keep`` is false)."""
+    base = history.base(settings, as_of=pd.Timestamp(as_of or now), now=now)
+    result = tiering.score(
+        base.accounts,
+        base.outcomes,
+        definition,
+        model,
+        green_min_score=settings.tiers.green_min_score,
+    )
+    if keep:
+        store.versions.save_scores(definition.version, result.frame, now=now)
+    return result
+
+
+def tal(
+    settings: Settings, store: Store, history: History, *, now: datetime, size: int | None = None
+) -> TalResult:
+    """Build, store and return the named TAL of the ICP in force."""
+    definition, model = active_definition(settings, store, history, now=now)
+    scored = score(settings, store, history, now=now, definition=definition, model=model)
+    members, coverage = tiering.build_tal(scored.frame, definition, size or settings.tal.size)
+    tal_id = store.versions.save_tal(
+        name=settings.tal.name,
+        version=definition.version,
+        members=members,
+        coverage=coverage,
+        now=now,
+    )
+    log.info("tal_built", name=settings.tal.name, version=definition.version, size=len(members))
+    return TalResult(
+        name=settings.tal.name,
+        version=definition.version,
+        accounts=members,
+        coverage=coverage,
+        tal_id=tal_id,
+    )
+
+
+def review(
+    settings: Settings, store: Store, history: History, *, now: datetime, version: str | None = None
+) -> dict[str, Any]:
+    """What happened after an ICP version's as-of date: did its predictions come true?"""
+    stored = store.versions.get(version)
+    if stored is None:
+        raise PipelineError("no ICP version to review: run `icp-sync derive` first")
+    definition = from_toml(stored.definition, source=f"stored {stored.version}")
+    then = score(
+        settings,
+        store,
+        history,
+        now=now,
+        definition=definition,
+        model=load_model(stored.model),
+        as_of=stored.as_of,
+        keep=False,
+    )
+    return backtest(
+        then.frame,
+        definition,
+        history.accounts,
+        history.opportunities,
+        as_of=pd.Timestamp(stored.as_of),
+        now=pd.Timestamp(now),
+        tal_size=settings.tal.size,
+    )
