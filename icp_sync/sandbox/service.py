@@ -15,9 +15,10 @@ from typing import Any
 from icp_sync.sandbox.accounting import ApiStats
 from icp_sync.sandbox.faults import FaultInjector, FaultProfile
 from icp_sync.sandbox.generate import generate
-from icp_sync.sandbox.hubspot import HubSpotCredentials, HubSpotPortal, create_hubspot_app
-from icp_sync.sandbox.salesforce import SalesforceCredentials, create_salesforce_app
-from icp_sync.sandbox.salesforce_org import SalesforceOrg
+from icp_sync.sandbox.hubspot.app import HubSpotCredentials, create_hubspot_app
+from icp_sync.sandbox.hubspot.portal import HubSpotPortal
+from icp_sync.sandbox.salesforce.app import SalesforceCredentials, create_salesforce_app
+from icp_sync.sandbox.salesforce.org import SalesforceOrg
 from icp_sync.sandbox.server import ServerThread, make_tls
 
 __all__ = ["Sandbox", "SandboxSettings"]

@@ -11,7 +11,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from icp_sync.sandbox.hubspot_api import (
+from icp_sync.sandbox.hubspot.api import (
     COMPANY_TO_DEAL,
     DEAL_TO_COMPANY,
     HubSpotApi,
@@ -21,7 +21,7 @@ from icp_sync.sandbox.hubspot_api import (
     object_kind,
     standard_error,
 )
-from icp_sync.sandbox.hubspot_portal import OBJECTS, HubSpotPortal, PropertyDef, iso_ms
+from icp_sync.sandbox.hubspot.portal import OBJECTS, HubSpotPortal, PropertyDef, iso_ms
 
 __all__ = [
     "associate_default",

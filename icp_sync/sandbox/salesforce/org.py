@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from icp_sync.sandbox.salesforce_load import account_columns, opportunity_columns
-from icp_sync.sandbox.salesforce_schema import (
+from icp_sync.sandbox.salesforce.load import account_columns, opportunity_columns
+from icp_sync.sandbox.salesforce.schema import (
     STAGES,
     RecordError,
     SfField,
@@ -31,7 +31,7 @@ from icp_sync.sandbox.salesforce_schema import (
     standard_objects,
     typed_value,
 )
-from icp_sync.sandbox.soql import Query, SoqlError, columns, evaluate, parse
+from icp_sync.sandbox.salesforce.soql import Query, SoqlError, columns, evaluate, parse
 
 __all__ = ["RecordError", "SalesforceOrg", "SfField", "make_id"]
 

@@ -431,7 +431,7 @@ class HubSpotPortal:
         Returns:
             Canonical id (account, opportunity, owner) -> HubSpot id.
         """
-        from icp_sync.sandbox.hubspot_load import company_values, deal_values
+        from icp_sync.sandbox.hubspot.load import company_values, deal_values
 
         with self.lock:
             ids: dict[str, str] = {}

@@ -32,9 +32,9 @@ from starlette.routing import Route
 from icp_sync.sandbox.accounting import ApiStats
 from icp_sync.sandbox.control import control_routes
 from icp_sync.sandbox.faults import FaultInjector
-from icp_sync.sandbox.salesforce_bulk import BulkError, BulkJobs
-from icp_sync.sandbox.salesforce_org import RecordError, SalesforceOrg, format_datetime, make_id
-from icp_sync.sandbox.soql import SoqlError, parse_datetime_ms
+from icp_sync.sandbox.salesforce.bulk import BulkError, BulkJobs
+from icp_sync.sandbox.salesforce.org import RecordError, SalesforceOrg, format_datetime, make_id
+from icp_sync.sandbox.salesforce.soql import SoqlError, parse_datetime_ms
 
 __all__ = ["SalesforceCredentials", "create_salesforce_app"]
 

@@ -7,7 +7,7 @@ daily budget, and a separate per-second limit for search) with the
 ``X-HubSpot-RateLimit-*`` headers on every answer, counted in the port's
 :class:`~icp_sync.sandbox.accounting.ApiStats`, and exposed to the fault profile.
 Batch endpoints answer 200 / 201, or 207 with ``errors`` when some inputs fail (for batch
-writes only when the inputs carry ``objectWriteTraceId``; see :mod:`.hubspot_records`).
+writes only when the inputs carry ``objectWriteTraceId``; see :mod:`.records`).
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from icp_sync.sandbox import hubspot_records as records
-from icp_sync.sandbox import hubspot_schema as schema
 from icp_sync.sandbox.accounting import ApiStats
 from icp_sync.sandbox.control import control_routes
 from icp_sync.sandbox.faults import FaultInjector
-from icp_sync.sandbox.hubspot_api import (
+from icp_sync.sandbox.hubspot import records, schema
+from icp_sync.sandbox.hubspot.api import (
     Handler,
     HubSpotApi,
     HubSpotCredentials,
@@ -34,8 +33,8 @@ from icp_sync.sandbox.hubspot_api import (
     endpoint,
     oauth_token,
 )
-from icp_sync.sandbox.hubspot_portal import HubSpotPortal
-from icp_sync.sandbox.hubspot_search import search
+from icp_sync.sandbox.hubspot.portal import HubSpotPortal
+from icp_sync.sandbox.hubspot.search import search
 
 __all__ = ["HubSpotCredentials", "HubSpotLimits", "HubSpotPortal", "create_hubspot_app"]
 

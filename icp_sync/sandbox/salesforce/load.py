@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from icp_sync.sandbox.salesforce_schema import OPEN_STAGES
+from icp_sync.sandbox.salesforce.schema import OPEN_STAGES
 
 __all__ = ["account_columns", "opportunity_columns"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from icp_sync.sandbox.soql import parse_datetime_ms
+from icp_sync.sandbox.salesforce.soql import parse_datetime_ms
 
 __all__ = [
     "OPEN_STAGES",

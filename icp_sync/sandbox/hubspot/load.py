@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from icp_sync.sandbox.hubspot_portal import OPEN_STAGES, iso_ms
+from icp_sync.sandbox.hubspot.portal import OPEN_STAGES, iso_ms
 
 __all__ = ["company_values", "deal_values"]
 
