@@ -33,7 +33,8 @@ from icp_sync.sandbox.hubspot.api import (
     wanted,
     with_associations,
 )
-from icp_sync.sandbox.hubspot.portal import OBJECTS, PropertyError, iso_ms, record_json
+from icp_sync.sandbox.hubspot.portal import OBJECTS, record_json
+from icp_sync.sandbox.hubspot.properties import PropertyError, iso_ms
 
 __all__ = [
     "batch_archive",

@@ -21,7 +21,8 @@ from icp_sync.sandbox.hubspot.api import (
     object_kind,
     standard_error,
 )
-from icp_sync.sandbox.hubspot.portal import OBJECTS, HubSpotPortal, PropertyDef, iso_ms
+from icp_sync.sandbox.hubspot.portal import OBJECTS, HubSpotPortal
+from icp_sync.sandbox.hubspot.properties import PropertyDef, iso_ms
 
 __all__ = [
     "associate_default",

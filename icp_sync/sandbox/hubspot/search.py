@@ -15,7 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from icp_sync.sandbox.hubspot.api import HubSpotApi, error, object_kind
-from icp_sync.sandbox.hubspot.portal import PropertyDef, parse_moment, record_json
+from icp_sync.sandbox.hubspot.portal import record_json
+from icp_sync.sandbox.hubspot.properties import PropertyDef, parse_moment
 
 __all__ = [
     "MAX_FILTERS",
