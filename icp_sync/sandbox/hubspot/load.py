@@ -1,4 +1,6 @@
-"""Canonical frames as sandbox HubSpot records: property strings per record, vectorised.
+"""Loading canonical frames into a sandbox HubSpot portal: companies, deals, owners.
+
+Property strings are computed per column, vectorised.
 
 Companies keep their canonical history and lifecycle fields (customer_since, churn_date,
 ARR, NPS, adoption); deals land in the default pipeline (open deals spread over its open

@@ -1,5 +1,7 @@
-"""HubSpot property definitions of the sandbox portal: the defaults, deal stages, and how
-a written value is checked and stored (as a string, the way the API returns it).
+"""HubSpot property definitions of the sandbox portal: defaults, deal stages, value checks.
+
+A written value is checked against its definition and stored as a string, the way the API
+returns it.
 """
 
 from __future__ import annotations

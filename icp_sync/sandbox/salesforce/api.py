@@ -53,6 +53,7 @@ class SalesforceCredentials:
 
 
 def errors(status: int, code: str, message: str) -> JSONResponse:
+    """A top-level Salesforce error body: one ``{message, errorCode}``."""
     return JSONResponse([{"message": message, "errorCode": code}], status_code=status)
 
 
@@ -160,5 +161,6 @@ def _authenticate(api: SalesforceApi, request: Request) -> Response | None:
 
 
 def base_url(request: Request) -> str:
+    """The ``https://host:port`` the client reached (for instance and login URLs)."""
     host = request.headers.get("host", f"{request.url.hostname}:{request.url.port}")
     return f"https://{host}"

@@ -1,5 +1,6 @@
-"""Salesforce emulator logins: the OAuth 2.0 token endpoint (client credentials, password,
-JWT bearer) and the SOAP partner login.
+"""Salesforce emulator logins: the OAuth 2.0 token endpoint and the SOAP partner login.
+
+The token endpoint takes the client credentials, password and JWT bearer grants.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = ["soap_login", "token"]
 
 
 async def token(request: Request) -> JSONResponse:
+    """``POST /services/oauth2/token``: client credentials, password or JWT bearer grant."""
     api: SalesforceApi = request.app.state.api
     creds = api.credentials
     form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
@@ -87,6 +89,7 @@ def _valid_assertion(creds: SalesforceCredentials, assertion: str) -> bool:
 
 
 async def soap_login(request: Request) -> Response:
+    """``POST /services/Soap/u/{version}``: the partner ``login`` call; a session id."""
     api: SalesforceApi = request.app.state.api
     creds = api.credentials
     body = (await request.body()).decode("utf-8", "replace")

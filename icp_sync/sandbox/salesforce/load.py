@@ -1,4 +1,6 @@
-"""Canonical frames as sandbox Salesforce records: field values per API name, vectorised.
+"""Loading canonical frames into a sandbox Salesforce org: Accounts, Opportunities, Users.
+
+Field values are computed per API name, vectorised.
 
 Accounts keep their canonical history (created and modified times, deletions); lifecycle
 fields land in the org's custom fields, adoption as a percent; open deals are spread over

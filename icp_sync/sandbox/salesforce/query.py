@@ -91,14 +91,17 @@ async def _run_query(api: SalesforceApi, request: Request, *, include_deleted: b
 
 
 async def query(api: SalesforceApi, request: Request) -> Response:
+    """``GET query?q=``: live records, first page."""
     return await _run_query(api, request, include_deleted=False)
 
 
 async def query_all(api: SalesforceApi, request: Request) -> Response:
+    """``GET queryAll?q=``: live and deleted records, first page."""
     return await _run_query(api, request, include_deleted=True)
 
 
 async def query_more(api: SalesforceApi, request: Request) -> Response:
+    """``GET query/{locator}-{offset}``: a further page of a query."""
     locator, _, offset = request.path_params["cursor"].rpartition("-")
     with api.lock:
         cursor = api.cursors.get(locator)

@@ -1,5 +1,6 @@
-"""sObject routes of the Salesforce emulator: describe, records, sObject Collections,
-getDeleted / getUpdated; row locks and validation rules hit writes here.
+"""sObject routes of the Salesforce emulator: describe, records, Collections, getDeleted/Updated.
+
+Row locks and validation rules (injected faults) hit record writes here.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ _ROLLED_BACK = (
 
 
 async def global_describe(api: SalesforceApi, request: Request) -> Response:
+    """``GET sobjects``: the objects of the org."""
     objects = [
         {"name": n, "label": n, "keyPrefix": api.org.prefix(n), "queryable": True, "custom": False}
         for n in api.org.sobjects()
@@ -43,12 +45,14 @@ async def global_describe(api: SalesforceApi, request: Request) -> Response:
 
 
 async def metadata(api: SalesforceApi, request: Request) -> Response:
+    """``GET sobjects/{sobject}``: an object's basic information."""
     described = api.org.describe(request.path_params["sobject"])
     summary = {k: described[k] for k in ("name", "label", "keyPrefix", "custom", "queryable")}
     return JSONResponse({"objectDescribe": summary, "recentItems": []})
 
 
 async def describe(api: SalesforceApi, request: Request) -> Response:
+    """``GET sobjects/{sobject}/describe``: fields and their metadata."""
     return JSONResponse(api.org.describe(request.path_params["sobject"]))
 
 
@@ -64,6 +68,7 @@ def _window(request: Request) -> tuple[int, int]:
 
 
 async def deleted(api: SalesforceApi, request: Request) -> Response:
+    """``GET sobjects/{sobject}/deleted``: ids deleted in a window (15 days back at most)."""
     start, end = _window(request)
     earliest = api.org.now_ms() - 15 * 86_400_000
     rows = api.org.deleted_between(request.path_params["sobject"], max(start, earliest), end)
@@ -77,6 +82,7 @@ async def deleted(api: SalesforceApi, request: Request) -> Response:
 
 
 async def updated(api: SalesforceApi, request: Request) -> Response:
+    """``GET sobjects/{sobject}/updated``: ids changed in a window."""
     start, end = _window(request)
     ids = api.org.updated_between(request.path_params["sobject"], start, end)
     return JSONResponse(
@@ -98,6 +104,7 @@ def _record_faults(api: SalesforceApi, record_id: str) -> RecordError | None:
 
 
 async def create(api: SalesforceApi, request: Request) -> Response:
+    """``POST sobjects/{sobject}``: create one record."""
     values = await request.json()
     record_id = api.org.insert(
         request.path_params["sobject"], values, user=api.org.integration_user
@@ -107,6 +114,7 @@ async def create(api: SalesforceApi, request: Request) -> Response:
 
 
 async def record(api: SalesforceApi, request: Request) -> Response:
+    """``GET / PATCH / DELETE sobjects/{sobject}/{id}``: one record."""
     sobject, record_id = request.path_params["sobject"], request.path_params["record_id"]
     if request.method == "GET":
         fields = request.query_params.get("fields")
@@ -134,6 +142,7 @@ async def record(api: SalesforceApi, request: Request) -> Response:
 
 
 async def collections(api: SalesforceApi, request: Request) -> Response:
+    """``POST / PATCH / DELETE composite/sobjects``: up to 200 records, allOrNone or not."""
     if request.method == "DELETE":
         ids = [i for i in request.query_params.get("ids", "").split(",") if i]
         return _collection_delete(api, request, ids)

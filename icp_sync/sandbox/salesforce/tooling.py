@@ -13,6 +13,7 @@ __all__ = ["create_field", "query_fields"]
 
 
 async def create_field(api: SalesforceApi, request: Request) -> Response:
+    """``POST tooling/sobjects/CustomField``: create a custom field."""
     body = await request.json()
     full_name = str(body.get("FullName", ""))
     metadata = body.get("Metadata") or {}
@@ -25,6 +26,7 @@ async def create_field(api: SalesforceApi, request: Request) -> Response:
 
 
 async def query_fields(api: SalesforceApi, request: Request) -> Response:
+    """``GET tooling/query?q=``: ``CustomField`` rows (the only queryable type)."""
     soql = request.query_params.get("q", "")
     match = re.match(r"\s*SELECT\s+(.+?)\s+FROM\s+CustomField\b(.*)$", soql, re.I | re.S)
     if not match:
