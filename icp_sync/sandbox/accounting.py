@@ -29,12 +29,6 @@ class ApiStats:
             self._read[endpoint] += records_read
             self._written[endpoint] += records_written
 
-    def add_records(self, endpoint: str, *, read: int = 0, written: int = 0) -> None:
-        """Add records to an endpoint without counting another call."""
-        with self._lock:
-            self._read[endpoint] += read
-            self._written[endpoint] += written
-
     def reset(self) -> None:
         """Zero every counter."""
         with self._lock:

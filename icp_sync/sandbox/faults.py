@@ -138,10 +138,6 @@ class FaultInjector:
         """Whether this record write should fail with UNABLE_TO_LOCK_ROW."""
         return self._draw(self._profile.lock_row)
 
-    def validation_error(self) -> bool:
-        """Whether this record write should fail a validation rule."""
-        return self._draw(self._profile.validation)
-
     async def delay(self) -> None:
         """Sleep for the profile's added latency, if any."""
         if self._profile.latency_ms > 0:

@@ -15,9 +15,14 @@ from typing import Any
 from icp_sync.sandbox.accounting import ApiStats
 from icp_sync.sandbox.faults import FaultInjector, FaultProfile
 from icp_sync.sandbox.generate import generate
-from icp_sync.sandbox.hubspot import HubSpotCredentials, HubSpotPortal, create_hubspot_app
-from icp_sync.sandbox.salesforce import SalesforceCredentials, create_salesforce_app
-from icp_sync.sandbox.salesforce_org import SalesforceOrg
+from icp_sync.sandbox.hubspot.app import HubSpotCredentials, create_hubspot_app
+from icp_sync.sandbox.hubspot.load import load_canonical as load_portal
+from icp_sync.sandbox.hubspot.persist import read_portal, save_portal
+from icp_sync.sandbox.hubspot.portal import HubSpotPortal
+from icp_sync.sandbox.salesforce.app import SalesforceCredentials, create_salesforce_app
+from icp_sync.sandbox.salesforce.load import load_canonical as load_org
+from icp_sync.sandbox.salesforce.org import SalesforceOrg
+from icp_sync.sandbox.salesforce.persist import read_org, save_org
 from icp_sync.sandbox.server import ServerThread, make_tls
 
 __all__ = ["Sandbox", "SandboxSettings"]
@@ -122,12 +127,12 @@ class Sandbox:
     def _load_or_generate(self) -> tuple[SalesforceOrg, HubSpotPortal]:
         settings = self.settings
         if settings.persist and self._org_file.exists() and self._portal_file.exists():
-            return SalesforceOrg.load(self._org_file), HubSpotPortal.load(self._portal_file)
+            return read_org(self._org_file), read_portal(self._portal_file)
         crm = generate(settings.accounts, seed=settings.seed, signal=settings.signal)
         org = SalesforceOrg(daily_api_limit=settings.daily_api_limit)
-        org.load_canonical(crm.accounts, crm.opportunities, crm.owners)
+        load_org(org, crm.accounts, crm.opportunities, crm.owners)
         portal = HubSpotPortal()
-        portal.load_canonical(crm.accounts, crm.opportunities, crm.owners)
+        load_portal(portal, crm.accounts, crm.opportunities, crm.owners)
         (self.directory / "truth.json").write_text(json.dumps(crm.truth), encoding="utf-8")
         return org, portal
 
@@ -142,8 +147,8 @@ class Sandbox:
         self.salesforce.stop()
         self.hubspot.stop()
         if self.settings.persist:
-            self.org.save(self._org_file)
-            self.portal.save(self._portal_file)
+            save_org(self.org, self._org_file)
+            save_portal(self.portal, self._portal_file)
 
     def __enter__(self) -> Sandbox:
         return self.start()

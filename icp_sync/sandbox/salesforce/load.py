@@ -1,4 +1,6 @@
-"""Canonical frames as sandbox Salesforce records: field values per API name, vectorised.
+"""Loading canonical frames into a sandbox Salesforce org: Accounts, Opportunities, Users.
+
+Field values are computed per API name, vectorised.
 
 Accounts keep their canonical history (created and modified times, deletions); lifecycle
 fields land in the org's custom fields, adoption as a percent; open deals are spread over
@@ -13,9 +15,10 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from icp_sync.sandbox.salesforce_schema import OPEN_STAGES
+from icp_sync.sandbox.salesforce.org import SalesforceOrg, make_id
+from icp_sync.sandbox.salesforce.schema import OPEN_STAGES
 
-__all__ = ["account_columns", "opportunity_columns"]
+__all__ = ["account_columns", "load_canonical", "opportunity_columns"]
 
 
 def _ms(series: pd.Series) -> np.ndarray:
@@ -113,3 +116,66 @@ def opportunity_columns(
         "SystemModstamp": modified,
         "IsDeleted": frame["is_deleted"].to_numpy(dtype=bool),
     }
+
+
+def load_canonical(
+    org: SalesforceOrg,
+    accounts: pd.DataFrame,
+    opportunities: pd.DataFrame,
+    owners: pd.DataFrame | None = None,
+) -> dict[str, str]:
+    """Load canonical frames into an org as Accounts, Opportunities and Users.
+
+    Returns:
+        Canonical id (account, opportunity, owner) -> Salesforce id.
+    """
+    with org.lock:
+        ids: dict[str, str] = {}
+        if owners is not None:
+            for row in owners.itertuples(index=False):
+                user_id = org.new_user(str(row.name), f"{row.owner_id}@sandbox.example".lower())
+                org.objects["User"].records[user_id]["Department"] = str(row.team)
+                ids[str(row.owner_id)] = user_id
+        _add_records(
+            org,
+            "Account",
+            accounts,
+            id_column="account_id",
+            ids=ids,
+            values=account_columns(accounts, ids, org.loader_user),
+        )
+        _add_records(
+            org,
+            "Opportunity",
+            opportunities,
+            id_column="opportunity_id",
+            ids=ids,
+            values=opportunity_columns(opportunities, ids, org.loader_user),
+        )
+        return ids
+
+
+def _add_records(
+    org: SalesforceOrg,
+    sobject: str,
+    frame: pd.DataFrame,
+    *,
+    id_column: str,
+    ids: dict[str, str],
+    values: dict[str, np.ndarray],
+) -> None:
+    obj = org.objects[sobject]
+    new_ids = [make_id(obj.prefix, org.next_number()) for _ in range(len(frame))]
+    ids.update(zip(frame[id_column].astype(str), new_ids, strict=True))
+    # plain Python values: records are served as JSON and saved as JSON
+    columns = {name: np.asarray(array).tolist() for name, array in values.items()}
+    empty = dict.fromkeys(obj.fields)
+    for position, record_id in enumerate(new_ids):
+        record = empty | {n: column[position] for n, column in columns.items()}
+        record["Id"] = record_id
+        obj.records[record_id] = record
+        if record["IsDeleted"]:
+            obj.deleted.append((record_id, int(record["SystemModstamp"] or 0)))
+    stamps = values.get("SystemModstamp")
+    if stamps is not None and len(stamps):
+        org.clock = max(org.clock, int(np.max(stamps)))

@@ -25,7 +25,8 @@ from starlette.responses import JSONResponse, Response
 
 from icp_sync.sandbox.accounting import ApiStats
 from icp_sync.sandbox.faults import FaultInjector
-from icp_sync.sandbox.hubspot_portal import HubSpotPortal, PropertyError, iso_ms
+from icp_sync.sandbox.hubspot.portal import HubSpotPortal
+from icp_sync.sandbox.hubspot.properties import PropertyError, iso_ms
 
 __all__ = [
     "BATCH_LIMIT",

@@ -17,7 +17,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from icp_sync.sandbox.hubspot_api import (
+from icp_sync.sandbox.hubspot.api import (
     BATCH_LIMIT,
     HISTORY_BATCH_LIMIT,
     HubSpotApi,
@@ -33,7 +33,8 @@ from icp_sync.sandbox.hubspot_api import (
     wanted,
     with_associations,
 )
-from icp_sync.sandbox.hubspot_portal import OBJECTS, PropertyError, iso_ms, record_json
+from icp_sync.sandbox.hubspot.portal import OBJECTS, record_json
+from icp_sync.sandbox.hubspot.properties import PropertyError, iso_ms
 
 __all__ = [
     "batch_archive",

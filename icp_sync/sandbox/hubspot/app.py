@@ -1,5 +1,7 @@
-"""The HubSpot API emulator: CRM v3 objects, search, properties, v4 associations, deal
-pipelines and stages, owners.
+"""The HubSpot API emulator as an ASGI app: the routes of every API family, assembled.
+
+It serves CRM v3 objects, search, properties, v4 associations, deal pipelines and stages,
+and owners.
 
 Served over plain HTTP. Every call is authenticated (private-app token, or OAuth tokens
 from ``/oauth/v1/token``), rate limited like a portal (a rolling ten-second window, a
@@ -7,7 +9,7 @@ daily budget, and a separate per-second limit for search) with the
 ``X-HubSpot-RateLimit-*`` headers on every answer, counted in the port's
 :class:`~icp_sync.sandbox.accounting.ApiStats`, and exposed to the fault profile.
 Batch endpoints answer 200 / 201, or 207 with ``errors`` when some inputs fail (for batch
-writes only when the inputs carry ``objectWriteTraceId``; see :mod:`.hubspot_records`).
+writes only when the inputs carry ``objectWriteTraceId``; see :mod:`.records`).
 """
 
 from __future__ import annotations
@@ -21,12 +23,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from icp_sync.sandbox import hubspot_records as records
-from icp_sync.sandbox import hubspot_schema as schema
 from icp_sync.sandbox.accounting import ApiStats
 from icp_sync.sandbox.control import control_routes
 from icp_sync.sandbox.faults import FaultInjector
-from icp_sync.sandbox.hubspot_api import (
+from icp_sync.sandbox.hubspot import associations, records, schema
+from icp_sync.sandbox.hubspot.api import (
     Handler,
     HubSpotApi,
     HubSpotCredentials,
@@ -34,8 +35,8 @@ from icp_sync.sandbox.hubspot_api import (
     endpoint,
     oauth_token,
 )
-from icp_sync.sandbox.hubspot_portal import HubSpotPortal
-from icp_sync.sandbox.hubspot_search import search
+from icp_sync.sandbox.hubspot.portal import HubSpotPortal
+from icp_sync.sandbox.hubspot.search import search
 
 __all__ = ["HubSpotCredentials", "HubSpotLimits", "HubSpotPortal", "create_hubspot_app"]
 
@@ -145,25 +146,25 @@ def create_hubspot_app(
         route(
             "/crm/v4/objects/{from_object}/{from_id}/associations/default/{to_object}/{to_id}",
             "associations/default",
-            schema.associate_default,
+            associations.associate_default,
             ["PUT"],
         ),
         route(
             "/crm/v4/objects/{from_object}/{from_id}/associations/{to_object}/{to_id}",
             "associations/labelled",
-            schema.associate_labelled,
+            associations.associate_labelled,
             ["PUT", "DELETE"],
         ),
         route(
             "/crm/v4/objects/{object}/{record_id}/associations/{to_object}",
             "associations/list",
-            schema.associations,
+            associations.associations,
             ["GET"],
         ),
         route(
             "/crm/v4/associations/{from_object}/{to_object}/batch/{action:path}",
             "associations/batch/{action}",
-            schema.associations_batch,
+            associations.associations_batch,
             ["POST"],
         ),
         route("/crm/v3/pipelines/{object}", "pipelines/{object}", schema.pipelines, ["GET"]),

@@ -14,8 +14,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from icp_sync.sandbox.hubspot_api import HubSpotApi, error, object_kind
-from icp_sync.sandbox.hubspot_portal import PropertyDef, parse_moment, record_json
+from icp_sync.sandbox.hubspot.api import HubSpotApi, error, object_kind
+from icp_sync.sandbox.hubspot.portal import record_json
+from icp_sync.sandbox.hubspot.properties import PropertyDef, parse_moment
 
 __all__ = [
     "MAX_FILTERS",

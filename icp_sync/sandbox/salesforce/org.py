@@ -9,41 +9,25 @@ does (unknown or read-only fields, restricted picklists, lengths, types) and sta
 
 from __future__ import annotations
 
-import gzip
-import json
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from icp_sync.sandbox.salesforce_load import account_columns, opportunity_columns
-from icp_sync.sandbox.salesforce_schema import (
-    STAGES,
+from icp_sync.sandbox.salesforce.schema import (
     RecordError,
     SfField,
+    derive_flags,
     field_from_metadata,
     standard_objects,
-    typed_value,
+    writable_value,
 )
-from icp_sync.sandbox.soql import Query, SoqlError, columns, evaluate, parse
+from icp_sync.sandbox.salesforce.soql import Query, SoqlError, columns, evaluate, parse
 
-__all__ = ["RecordError", "SalesforceOrg", "SfField", "make_id"]
+__all__ = ["RecordError", "SObject", "SalesforceOrg", "SfField", "format_datetime", "make_id"]
 
-_READ_ONLY = (
-    "Id",
-    "CreatedDate",
-    "LastModifiedDate",
-    "SystemModstamp",
-    "IsDeleted",
-    "CreatedById",
-    "LastModifiedById",
-)
 _CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -72,7 +56,9 @@ def format_datetime(ms: int) -> str:
 
 
 @dataclass(slots=True)
-class _Object:
+class SObject:
+    """One object of the org: key prefix, field metadata, records and recycle-bin log."""
+
     prefix: str
     fields: dict[str, SfField]
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -93,18 +79,19 @@ class SalesforceOrg:
         self.daily_api_limit = daily_api_limit
         self.api_used = 0
         self.lock = threading.RLock()
-        self._objects = {
-            name: _Object(prefix=prefix, fields=fields)
+        self.objects = {
+            name: SObject(prefix=prefix, fields=fields)
             for name, (prefix, fields) in standard_objects().items()
         }
-        self._counter = 0
-        self._clock = 0
-        self.integration_user = self._new_user("Integration User", "integration@sandbox.example")
-        self.loader_user = self._new_user("Data Migration", "loader@sandbox.example")
+        self.counter = 0
+        self.clock = 0
+        self.integration_user = self.new_user("Integration User", "integration@sandbox.example")
+        self.loader_user = self.new_user("Data Migration", "loader@sandbox.example")
 
-    def _next_number(self) -> int:
-        self._counter += 1
-        return self._counter
+    def next_number(self) -> int:
+        """A fresh number for an id (ids are unique across the org)."""
+        self.counter += 1
+        return self.counter
 
     def now_ms(self) -> int:
         """The org clock in epoch milliseconds: wall time, never going backwards.
@@ -113,12 +100,13 @@ class SalesforceOrg:
         same millisecond share a ``SystemModstamp`` (clients must page with ties in mind).
         """
         with self.lock:
-            self._clock = max(int(time.time() * 1000), self._clock)
-            return self._clock
+            self.clock = max(int(time.time() * 1000), self.clock)
+            return self.clock
 
-    def _new_user(self, name: str, username: str) -> str:
-        obj = self._objects["User"]
-        user_id = make_id(obj.prefix, self._next_number())
+    def new_user(self, name: str, username: str) -> str:
+        """Create an active user; returns its id."""
+        obj = self.objects["User"]
+        user_id = make_id(obj.prefix, self.next_number())
         stamp = int(time.time() * 1000)
         obj.records[user_id] = {
             "Id": user_id,
@@ -138,7 +126,7 @@ class SalesforceOrg:
 
     def sobjects(self) -> list[str]:
         """Names of the objects the org holds."""
-        return list(self._objects)
+        return list(self.objects)
 
     def object_fields(self, sobject: str) -> dict[str, SfField]:
         """Field metadata of an object.
@@ -146,31 +134,31 @@ class SalesforceOrg:
         Raises:
             SoqlError: ``INVALID_TYPE`` for an unknown object.
         """
-        obj = self._objects.get(sobject) or self._by_casefold(sobject)
+        obj = self.objects.get(sobject) or self._by_casefold(sobject)
         if obj is None:
             raise SoqlError("INVALID_TYPE", f"sObject type '{sobject}' is not supported.")
         return obj.fields
 
-    def _by_casefold(self, sobject: str) -> _Object | None:
-        for name, obj in self._objects.items():
+    def _by_casefold(self, sobject: str) -> SObject | None:
+        for name, obj in self.objects.items():
             if name.casefold() == sobject.casefold():
                 return obj
         return None
 
     def canonical_name(self, sobject: str) -> str:
         """The object's name as the org spells it."""
-        for name in self._objects:
+        for name in self.objects:
             if name.casefold() == sobject.casefold():
                 return name
         raise SoqlError("INVALID_TYPE", f"sObject type '{sobject}' is not supported.")
 
     def prefix(self, sobject: str) -> str:
         """The 3-character key prefix of an object."""
-        return self._objects[self.canonical_name(sobject)].prefix
+        return self.objects[self.canonical_name(sobject)].prefix
 
     def object_of_id(self, record_id: str) -> str | None:
         """Which object an id belongs to (by its prefix)."""
-        for name, obj in self._objects.items():
+        for name, obj in self.objects.items():
             if record_id.startswith(obj.prefix):
                 return name
         return None
@@ -179,7 +167,7 @@ class SalesforceOrg:
         """The describe document of an object."""
         name = self.canonical_name(sobject)
         with self.lock:
-            obj = self._objects[name]
+            obj = self.objects[name]
             return {
                 "name": name,
                 "label": name,
@@ -235,7 +223,7 @@ class SalesforceOrg:
             return fields[column].type
 
         with self.lock:
-            records = self._objects[parsed.sobject].records.values()
+            records = self.objects[parsed.sobject].records.values()
             pool = [r for r in records if include_deleted or not r["IsDeleted"]]
             rows = evaluate(parsed, pool, kind_of)
             projected = [{f: _out(fields[f], r.get(f)) for f in parsed.fields} for r in rows]
@@ -245,7 +233,7 @@ class SalesforceOrg:
         """The id of the live record whose ``field_name`` equals ``value`` (upsert keys)."""
         name = self.canonical_name(sobject)
         with self.lock:
-            for record in self._objects[name].records.values():
+            for record in self.objects[name].records.values():
                 if not record["IsDeleted"] and str(record.get(field_name)) == value:
                     return str(record["Id"])
         return None
@@ -254,14 +242,14 @@ class SalesforceOrg:
         """A copy of a record as it is now (for rolling back an all-or-none call)."""
         name = self.canonical_name(sobject)
         with self.lock:
-            record = self._objects[name].records.get(record_id)
+            record = self.objects[name].records.get(record_id)
             return dict(record) if record is not None else None
 
     def restore(self, undo: list[tuple[str, str, dict[str, Any] | None]]) -> None:
         """Roll back writes: put snapshots back, remove records created (newest first)."""
         with self.lock:
             for sobject, record_id, before in reversed(undo):
-                records = self._objects[self.canonical_name(sobject)].records
+                records = self.objects[self.canonical_name(sobject)].records
                 if before is None:
                     records.pop(record_id, None)
                 else:
@@ -277,7 +265,7 @@ class SalesforceOrg:
         """
         name = self.canonical_name(sobject)
         with self.lock:
-            obj = self._objects[name]
+            obj = self.objects[name]
             record = obj.records.get(record_id) or obj.records.get(_to18(record_id, obj))
             if record is None:
                 raise RecordError("NOT_FOUND", "The requested resource does not exist")
@@ -293,7 +281,7 @@ class SalesforceOrg:
         """
         name = self.canonical_name(sobject)
         with self.lock:
-            obj = self._objects[name]
+            obj = self.objects[name]
             record = obj.records.get(record_id)
             if record is None:
                 raise RecordError(
@@ -304,12 +292,12 @@ class SalesforceOrg:
             if record["IsDeleted"]:
                 raise RecordError("ENTITY_IS_DELETED", "entity is deleted")
             clean = {
-                k: self._validate(name, k, v)
+                k: writable_value(obj.fields, name, k, v)
                 for k, v in values.items()
                 if k not in ("Id", "attributes")
             }
             record.update(clean)
-            self._derive(name, record)
+            derive_flags(name, record)
             self._stamp(record, user)
 
     def insert(self, sobject: str, values: Mapping[str, Any], *, user: str) -> str:
@@ -320,8 +308,12 @@ class SalesforceOrg:
         """
         name = self.canonical_name(sobject)
         with self.lock:
-            obj = self._objects[name]
-            clean = {k: self._validate(name, k, v) for k, v in values.items() if k != "attributes"}
+            obj = self.objects[name]
+            clean = {
+                k: writable_value(obj.fields, name, k, v)
+                for k, v in values.items()
+                if k != "attributes"
+            }
             missing = [
                 f.name
                 for f in obj.fields.values()
@@ -333,7 +325,7 @@ class SalesforceOrg:
                     f"Required fields are missing: [{', '.join(missing)}]",
                     missing,
                 )
-            record_id = make_id(obj.prefix, self._next_number())
+            record_id = make_id(obj.prefix, self.next_number())
             stamp = self.now_ms()
             record = dict.fromkeys(obj.fields) | clean
             record |= {
@@ -345,7 +337,7 @@ class SalesforceOrg:
             record.setdefault("OwnerId", user)
             if record.get("OwnerId") is None:
                 record["OwnerId"] = user
-            self._derive(name, record)
+            derive_flags(name, record)
             self._stamp(record, user, stamp)
             obj.records[record_id] = record
             return record_id
@@ -358,7 +350,7 @@ class SalesforceOrg:
         """
         name = self.canonical_name(sobject)
         with self.lock:
-            obj = self._objects[name]
+            obj = self.objects[name]
             record = obj.records.get(record_id)
             if record is None:
                 raise RecordError("NOT_FOUND", "The requested resource does not exist")
@@ -372,7 +364,7 @@ class SalesforceOrg:
         """(id, deleted at) of records deleted in the window."""
         name = self.canonical_name(sobject)
         with self.lock:
-            return [(i, t) for i, t in self._objects[name].deleted if start_ms <= t <= end_ms]
+            return [(i, t) for i, t in self.objects[name].deleted if start_ms <= t <= end_ms]
 
     def updated_between(self, sobject: str, start_ms: int, end_ms: int) -> list[str]:
         """Ids of live records modified in the window."""
@@ -380,7 +372,7 @@ class SalesforceOrg:
         with self.lock:
             return [
                 r["Id"]
-                for r in self._objects[name].records.values()
+                for r in self.objects[name].records.values()
                 if not r["IsDeleted"] and start_ms <= r["SystemModstamp"] <= end_ms
             ]
 
@@ -389,30 +381,6 @@ class SalesforceOrg:
         record["LastModifiedDate"] = moment
         record["SystemModstamp"] = moment
         record["LastModifiedById"] = user
-
-    @staticmethod
-    def _derive(name: str, record: dict[str, Any]) -> None:
-        if name == "Opportunity":
-            flags = {stage: (closed, won) for stage, closed, won in STAGES}
-            record["IsClosed"], record["IsWon"] = flags.get(
-                record.get("StageName") or "", (False, False)
-            )
-
-    def _validate(self, sobject: str, name: str, value: Any) -> Any:
-        fields = self._objects[sobject].fields
-        meta = fields.get(name)
-        if meta is None:
-            raise RecordError(
-                "INVALID_FIELD", f"No such column '{name}' on sobject of type {sobject}", [name]
-            )
-        if not meta.updateable:
-            raise RecordError(
-                "INVALID_FIELD_FOR_INSERT_UPDATE",
-                f"Unable to create/update fields: {name}. Please check the security settings of "
-                "this field and verify that it is read/write for your profile or permission set.",
-                [name],
-            )
-        return typed_value(meta, value)
 
     def add_field(self, full_name: str, metadata: Mapping[str, Any]) -> str:
         """Create a custom field from Tooling API ``CustomField`` metadata; returns its id.
@@ -431,7 +399,7 @@ class SalesforceOrg:
         except SoqlError as exc:
             raise RecordError("INVALID_TYPE", str(exc)) from None
         with self.lock:
-            obj = self._objects[name]
+            obj = self.objects[name]
             if api in obj.fields:
                 raise RecordError(
                     "DUPLICATE_DEVELOPER_NAME",
@@ -441,7 +409,7 @@ class SalesforceOrg:
             obj.fields[api] = meta
             for record in obj.records.values():
                 record.setdefault(api, False if meta.type == "boolean" else None)
-            field_id = make_id("00N", self._next_number())
+            field_id = make_id("00N", self.next_number())
             obj.custom_ids[api] = field_id
             return field_id
 
@@ -449,13 +417,13 @@ class SalesforceOrg:
         """Tooling ``CustomField`` rows: Id, DeveloperName, TableEnumOrId, FullName."""
         rows = []
         with self.lock:
-            for name, obj in self._objects.items():
+            for name, obj in self.objects.items():
                 if sobject and name.casefold() != sobject.casefold():
                     continue
                 for api, meta in obj.fields.items():
                     if meta.custom:
                         field_id = obj.custom_ids.setdefault(
-                            api, make_id("00N", self._next_number())
+                            api, make_id("00N", self.next_number())
                         )
                         rows.append(
                             {
@@ -482,139 +450,6 @@ class SalesforceOrg:
             "DataStorageMB": {"Max": 5120, "Remaining": 5000},
         }
 
-    def load_canonical(
-        self,
-        accounts: pd.DataFrame,
-        opportunities: pd.DataFrame,
-        owners: pd.DataFrame | None = None,
-    ) -> dict[str, str]:
-        """Load canonical frames as Accounts, Opportunities and Users.
-
-        Returns:
-            Canonical id (account, opportunity, owner) -> Salesforce id.
-        """
-        with self.lock:
-            ids: dict[str, str] = {}
-            if owners is not None:
-                for row in owners.itertuples(index=False):
-                    user_id = self._new_user(
-                        str(row.name), f"{row.owner_id}@sandbox.example".lower()
-                    )
-                    self._objects["User"].records[user_id]["Department"] = str(row.team)
-                    ids[str(row.owner_id)] = user_id
-            self._load(
-                "Account",
-                accounts,
-                "account_id",
-                ids,
-                account_columns(accounts, ids, self.loader_user),
-            )
-            self._load(
-                "Opportunity",
-                opportunities,
-                "opportunity_id",
-                ids,
-                opportunity_columns(opportunities, ids, self.loader_user),
-            )
-            return ids
-
-    def _load(
-        self,
-        sobject: str,
-        frame: pd.DataFrame,
-        id_column: str,
-        ids: dict[str, str],
-        values: dict[str, np.ndarray],
-    ) -> None:
-        obj = self._objects[sobject]
-        new_ids = [make_id(obj.prefix, self._next_number()) for _ in range(len(frame))]
-        ids.update(zip(frame[id_column].astype(str), new_ids, strict=True))
-        # plain Python values: records are served as JSON and saved as JSON
-        columns = {name: np.asarray(array).tolist() for name, array in values.items()}
-        empty = dict.fromkeys(obj.fields)
-        for position, record_id in enumerate(new_ids):
-            record = empty | {n: column[position] for n, column in columns.items()}
-            record["Id"] = record_id
-            obj.records[record_id] = record
-            if record["IsDeleted"]:
-                obj.deleted.append((record_id, int(record["SystemModstamp"] or 0)))
-        stamps = values.get("SystemModstamp")
-        if stamps is not None and len(stamps):
-            self._clock = max(self._clock, int(np.max(stamps)))
-
-    def save(self, path: Path) -> None:
-        """Persist the org (records, custom fields, usage) to a gzipped JSON file."""
-        with self.lock:
-            document = {
-                "api_version": self.api_version,
-                "daily_api_limit": self.daily_api_limit,
-                "api_used": self.api_used,
-                "counter": self._counter,
-                "clock": self._clock,
-                "integration_user": self.integration_user,
-                "loader_user": self.loader_user,
-                "objects": {
-                    name: {
-                        "prefix": obj.prefix,
-                        "fields": [asdict(f) for f in obj.fields.values()],
-                        "custom_ids": obj.custom_ids,
-                        "deleted": obj.deleted,
-                        "records": list(obj.records.values()),
-                    }
-                    for name, obj in self._objects.items()
-                },
-            }
-        temporary = path.with_suffix(path.suffix + ".tmp")
-        with gzip.open(temporary, "wt", encoding="utf-8") as out:
-            json.dump(document, out, default=_json_default)
-        temporary.replace(path)
-
-    @classmethod
-    def load(cls, path: Path) -> SalesforceOrg:
-        """Read an org saved with :meth:`save`."""
-        with gzip.open(path, "rt", encoding="utf-8") as source:
-            document = json.load(source)
-        org = cls(api_version=document["api_version"], daily_api_limit=document["daily_api_limit"])
-        org.api_used = document["api_used"]
-        org._counter = document["counter"]
-        org._clock = document["clock"]
-        org.integration_user = document["integration_user"]
-        org.loader_user = document["loader_user"]
-        for name, saved in document["objects"].items():
-            fields = {}
-            for stored in saved["fields"]:
-                meta = {
-                    **stored,
-                    "values": tuple(stored["values"]),
-                    "reference_to": tuple(stored["reference_to"]),
-                }
-                fields[stored["name"]] = SfField(**meta)
-            org._objects[name] = _Object(
-                prefix=saved["prefix"],
-                fields=fields,
-                records={r["Id"]: r for r in saved["records"]},
-                custom_ids=saved["custom_ids"],
-                deleted=[tuple(d) for d in saved["deleted"]],
-            )
-        return org
-
-    def usable_token_user(self) -> str:
-        """The user every API token acts as."""
-        return self.integration_user
-
-    def count(self, sobject: str, *, include_deleted: bool = False) -> int:
-        """Records of an object."""
-        name = self.canonical_name(sobject)
-        with self.lock:
-            records = self._objects[name].records.values()
-            return sum(1 for r in records if include_deleted or not r["IsDeleted"])
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot save {type(value).__name__}")
-
 
 def _renamed(query: Query, lookup: Mapping[str, str]) -> Query:
     def walk(node: Any) -> Any:
@@ -629,7 +464,7 @@ def _renamed(query: Query, lookup: Mapping[str, str]) -> Query:
     return replace(query, where=walk(query.where))
 
 
-def _to18(record_id: str, obj: _Object) -> str:
+def _to18(record_id: str, obj: SObject) -> str:
     if len(record_id) != 15:
         return record_id
     for key in obj.records:

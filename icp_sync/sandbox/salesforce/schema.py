@@ -11,16 +11,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from icp_sync.sandbox.soql import parse_datetime_ms
+from icp_sync.sandbox.salesforce.soql import parse_datetime_ms
 
 __all__ = [
     "OPEN_STAGES",
     "STAGES",
     "RecordError",
     "SfField",
+    "derive_flags",
     "field_from_metadata",
     "standard_objects",
     "typed_value",
+    "writable_value",
 ]
 
 
@@ -327,3 +329,34 @@ def field_from_metadata(api: str, metadata: Mapping[str, Any]) -> SfField:
             "restricted": bool((metadata.get("valueSet") or {}).get("restricted")),
         }
     return SfField(name=api, label=label, type=sf_type, custom=True, **extra)
+
+
+def writable_value(fields: Mapping[str, SfField], sobject: str, name: str, value: Any) -> Any:
+    """A value for a field that a write may set, typed; refused like a real org refuses it.
+
+    Raises:
+        RecordError: ``INVALID_FIELD`` (unknown), ``INVALID_FIELD_FOR_INSERT_UPDATE``
+            (read-only) or the type check's code.
+    """
+    meta = fields.get(name)
+    if meta is None:
+        raise RecordError(
+            "INVALID_FIELD", f"No such column '{name}' on sobject of type {sobject}", [name]
+        )
+    if not meta.updateable:
+        raise RecordError(
+            "INVALID_FIELD_FOR_INSERT_UPDATE",
+            f"Unable to create/update fields: {name}. Please check the security settings of "
+            "this field and verify that it is read/write for your profile or permission set.",
+            [name],
+        )
+    return typed_value(meta, value)
+
+
+def derive_flags(sobject: str, record: dict[str, Any]) -> None:
+    """Set the fields an org derives on write (an Opportunity's IsClosed and IsWon)."""
+    if sobject == "Opportunity":
+        flags = {stage: (closed, won) for stage, closed, won in STAGES}
+        record["IsClosed"], record["IsWon"] = flags.get(
+            record.get("StageName") or "", (False, False)
+        )

@@ -1,4 +1,6 @@
-"""Canonical frames as sandbox HubSpot records: property strings per record, vectorised.
+"""Loading canonical frames into a sandbox HubSpot portal: companies, deals, owners.
+
+Property strings are computed per column, vectorised.
 
 Companies keep their canonical history and lifecycle fields (customer_since, churn_date,
 ARR, NPS, adoption); deals land in the default pipeline (open deals spread over its open
@@ -7,15 +9,17 @@ stages), with HubSpot's deal types and a deal_source for the motion.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from icp_sync.sandbox.hubspot_portal import OPEN_STAGES, iso_ms
+from icp_sync.sandbox.hubspot.portal import HubSpotPortal, Record
+from icp_sync.sandbox.hubspot.properties import OPEN_STAGES, iso_ms
 
-__all__ = ["company_values", "deal_values"]
+__all__ = ["company_values", "deal_values", "load_canonical"]
 
 
 def _ms(series: pd.Series) -> np.ndarray:
@@ -116,3 +120,101 @@ def deal_values(frame: pd.DataFrame, ids: Mapping[str, str]) -> dict[str, Any]:
         "_updated": _ms(frame["modified_at"].fillna(frame["created_at"])),
         "_deleted": frame["is_deleted"].to_numpy(dtype=bool),
     }
+
+
+def load_canonical(
+    portal: HubSpotPortal,
+    accounts: pd.DataFrame,
+    opportunities: pd.DataFrame,
+    owners: pd.DataFrame | None = None,
+) -> dict[str, str]:
+    """Load canonical frames into a portal as companies, deals (associated) and owners.
+
+    Returns:
+        Canonical id (account, opportunity, owner) -> HubSpot id.
+    """
+    with portal.lock:
+        ids: dict[str, str] = {}
+        stamp = int(time.time() * 1000)
+        if owners is not None:
+            for row in owners.itertuples(index=False):
+                owner_id = portal.new_id()
+                first, _, last = str(row.name).partition(" ")
+                portal.owners.append(
+                    {
+                        "id": owner_id,
+                        "email": f"{str(row.owner_id).lower()}@sandbox.example",
+                        "firstName": first,
+                        "lastName": last,
+                        "userId": int(owner_id),
+                        "type": "PERSON",
+                        "createdAt": iso_ms(stamp),
+                        "updatedAt": iso_ms(stamp),
+                        "archived": False,
+                        "teams": [
+                            {
+                                "id": str(abs(hash(row.team)) % 10_000),
+                                "name": str(row.team),
+                                "primary": True,
+                            }
+                        ],
+                    }
+                )
+                ids[str(row.owner_id)] = owner_id
+        _add_records(
+            portal,
+            "companies",
+            accounts,
+            id_column="account_id",
+            ids=ids,
+            values=company_values(accounts, ids),
+        )
+        _add_records(
+            portal,
+            "deals",
+            opportunities,
+            id_column="opportunity_id",
+            ids=ids,
+            values=deal_values(opportunities, ids),
+        )
+        for deal, account in zip(
+            opportunities["opportunity_id"].astype(str),
+            opportunities["account_id"].astype(str),
+            strict=True,
+        ):
+            company = ids.get(account)
+            if company is not None:
+                portal.deal_company[ids[deal]] = company
+                portal.company_deals.setdefault(company, set()).add(ids[deal])
+        return ids
+
+
+def _add_records(
+    portal: HubSpotPortal,
+    kind: str,
+    frame: pd.DataFrame,
+    *,
+    id_column: str,
+    ids: dict[str, str],
+    values: dict[str, Any],
+) -> None:
+    created = values.pop("_created")
+    updated = values.pop("_updated")
+    deleted = values.pop("_deleted")
+    columns = {name: np.asarray(array).tolist() for name, array in values.items()}
+    empty = dict.fromkeys(portal.properties[kind])
+    for position, source in enumerate(frame[id_column].astype(str)):
+        new_id = portal.new_id()
+        ids[source] = new_id
+        properties = empty | {n: column[position] for n, column in columns.items()}
+        properties["hs_object_id"] = new_id
+        record = Record(
+            id=new_id,
+            properties=properties,
+            created=int(created[position]),
+            updated=int(updated[position]),
+            archived=bool(deleted[position]),
+            archived_at=int(updated[position]) if deleted[position] else None,
+        )
+        portal.records[kind][new_id] = record
+        portal.clock = max(portal.clock, record.updated)

@@ -24,8 +24,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from icp_sync.sandbox.faults import FaultInjector
-from icp_sync.sandbox.salesforce_org import RecordError, SalesforceOrg, format_datetime, make_id
-from icp_sync.sandbox.soql import SoqlError
+from icp_sync.sandbox.salesforce.org import RecordError, SalesforceOrg, format_datetime, make_id
+from icp_sync.sandbox.salesforce.soql import SoqlError
 
 __all__ = ["BulkError", "BulkJobs"]
 

@@ -367,8 +367,10 @@ def test_an_expired_session_id_is_answered_401(sandbox_factory: SandboxFactory) 
 @pytest.mark.parametrize(
     ("profile", "error", "code"),
     [
-        (FaultProfile(server_error=1.0), SalesforceGeneralError, 503),
-        (FaultProfile(rate_limit=1.0), SalesforceRefusedRequest, 403),
+        pytest.param(
+            FaultProfile(server_error=1.0), SalesforceGeneralError, 503, id="server_error"
+        ),
+        pytest.param(FaultProfile(rate_limit=1.0), SalesforceRefusedRequest, 403, id="rate_limit"),
     ],
 )
 def test_request_faults_answer_as_documented(
@@ -387,8 +389,10 @@ def test_request_faults_answer_as_documented(
 @pytest.mark.parametrize(
     ("profile", "code"),
     [
-        (FaultProfile(lock_row=1.0), "UNABLE_TO_LOCK_ROW"),
-        (FaultProfile(validation=1.0), "FIELD_CUSTOM_VALIDATION_EXCEPTION"),
+        pytest.param(FaultProfile(lock_row=1.0), "UNABLE_TO_LOCK_ROW", id="lock_row"),
+        pytest.param(
+            FaultProfile(validation=1.0), "FIELD_CUSTOM_VALIDATION_EXCEPTION", id="validation"
+        ),
     ],
 )
 def test_record_faults_fail_single_records(

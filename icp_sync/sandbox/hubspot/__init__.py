@@ -1,0 +1,1 @@
+"""The HubSpot emulator: portal state, CRM v3 objects, search, properties, associations."""

@@ -1,0 +1,1 @@
+"""The Salesforce emulator: org state, SOQL, REST, Tooling and Bulk API 2.0 routes."""

@@ -1,0 +1,1 @@
+"""Tests of the local CRM sandbox, mirroring icp_sync/sandbox."""
