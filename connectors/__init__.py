@@ -1,14 +1,15 @@
-"""CRM connectors: one protocol (:mod:`connectors.base`), one module per CRM."""
+"""CRM connectors: one protocol (:mod:`connectors.base`), one package per CRM, and the factory."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from connectors.base import ApiUsage, Batch, CheckItem, Connector, WritableConnector
-from icp_sync.config import Settings
 from icp_sync.errors import ConfigError
 
 if TYPE_CHECKING:
+    # icp_sync.config composes the connectors' own config sections, so import it lazily
+    from icp_sync.config import Settings
     from icp_sync.store import Store
 
 __all__ = ["ApiUsage", "Batch", "CheckItem", "Connector", "WritableConnector", "make_connector"]
@@ -22,13 +23,13 @@ def make_connector(settings: Settings, store: Store | None = None) -> Connector:
         store: Where connectors keep their own state (write windows and the like).
     """
     if settings.crm.connector == "files":
-        from connectors.files import FileConnector
+        from connectors.files.connector import FileConnector
 
         if settings.files is None:
             raise ConfigError(["files: section required when crm.connector = 'files'"])
         return FileConnector(settings.files)
     if settings.crm.connector == "salesforce":
-        from connectors.salesforce import SalesforceConnector
+        from connectors.salesforce.connector import SalesforceConnector
         from icp_sync.store import StoredConnectorState
 
         if settings.salesforce is None:

@@ -22,7 +22,7 @@ from connectors.base import WritableConnector
 from icp_sync.config import Settings
 from icp_sync.errors import BudgetExhaustedError
 from icp_sync.log import get_logger
-from icp_sync.model import ATTR_PREFIX, ID_COLUMN, CrmObject, NormalizeReport
+from icp_sync.model import ID_COLUMN, CrmObject, NormalizeReport
 from icp_sync.normalize import normalize
 from icp_sync.segments import dimension_summary
 from icp_sync.store import Store
@@ -195,7 +195,7 @@ def _sync_object(
         if batch.snapshot:
             gone = store.mirror_ids(obj) - set(clean[ID_COLUMN[obj]])
             outcome.deleted += store.mark_deleted(obj, gone, now=now)
-        _remember_read_back(store, obj, clean, now=now)
+        _remember_read_back(store, obj, batch.owned, clean, now=now)
         store.add_rejects(run_id, report.rejects)
         if batch.cursor is not None:
             store.set_watermark(connector.name, obj, batch.cursor, now=now)
@@ -215,20 +215,14 @@ def _sync_object(
     )
 
 
-_READBACK_PREFIX = ATTR_PREFIX + "icp_"
-
-
 def _remember_read_back(
-    store: Store, obj: CrmObject, clean: pd.DataFrame, *, now: datetime
+    store: Store, obj: CrmObject, owned: pd.DataFrame | None, clean: pd.DataFrame, *, now: datetime
 ) -> None:
     """Owned-field values read from the CRM become the 'current' the planner compares with."""
-    columns = [
-        f"{_READBACK_PREFIX}{f}" for f in ACCOUNT_FIELDS if f"{_READBACK_PREFIX}{f}" in clean
-    ]
-    if obj is not CrmObject.ACCOUNT or not columns or clean.empty:
+    columns = [f for f in ACCOUNT_FIELDS if owned is not None and f in owned]
+    if obj is not CrmObject.ACCOUNT or owned is None or not columns or clean.empty:
         return
-    values = clean.set_index("account_id")[columns].map(canonical_value)
-    values.columns = [c.removeprefix(_READBACK_PREFIX) for c in columns]
+    values = owned.loc[owned.index.isin(clean["account_id"]), columns].map(canonical_value)
     rows = cast(dict[str, dict[str, str]], values.to_dict("index"))
     store.record_field_values(obj, rows, source="read", now=now)
 
