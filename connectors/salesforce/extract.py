@@ -235,6 +235,7 @@ class _Columns:
         if self.owned and id_column in frame:
             values = rows[list(self.owned)].rename(columns=self.owned)
             values.index = pd.Index(frame[id_column].astype(str), name="record_id")
+            values = values[~values.index.duplicated(keep="last")]
         return Batch(frame=frame, cursor=cursor, owned=values)
 
 

@@ -15,28 +15,11 @@ from connectors.salesforce.connector import SalesforceConnector
 from icp_sync.errors import FatalConnectorError, RetriableConnectorError
 from icp_sync.pipeline import SyncResult
 from icp_sync.sandbox.faults import FaultProfile
-from icp_sync.sandbox.service import Sandbox
 from tests.conftest import SandboxFactory
 from tests.connectors.salesforce_org import (
     Org,
     make_org,
 )
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    """The ICP fields a clean, fault-free run writes to the seed-0 org of 1,000 accounts."""
-    from icp_sync.sandbox.service import SandboxSettings
-
-    tmp = tmp_path_factory.mktemp("reference")
-    sandbox = Sandbox(SandboxSettings(directory=tmp / "sandbox", accounts=1000)).start()
-    try:
-        org = make_org(lambda **kw: sandbox, tmp)
-        org.setup_fields()
-        assert org.sync().status == "ok"
-        return org.icp_fields()
-    finally:
-        sandbox.stop()
 
 
 def _converge(org: Org, cycles: int) -> list[SyncResult]:
