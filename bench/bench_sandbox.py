@@ -20,7 +20,7 @@ from typing import Any
 import requests
 from simple_salesforce import Salesforce
 
-from connectors.salesforce import SalesforceConnector
+from connectors.salesforce.connector import SalesforceConnector
 from icp_sync.config import load_settings
 from icp_sync.pipeline import sync
 from icp_sync.sandbox.service import Sandbox, SandboxSettings

@@ -1,38 +1,44 @@
-"""CRM connectors: one protocol (:mod:`connectors.base`), one module per CRM."""
+"""CRM connectors: one protocol (:mod:`connectors.base`), one package per CRM, and the factory."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from connectors.base import ApiUsage, Batch, CheckItem, Connector, WritableConnector
-from icp_sync.config import Settings
+from connectors.base import (
+    ApiUsage,
+    Batch,
+    CheckItem,
+    Connector,
+    ConnectorState,
+    WritableConnector,
+)
 from icp_sync.errors import ConfigError
 
 if TYPE_CHECKING:
-    from icp_sync.store import Store
+    # icp_sync.config composes the connectors' own config sections, so import it lazily
+    from icp_sync.config import Settings
 
 __all__ = ["ApiUsage", "Batch", "CheckItem", "Connector", "WritableConnector", "make_connector"]
 
 
-def make_connector(settings: Settings, store: Store | None = None) -> Connector:
+def make_connector(settings: Settings, state: ConnectorState | None = None) -> Connector:
     """The connector ``crm.connector`` names, built from its config section.
 
     Args:
         settings: The configuration.
-        store: Where connectors keep their own state (write windows and the like).
+        state: Where the connector keeps its own state (write windows and the like); the
+            pipeline passes one kept in the state store.
     """
     if settings.crm.connector == "files":
-        from connectors.files import FileConnector
+        from connectors.files.connector import FileConnector
 
         if settings.files is None:
             raise ConfigError(["files: section required when crm.connector = 'files'"])
         return FileConnector(settings.files)
     if settings.crm.connector == "salesforce":
-        from connectors.salesforce import SalesforceConnector
-        from icp_sync.store import StoredConnectorState
+        from connectors.salesforce.connector import SalesforceConnector
 
         if settings.salesforce is None:
             raise ConfigError(["salesforce: section required when crm.connector = 'salesforce'"])
-        state = StoredConnectorState(store.ledger, "salesforce") if store is not None else None
         return SalesforceConnector(settings.salesforce, state=state)
     raise ConfigError([f"crm.connector: unknown connector {settings.crm.connector!r}"])

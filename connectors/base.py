@@ -2,7 +2,8 @@
 
 Connectors hand over records as frames with canonical column names (values still raw: the
 pipeline normalises them), in batches, each with the sync cursor that becomes valid once the
-batch is safely mirrored. Vendor SDK types never leave their connector module.
+batch is safely mirrored, and the owned fields' values read back apart from the records.
+Vendor SDK types never leave their connector package.
 """
 
 from __future__ import annotations
@@ -40,12 +41,16 @@ class Batch:
         snapshot: The batch holds every live record of the object, so mirrored records
             missing from it were deleted in the source.
         deleted: Ids the source reports as deleted (beyond rows flagged in ``frame``).
+        owned: The owned fields' values as the CRM holds them, raw (index: record id;
+            columns: owned-field keys, see :data:`icp_sync.model.OWNED_FIELDS`); ``None``
+            when the connector reads none back. The write-back planner compares with them.
     """
 
     frame: pd.DataFrame
     cursor: str | None = None
     snapshot: bool = False
     deleted: tuple[str, ...] = ()
+    owned: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -5,6 +5,8 @@ found``), as one :class:`~icp_sync.errors.ConfigError`; the CLI then exits 2. Se
 live in the file: secret values are ``env:NAME`` or ``file:PATH`` references, resolved at load
 time and held as :class:`pydantic.SecretStr`. Relative paths (files, SQLite databases) are
 resolved against the directory of the config file, so a config works from any directory.
+Each connector contributes its own section model (``connectors/<crm>/config.py``); this
+module composes them with the sections of the core.
 """
 
 from __future__ import annotations
@@ -13,12 +15,10 @@ import itertools
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -29,16 +29,24 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from connectors.files.config import FilesConfig
+from connectors.salesforce.config import SalesforceConfig
 from icp_sync.errors import ConfigError
-from icp_sync.model import ACCOUNT_COLUMNS, COLUMNS, ID_COLUMN, CrmObject
+from icp_sync.model import ACCOUNT_COLUMNS
+from icp_sync.sections import (
+    Secret,
+    SecretRef,
+    Section,
+    base_dir,
+    existing_file,
+    resolve_secret,
+)
 
 __all__ = [
     "CONFIG_ENV",
     "DEFAULT_CONFIG",
-    "ColumnSpec",
-    "FileObjectConfig",
     "FilesConfig",
-    "LookupConfig",
+    "SalesforceConfig",
     "Secret",
     "SecretRef",
     "Settings",
@@ -52,66 +60,7 @@ CONFIG_ENV = "ICP_SYNC_CONFIG"
 _SECRET_PREFIXES = ("env:", "file:")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def resolve_secret(reference: str) -> str:
-    """Resolve an ``env:NAME`` or ``file:PATH`` reference to the secret it names.
-
-    Raises:
-        ValueError: If the reference is not one of those forms or cannot be resolved.
-    """
-    kind, _, target = reference.partition(":")
-    if kind == "env" and target:
-        value = os.environ.get(target)
-        if value is None:
-            raise ValueError(f"environment variable {target} is not set")
-        return value
-    if kind == "file" and target:
-        try:
-            return Path(target).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ValueError(f"cannot read secret file {target}: {exc.strerror}") from None
-    raise ValueError(
-        "must be a reference, env:NAME or file:PATH; the secret itself never goes in the file"
-    )
-
-
-def _base_dir(info: ValidationInfo) -> Path:
-    context = info.context or {}
-    return Path(context.get("base_dir", "."))
-
-
-class SecretRef(SecretStr):
-    """A secret resolved from its ``env:`` / ``file:`` reference, which it remembers.
-
-    :meth:`reload` resolves the reference again, so a rotated secret file or variable is
-    picked up without a restart.
-    """
-
-    def __init__(self, secret_value: str, reference: str = "") -> None:
-        super().__init__(secret_value)
-        self.reference = reference
-
-    def reload(self) -> str:
-        """Resolve the reference again and return the current secret."""
-        return resolve_secret(self.reference) if self.reference else self.get_secret_value()
-
-
-def _secret(value: object) -> SecretStr:
-    if isinstance(value, SecretStr):
-        return value
-    if not isinstance(value, str):
-        raise ValueError("must be a string reference, env:NAME or file:PATH")
-    return SecretRef(resolve_secret(value), reference=value)
-
-
-Secret = Annotated[SecretStr, BeforeValidator(_secret)]
-"""A secret given as an ``env:NAME`` or ``file:PATH`` reference, resolved at load time."""
-
-
-class StoreConfig(_Section):
+class StoreConfig(Section):
     """Where icp-sync keeps its state (SQLAlchemy URL)."""
 
     url: str = "sqlite:///icp-sync.db"
@@ -140,12 +89,12 @@ class StoreConfig(_Section):
         if url.get_backend_name() == "sqlite" and database and database != ":memory:":
             path = Path(database)
             if not path.is_absolute():
-                path = _base_dir(info) / path
+                path = base_dir(info) / path
             value = url.set(database=str(path.resolve())).render_as_string(hide_password=False)
         return value
 
 
-class LoggingConfig(_Section):
+class LoggingConfig(Section):
     """Log level and format (logs go to stderr)."""
 
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -153,148 +102,13 @@ class LoggingConfig(_Section):
     """``auto``: pretty on a terminal, JSON lines otherwise."""
 
 
-class CrmConfig(_Section):
+class CrmConfig(Section):
     """Which CRM this installation talks to."""
 
     connector: Literal["files", "salesforce", "hubspot"] = "files"
 
 
-class ColumnSpec(_Section):
-    """How one canonical column is read from an export.
-
-    Written in TOML either as a plain source column name (``name = "account_name"``) or as a
-    table: ``{ column = "revenue", scale = 1000000 }``, ``{ const = "new_business" }``,
-    ``{ column = "deal_stage", values = { Won = "won" } }``,
-    ``{ lookup = "churn", column = "churn_date", agg = "max" }``.
-    """
-
-    column: str | None = None
-    """Source column (in the object's file, or in the lookup's file with ``lookup``)."""
-    const: str | float | bool | None = None
-    """A constant for every row instead of a column."""
-    values: dict[str, str] = Field(default_factory=dict)
-    """Value map applied after trimming, matched case-insensitively (source -> canonical)."""
-    default: str | None = None
-    """Value for source values the map does not list (default: keep them as they are)."""
-    scale: float | None = None
-    """Multiply numbers by this (e.g. revenue in millions -> 1000000)."""
-    format: str | None = None
-    """strptime format for dates when automatic parsing is ambiguous (e.g. ``%d/%m/%Y``)."""
-    lookup: str | None = None
-    """Name of a lookup table of this object to take ``column`` from."""
-    agg: Literal["first", "last", "min", "max", "sum", "mean", "count"] = "first"
-    """How to reduce several lookup rows per key."""
-    when: dict[str, list[str]] = Field(default_factory=dict)
-    """Keep the value only on rows whose (primary file) columns hold one of these values."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_string(cls, value: object) -> object:
-        return {"column": value} if isinstance(value, str) else value
-
-    @model_validator(mode="after")
-    def _one_source(self) -> ColumnSpec:
-        if (self.column is None) == (self.const is None):
-            raise ValueError("give exactly one of 'column' or 'const'")
-        if self.lookup is not None and self.column is None:
-            raise ValueError("'lookup' needs 'column' (the column of the lookup file)")
-        return self
-
-
-class LookupConfig(_Section):
-    """A second export joined onto an object's rows (e.g. churn events onto accounts)."""
-
-    path: Path
-    """The lookup file (CSV or Parquet)."""
-    key: str
-    """Join column in the lookup file."""
-    on: str | None = None
-    """Join column in the object's file (default: same name as ``key``)."""
-    where: dict[str, list[str]] = Field(default_factory=dict)
-    """Keep only lookup rows whose columns hold one of these values."""
-
-    @field_validator("path")
-    @classmethod
-    def _resolve(cls, value: Path, info: ValidationInfo) -> Path:
-        return _existing_file(value, info)
-
-
-def _existing_file(value: Path, info: ValidationInfo) -> Path:
-    path = value if value.is_absolute() else _base_dir(info) / value
-    if not path.is_file():
-        raise ValueError(f"file not found: {path}")
-    return path.resolve()
-
-
-class FileObjectConfig(_Section):
-    """One exported object (accounts or opportunities): file, format and column mapping."""
-
-    _object: ClassVar[CrmObject] = CrmObject.ACCOUNT
-    _section: ClassVar[str] = "accounts"
-
-    path: Path
-    """The export (CSV or Parquet)."""
-    format: Literal["auto", "csv", "parquet"] = "auto"
-    delimiter: str = ","
-    encoding: str = "utf-8"
-    day_first: bool = False
-    """Read ambiguous dates such as 03/04/2024 as 3 April (default: 4 March)."""
-    where: dict[str, list[str]] = Field(default_factory=dict)
-    """Keep only rows whose columns hold one of these values (e.g. leave out trials)."""
-    lookups: dict[str, LookupConfig] = Field(default_factory=dict)
-    columns: dict[str, ColumnSpec] = Field(default_factory=dict, validate_default=True)
-    """Canonical column -> source. Unmapped canonical columns are derived or left empty."""
-    attributes: dict[str, ColumnSpec] = Field(default_factory=dict)
-    """Extra columns kept as ``attr_<name>`` (usable as segment dimensions)."""
-
-    @field_validator("path")
-    @classmethod
-    def _resolve(cls, value: Path, info: ValidationInfo) -> Path:
-        return _existing_file(value, info)
-
-    @field_validator("columns")
-    @classmethod
-    def _columns_known(
-        cls, value: dict[str, ColumnSpec], info: ValidationInfo
-    ) -> dict[str, ColumnSpec]:
-        canonical = COLUMNS[cls._object]
-        where = f"files.{cls._section}.columns"
-        problems = [
-            f"{where}.{name}: not a canonical {cls._object} column (known: "
-            f"{', '.join(canonical)}); map extra columns under files.{cls._section}.attributes"
-            for name in value
-            if name not in canonical
-        ]
-        id_column = ID_COLUMN[cls._object]
-        if id_column not in value:
-            problems.append(f"{where}.{id_column}: required value missing")
-        lookups = info.data.get("lookups", {})
-        problems += [
-            f"{where}.{name}.lookup: no lookup named {spec.lookup!r} under "
-            f"files.{cls._section}.lookups"
-            for name, spec in value.items()
-            if spec.lookup is not None and spec.lookup not in lookups
-        ]
-        if problems:
-            raise ValueError("\n".join(problems))
-        return value
-
-
-class OpportunityFileConfig(FileObjectConfig):
-    """The opportunities export."""
-
-    _object: ClassVar[CrmObject] = CrmObject.OPPORTUNITY
-    _section: ClassVar[str] = "opportunities"
-
-
-class FilesConfig(_Section):
-    """The file connector: CRM exports on disk."""
-
-    accounts: FileObjectConfig
-    opportunities: OpportunityFileConfig | None = None
-
-
-class NormalizeConfig(_Section):
+class NormalizeConfig(Section):
     """How messy values are repaired, for every connector."""
 
     aliases: dict[str, dict[str, str]] = Field(default_factory=dict)
@@ -307,7 +121,7 @@ class NormalizeConfig(_Section):
     """Annual revenues above this (more than the largest company's) are impossible."""
 
 
-class SegmentsConfig(_Section):
+class SegmentsConfig(Section):
     """Which dimensions segment the customer base, and how numbers are banded."""
 
     dimensions: list[str] = Field(default_factory=lambda: ["industry", "employees_band", "region"])
@@ -350,7 +164,7 @@ class SegmentsConfig(_Section):
 _METRICS = ("win_rate", "retention", "nrr", "clv", "sales_cycle_days", "acv", "nps", "adoption")
 
 
-class LifecycleConfig(_Section):
+class LifecycleConfig(Section):
     """Assumptions behind the lifecycle metrics."""
 
     window_months: int = Field(default=12, ge=1, le=60)
@@ -363,7 +177,7 @@ class LifecycleConfig(_Section):
     """Floor of the annual churn rate in CLV, so lifetimes stay finite."""
 
 
-class IcpConfig(_Section):
+class IcpConfig(Section):
     """How the ICP is derived from the evidence, and where it is written."""
 
     fdr: float = Field(default=0.05, gt=0, lt=0.5)
@@ -403,10 +217,10 @@ class IcpConfig(_Section):
     @field_validator("definition")
     @classmethod
     def _definition_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return None if value is None else _existing_file(value, info)
+        return None if value is None else existing_file(value, info)
 
 
-class LookalikeConfig(_Section):
+class LookalikeConfig(Section):
     """The look-alike model."""
 
     best_fit_share: float = Field(default=0.5, gt=0, lt=1)
@@ -418,186 +232,28 @@ class LookalikeConfig(_Section):
     """Inverse L2 strength of the logistic regression (smaller: simpler model)."""
 
 
-class TalConfig(_Section):
+class TalConfig(Section):
     """The Target Account List."""
 
     name: str = "Target Account List"
     size: int = Field(default=500, ge=1)
 
 
-class TiersConfig(_Section):
+class TiersConfig(Section):
     """How tiers follow from rules and scores."""
 
     green_min_score: float = Field(default=0, ge=0, le=100)
     """An account in a Green segment whose fit score is below this is Yellow instead."""
 
 
-_SF_ACCOUNT_FIELDS = {
-    "account_id": "Id",
-    "name": "Name",
-    "domain": "Website",
-    "industry": "Industry",
-    "employees": "NumberOfEmployees",
-    "annual_revenue": "AnnualRevenue",
-    "country": "BillingCountry",
-    "tech_stack": "Tech_Stack__c",
-    "owner_id": "OwnerId",
-    "created_at": "CreatedDate",
-    "modified_at": "SystemModstamp",
-    "is_deleted": "IsDeleted",
-    "customer_since": "Customer_Since__c",
-    "churned_at": "Churn_Date__c",
-    "arr": "ARR__c",
-    "nps": "NPS__c",
-    "adoption": "Adoption__c",
-}
-_SF_OPPORTUNITY_FIELDS = {
-    "opportunity_id": "Id",
-    "account_id": "AccountId",
-    "name": "Name",
-    "stage": "StageName",
-    "amount": "Amount",
-    "created_at": "CreatedDate",
-    "close_date": "CloseDate",
-    "is_closed": "IsClosed",
-    "is_won": "IsWon",
-    "deal_type": "Type",
-    "motion": "LeadSource",
-    "owner_id": "OwnerId",
-    "modified_at": "SystemModstamp",
-    "is_deleted": "IsDeleted",
-}
-_SF_WRITE_FIELDS = {
-    "tier": "ICP_Tier__c",
-    "score": "ICP_Score__c",
-    "segment": "ICP_Segment__c",
-    "reasons": "ICP_Reasons__c",
-    "tal": "ICP_TAL__c",
-    "tal_rank": "ICP_TAL_Rank__c",
-    "version": "ICP_Version__c",
-    "scored_at": "ICP_Scored_At__c",
-}
-_SF_REQUIRED = {"account_id", "name", "modified_at", "opportunity_id"}
-
-
-class SalesforceFieldsConfig(_Section):
-    """Salesforce field names: canonical column -> API name (defaults fit a standard org)."""
-
-    account: dict[str, str] = Field(default_factory=lambda: dict(_SF_ACCOUNT_FIELDS))
-    opportunity: dict[str, str] = Field(default_factory=lambda: dict(_SF_OPPORTUNITY_FIELDS))
-    account_attributes: dict[str, str] = Field(
-        default_factory=lambda: {"icp_tier_override": "ICP_Tier_Override__c"}
-    )
-    """Extra Account fields kept as attr_<name> (the tier override is read, never written)."""
-    opportunity_attributes: dict[str, str] = Field(default_factory=dict)
-    """Extra Opportunity fields kept as attr_<name>."""
-    writeback: dict[str, str] = Field(default_factory=lambda: dict(_SF_WRITE_FIELDS))
-    """Owned Account fields (tier, score, segment, reasons, tal, tal_rank, version,
-    scored_at) -> API name. Only these are ever written."""
-
-    @model_validator(mode="after")
-    def _known(self) -> SalesforceFieldsConfig:
-        problems = [
-            f"salesforce.fields.{section}.{name}: not a canonical column"
-            for section, mapping, canonical in (
-                ("account", self.account, ACCOUNT_COLUMNS),
-                ("opportunity", self.opportunity, COLUMNS[CrmObject.OPPORTUNITY]),
-            )
-            for name in mapping
-            if name not in canonical
-        ]
-        problems += [
-            f"salesforce.fields.writeback.{name}: not an owned field "
-            f"({', '.join(_SF_WRITE_FIELDS)})"
-            for name in self.writeback
-            if name not in _SF_WRITE_FIELDS
-        ]
-        for section, mapping in (("account", self.account), ("opportunity", self.opportunity)):
-            problems += [
-                f"salesforce.fields.{section}.{name}: required value missing"
-                for name in _SF_REQUIRED & set(COLUMNS[_OBJECT_OF[section]])
-                if name not in mapping
-            ]
-        if problems:
-            raise ValueError("\n".join(problems))
-        return self
-
-
-_OBJECT_OF = {"account": CrmObject.ACCOUNT, "opportunity": CrmObject.OPPORTUNITY}
-
-
-class SalesforceConfig(_Section):
-    """The Salesforce connector: authentication, limits, paging and write-back choices."""
-
-    instance_url: str | None = None
-    """https://yourdomain.my.salesforce.com (required for auth = "session" and
-    "client_credentials"; otherwise taken from the login response)."""
-    login_url: str = "https://login.salesforce.com"
-    """OAuth server for "password" and "jwt" (https://test.salesforce.com for sandboxes)."""
-    auth: Literal["client_credentials", "password", "jwt", "session"] = "client_credentials"
-    client_id: Secret | None = None
-    client_secret: Secret | None = None
-    username: str | None = None
-    password: Secret | None = None
-    security_token: Secret | None = None
-    private_key: Secret | None = None
-    """PEM private key of the connected app's certificate (auth = "jwt")."""
-    session_id: Secret | None = None
-    """An access token obtained elsewhere (auth = "session"); re-read from its reference
-    when it expires, so a rotated file or variable is picked up."""
-    api_version: str = "59.0"
-    ca_file: Path | None = None
-    """CA bundle to verify TLS with (proxies, private CAs). REQUESTS_CA_BUNDLE never overrides."""
-    proxy: str | None = None
-    """HTTPS proxy URL; environment proxy variables are ignored."""
-    timeout_s: float = Field(default=60, gt=0)
-    page_size: int = Field(default=2000, ge=200, le=2000)
-    """Records per REST query page (Sforce-Query-Options batchSize)."""
-    bulk_query_threshold: int = Field(default=50_000, ge=0)
-    """Above this many matching records, extraction switches to a Bulk API 2.0 query."""
-    bulk_write_threshold: int = Field(default=2_000, ge=0)
-    """Above this many changed records, write-back uses a Bulk API 2.0 ingest job."""
-    budget_share: float = Field(default=0.2, gt=0, le=1)
-    """A cycle stops cleanly once it has used this share of the daily API limit."""
-    max_org_share: float = Field(default=0.9, gt=0, le=1)
-    """A cycle does not start (or stops) once the org as a whole has used this share."""
-    max_attempts: int = Field(default=6, ge=1, le=20)
-    """Tries per call on 5xx, timeouts, row locks and concurrency limits."""
-    deleted_window_days: int = Field(default=15, ge=0, le=15)
-    """Hard deletes are looked up with getDeleted when the cursor is at most this old."""
-    fields: SalesforceFieldsConfig = SalesforceFieldsConfig()
-
-    @field_validator("ca_file")
-    @classmethod
-    def _ca_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return None if value is None else _existing_file(value, info)
-
-    @model_validator(mode="after")
-    def _credentials(self) -> SalesforceConfig:
-        needed = {
-            "client_credentials": ("client_id", "client_secret", "instance_url"),
-            "password": ("client_id", "client_secret", "username", "password"),
-            "jwt": ("client_id", "username", "private_key"),
-            "session": ("session_id", "instance_url"),
-        }[self.auth]
-        missing = [
-            f"salesforce.{name}: required value missing (auth = {self.auth!r})"
-            for name in needed
-            if getattr(self, name) is None
-        ]
-        if missing:
-            raise ValueError("\n".join(missing))
-        return self
-
-
-class WritebackConfig(_Section):
+class WritebackConfig(Section):
     """Writing tier, score, reasons and TAL membership back to the CRM."""
 
     enabled: bool = True
     """When false, sync reads and scores but never writes (like a permanent --dry-run)."""
 
 
-class Settings(_Section):
+class Settings(Section):
     """The whole configuration."""
 
     crm: CrmConfig = CrmConfig()

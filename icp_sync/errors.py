@@ -10,10 +10,12 @@
     │   ├── BudgetExhaustedError    API budget spent: stop cleanly, resume next cycle
     │   └── FatalConnectorError     permissions, missing objects: the job fails, RevOps told
     │       └── AuthError           credentials refused
-    ├── SkippableRecordError        one record is unusable: skip it, report it, carry on
     ├── StateStoreError             the state store cannot be opened or migrated
     └── PipelineError               a cycle cannot proceed (e.g. nothing to score)
 
+A bad record is never an exception: normalisation reports it as a
+:class:`~icp_sync.model.Reject` and write-back as a rejection in its
+:class:`~connectors.base.ApplyBatch`; both are skipped, reported, and the cycle carries on.
 ``except Exception`` appears only at the job boundary of the daemon and the CLI.
 """
 
@@ -31,7 +33,6 @@ __all__ = [
     "PipelineError",
     "RetriableConnectorError",
     "SessionExpiredError",
-    "SkippableRecordError",
     "StateStoreError",
 ]
 
@@ -95,14 +96,6 @@ class FatalConnectorError(ConnectorError):
 
 class AuthError(FatalConnectorError):
     """The CRM refused our credentials."""
-
-
-class SkippableRecordError(IcpSyncError):
-    """One record cannot be used or written; it is skipped and reported."""
-
-    def __init__(self, message: str, *, record_id: str = "") -> None:
-        self.record_id = record_id
-        super().__init__(message)
 
 
 class StateStoreError(IcpSyncError):

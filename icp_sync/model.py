@@ -1,8 +1,10 @@
-"""Canonical columns, closed sets and the small records every module shares.
+"""Canonical columns, closed sets, the fields icp-sync owns, and the small shared records.
 
 Connectors map CRM fields onto these columns; the core reads nothing else. A frame is
 *canonical* when it has every column of its object with the dtype given here (extra
-attributes ride along as ``attr_<name>`` columns).
+attributes ride along as ``attr_<name>`` columns). :data:`OWNED_FIELDS` declares, once, the
+CRM fields icp-sync owns (ARCHITECTURE section 5): config defaults, the write-back allow-list,
+field setup and read-back are all derived from it.
 """
 
 from __future__ import annotations
@@ -60,6 +62,212 @@ class Motion(StrEnum):
     OUTBOUND = "outbound"
     PARTNER = "partner"
     OTHER = "other"
+
+
+class FieldKind(StrEnum):
+    """The type of an owned CRM field."""
+
+    PICKLIST = "picklist"
+    NUMBER = "number"
+    TEXT = "text"
+    LONG_TEXT = "long_text"
+    CHECKBOX = "checkbox"
+    DATETIME = "datetime"
+
+
+class Access(StrEnum):
+    """What icp-sync does with an owned field."""
+
+    WRITTEN = "written"
+    """In the write-back allow-list: set by every sync."""
+    READ_ONLY = "read_only"
+    """Created by setup-fields and read, never written (a human decision icp-sync respects)."""
+    RESERVED = "reserved"
+    """Created by setup-fields for a later feature (deal compliance); nothing writes it yet."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OwnedField:
+    """One CRM field icp-sync owns, with its default name in each CRM.
+
+    Attributes:
+        key: The name icp-sync uses (``tier``); the config maps it to a CRM field name.
+        crm_object: The object the field lives on.
+        kind: Its type.
+        label: The label setup-fields gives it.
+        salesforce: Default Salesforce API name.
+        hubspot: Default HubSpot property name.
+        access: Written, read only, or reserved for a later feature.
+        length: Most characters (text kinds).
+        precision: Most digits (numbers).
+        values: The allowed values (picklists).
+        description: Help text shown in the CRM.
+    """
+
+    key: str
+    crm_object: CrmObject
+    kind: FieldKind
+    label: str
+    salesforce: str
+    hubspot: str
+    access: Access = Access.WRITTEN
+    length: int | None = None
+    precision: int | None = None
+    values: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def attribute(self) -> str:
+        """The extra attribute a read-only field is read into (``attr_`` + this)."""
+        return f"icp_{self.key}"
+
+
+_TIERS = tuple(Tier)
+
+OWNED_FIELDS: Final[tuple[OwnedField, ...]] = (
+    OwnedField(
+        key="tier",
+        crm_object=CrmObject.ACCOUNT,
+        kind=FieldKind.PICKLIST,
+        label="ICP Tier",
+        salesforce="ICP_Tier__c",
+        hubspot="icp_tier",
+        values=_TIERS,
+        description="Green: core target; Yellow: periphery; Red: cannot serve. Set by icp-sync.",
+    ),
+    OwnedField(
+        key="score",
+        crm_object=CrmObject.ACCOUNT,
+        kind=FieldKind.NUMBER,
+        label="ICP Score",
+        salesforce="ICP_Score__c",
+        hubspot="icp_score",
+        precision=3,
+        description="0-100 fit with the best customers (icp-sync look-alike model).",
+    ),
+    OwnedField(
+        key="segment",
+        crm_object=CrmObject.ACCOUNT,
+        kind=FieldKind.TEXT,
+        label="ICP Segment",
+        salesforce="ICP_Segment__c",
+        hubspot="icp_segment",
+        length=255,
+    ),
+    OwnedField(
+        key="reasons",
+        crm_object=CrmObject.ACCOUNT,
+        kind=FieldKind.LONG_TEXT,
+        label="ICP Reasons",
+        salesforce="ICP_Reasons__c",
+        hubspot="icp_reasons",
+        length=32768,
+    ),
+    OwnedField(
+        key="tal",
+        crm_object=CrmObject.ACCOUNT,
+        kind=FieldKind.CHECKBOX,
+        label="ICP Target Account",
+        salesforce="ICP_TAL__c",
+        hubspot="icp_tal",
+    ),
+    OwnedField(
+        key="tal_rank",
+        crm_object=CrmObject.ACCOUNT,
+        kind=FieldKind.NUMBER,
+        label="ICP TAL Rank",
+        salesforce="ICP_TAL_Rank__c",
+        hubspot="icp_tal_rank",
+        precision=7,
+    ),
+    OwnedField(
+        key="version",
+        crm_object=CrmObject.ACCOUNT,
+        kind=FieldKind.TEXT,
+        label="ICP Version",
+        salesforce="ICP_Version__c",
+        hubspot="icp_version",
+        length=32,
+    ),
+    OwnedField(
+        key="scored_at",
+        crm_object=CrmObject.ACCOUNT,
+        kind=FieldKind.DATETIME,
+        label="ICP Scored At",
+        salesforce="ICP_Scored_At__c",
+        hubspot="icp_scored_at",
+    ),
+    OwnedField(
+        key="tier_override",
+        crm_object=CrmObject.ACCOUNT,
+        kind=FieldKind.PICKLIST,
+        label="ICP Tier Override",
+        salesforce="ICP_Tier_Override__c",
+        hubspot="icp_tier_override",
+        access=Access.READ_ONLY,
+        values=_TIERS,
+        description="A human decision icp-sync respects: it wins over the derived tier.",
+    ),
+    OwnedField(
+        key="tier_at_creation",
+        crm_object=CrmObject.OPPORTUNITY,
+        kind=FieldKind.PICKLIST,
+        label="ICP Tier At Creation",
+        salesforce="ICP_Tier_At_Creation__c",
+        hubspot="icp_tier_at_creation",
+        access=Access.RESERVED,
+        values=_TIERS,
+    ),
+    OwnedField(
+        key="compliance",
+        crm_object=CrmObject.OPPORTUNITY,
+        kind=FieldKind.PICKLIST,
+        label="ICP Compliance",
+        salesforce="ICP_Compliance__c",
+        hubspot="icp_compliance",
+        access=Access.RESERVED,
+        values=("Compliant", "Out of ICP", "Waived"),
+    ),
+    OwnedField(
+        key="compliance_reason",
+        crm_object=CrmObject.OPPORTUNITY,
+        kind=FieldKind.TEXT,
+        label="ICP Compliance Reason",
+        salesforce="ICP_Compliance_Reason__c",
+        hubspot="icp_compliance_reason",
+        access=Access.RESERVED,
+        length=255,
+    ),
+    OwnedField(
+        key="waiver_reason",
+        crm_object=CrmObject.OPPORTUNITY,
+        kind=FieldKind.TEXT,
+        label="ICP Waiver Reason",
+        salesforce="ICP_Waiver_Reason__c",
+        hubspot="icp_waiver_reason",
+        access=Access.READ_ONLY,
+        length=255,
+    ),
+    OwnedField(
+        key="waiver_approved_by",
+        crm_object=CrmObject.OPPORTUNITY,
+        kind=FieldKind.TEXT,
+        label="ICP Waiver Approved By",
+        salesforce="ICP_Waiver_Approved_By__c",
+        hubspot="icp_waiver_approved_by",
+        access=Access.READ_ONLY,
+        length=80,
+    ),
+)
+"""Every CRM field icp-sync owns, in the order setup-fields creates them."""
+
+OWNED: Final[dict[str, OwnedField]] = {f.key: f for f in OWNED_FIELDS}
+"""The owned fields by key."""
+
+WRITTEN_ACCOUNT_FIELDS: Final[tuple[str, ...]] = tuple(
+    f.key for f in OWNED_FIELDS if f.crm_object is CrmObject.ACCOUNT and f.access is Access.WRITTEN
+)
+"""The Account fields write-back may set: the allow-list, by key."""
 
 
 ACCOUNT_COLUMNS: Final[dict[str, str]] = {

@@ -13,18 +13,16 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from icp_sync.model import CrmObject
+from icp_sync.model import WRITTEN_ACCOUNT_FIELDS, CrmObject
 
 __all__ = [
     "ACCOUNT_FIELDS",
     "FieldChange",
-    "OwnedField",
     "Plan",
     "canonical_value",
     "desired_account_values",
@@ -32,21 +30,10 @@ __all__ = [
 ]
 
 
-class OwnedField(StrEnum):
-    """The CRM fields icp-sync owns on an account (names are mapped per CRM)."""
-
-    TIER = "tier"
-    SCORE = "score"
-    SEGMENT = "segment"
-    REASONS = "reasons"
-    TAL = "tal"
-    TAL_RANK = "tal_rank"
-    VERSION = "version"
-    SCORED_AT = "scored_at"
-
-
-ACCOUNT_FIELDS: tuple[OwnedField, ...] = tuple(OwnedField)
-_STAMP = OwnedField.SCORED_AT
+ACCOUNT_FIELDS: tuple[str, ...] = WRITTEN_ACCOUNT_FIELDS
+"""The owned Account fields the planner may change (see :data:`icp_sync.model.OWNED_FIELDS`)."""
+_TIER = "tier"
+_STAMP = "scored_at"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,7 +43,7 @@ class FieldChange:
     Attributes:
         crm_object: Which object.
         record_id: The CRM id of the record.
-        field: The owned field (see :class:`OwnedField`).
+        field: The owned field's key (see :data:`icp_sync.model.OWNED_FIELDS`).
         old: The value the CRM holds (as last read or written), ``None`` when empty.
         new: The value to write, ``None`` to clear.
     """
@@ -155,10 +142,10 @@ def desired_account_values(
     """
     frame = pd.DataFrame(
         {
-            OwnedField.TIER: scores["tier"].to_numpy(),
-            OwnedField.SCORE: scores["score"].to_numpy(),
-            OwnedField.SEGMENT: scores["segment"].to_numpy(),
-            OwnedField.REASONS: scores["reasons"].to_numpy(),
+            "tier": scores["tier"].to_numpy(),
+            "score": scores["score"].to_numpy(),
+            "segment": scores["segment"].to_numpy(),
+            "reasons": scores["reasons"].to_numpy(),
         },
         index=pd.Index(scores["account_id"].astype(str), name="record_id"),
     )
@@ -166,10 +153,10 @@ def desired_account_values(
     if tal is not None and len(tal):
         ranks = tal.set_index(tal["account_id"].astype(str))["rank"].astype("float64")
     rank = ranks.reindex(frame.index)
-    frame[OwnedField.TAL] = rank.notna().to_numpy()
-    frame[OwnedField.TAL_RANK] = rank.to_numpy()
-    frame[OwnedField.VERSION] = version
-    frame[OwnedField.SCORED_AT] = scored_at
+    frame["tal"] = rank.notna().to_numpy()
+    frame["tal_rank"] = rank.to_numpy()
+    frame["version"] = version
+    frame["scored_at"] = scored_at
     return frame
 
 
@@ -218,10 +205,10 @@ def plan(
         for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
     )
     moves: dict[str, int] = {}
-    if OwnedField.TIER in differs.columns:
-        moved = differs[OwnedField.TIER].to_numpy()
-        before = held[OwnedField.TIER].to_numpy()[moved]
-        after = wanted[OwnedField.TIER].to_numpy()[moved]
+    if _TIER in differs.columns:
+        moved = differs[_TIER].to_numpy()
+        before = held[_TIER].to_numpy()[moved]
+        after = wanted[_TIER].to_numpy()[moved]
         for old, new in zip(before.tolist(), after.tolist(), strict=True):
             key = f"{old or '(none)'} -> {new or '(none)'}"
             moves[key] = moves.get(key, 0) + 1

@@ -50,6 +50,20 @@ def _banned(path: str, source: str) -> list[str]:
             "icp_sync/pipeline/sync.py", "import simple_salesforce", id="pipeline-salesforce"
         ),
         pytest.param("icp_sync/pipeline/derive.py", "import sqlalchemy", id="pipeline-database"),
+        pytest.param(
+            "connectors/salesforce/extract.py",
+            "from simple_salesforce import Salesforce",
+            id="salesforce-outside-its-client",
+        ),
+        pytest.param(
+            "connectors/files/connector.py",
+            "from icp_sync.store import Store",
+            id="connector-store",
+        ),
+        pytest.param("icp_sync/store/mirror.py", "import connectors", id="store-connectors"),
+        pytest.param(
+            "icp_sync/sandbox/service.py", "from connectors import base", id="sandbox-connectors"
+        ),
     ],
 )
 def test_a_forbidden_import_fails_the_lint(path: str, source: str) -> None:
@@ -65,6 +79,12 @@ def test_a_forbidden_import_fails_the_lint(path: str, source: str) -> None:
         ),
         pytest.param("icp_sync/cli.py", "from icp_sync.pipeline import sync", id="cli"),
         pytest.param("icp_sync/tiering.py", "from icp_sync.icp import derive", id="core-core"),
+        pytest.param(
+            "connectors/salesforce/client.py",
+            "from simple_salesforce import Salesforce",
+            id="salesforce-client",
+        ),
+        pytest.param("icp_sync/store/mirror.py", "import sqlalchemy", id="store-database"),
     ],
 )
 def test_an_allowed_import_passes_the_lint(path: str, source: str) -> None:

@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from icp_sync.writeback import (
-    OwnedField,
     canonical_value,
     desired_account_values,
     plan,
@@ -56,9 +55,9 @@ def test_equal_values_in_other_shapes_are_not_changes() -> None:
     """57 vs '57.0', True vs 'true', datetimes in CRM format: equal, so not written."""
     desired = _desired()
     current = desired.astype(object).copy()
-    current[OwnedField.SCORE] = ["91.0", "40", 5.0]
-    current[OwnedField.TAL] = ["true", False, "false"]
-    current[OwnedField.SCORED_AT] = "2026-11-01T00:00:00.000+0000"
+    current["score"] = ["91.0", "40", 5.0]
+    current["tal"] = ["true", False, "false"]
+    current["scored_at"] = "2026-11-01T00:00:00.000+0000"
 
     assert plan(desired, current).changes == ()
 
@@ -67,14 +66,14 @@ def test_only_changed_fields_are_written_and_the_stamp_follows() -> None:
     """A tier move writes the tier and the scored-at stamp of that record only."""
     desired = _desired()
     current = desired.copy()
-    current.loc["b", OwnedField.TIER] = "Green"
-    current[OwnedField.SCORED_AT] = datetime(2026, 1, 1, tzinfo=UTC)
+    current.loc["b", "tier"] = "Green"
+    current["scored_at"] = datetime(2026, 1, 1, tzinfo=UTC)
 
     result = plan(desired, current)
 
     assert {(c.record_id, c.field) for c in result.changes} == {
-        ("b", OwnedField.TIER),
-        ("b", OwnedField.SCORED_AT),
+        ("b", "tier"),
+        ("b", "scored_at"),
     }
     assert result.tier_moves == {"Green -> Yellow": 1}
     assert result.by_record() == {
@@ -87,7 +86,7 @@ def test_missing_fields_and_skipped_records_are_left_out() -> None:
     result = plan(
         _desired(),
         pd.DataFrame(),
-        writable=[OwnedField.TIER, OwnedField.SCORE],
+        writable=["tier", "score"],
         skip={"c": "changed in the CRM since it was read"},
     )
 

@@ -15,7 +15,7 @@ import pandas as pd
 from connectors.base import WritableConnector
 from icp_sync.config import Settings
 from icp_sync.log import get_logger
-from icp_sync.model import ATTR_PREFIX, CrmObject
+from icp_sync.model import CrmObject
 from icp_sync.pipeline.derive import active_definition
 from icp_sync.pipeline.history import History
 from icp_sync.pipeline.score import score
@@ -27,18 +27,15 @@ __all__ = ["remember_read_back", "write_back"]
 
 log = get_logger()
 
-_READBACK_PREFIX = ATTR_PREFIX + "icp_"
 
-
-def remember_read_back(store: Store, obj: CrmObject, clean: pd.DataFrame, *, now: datetime) -> None:
+def remember_read_back(
+    store: Store, obj: CrmObject, owned: pd.DataFrame | None, clean: pd.DataFrame, *, now: datetime
+) -> None:
     """Owned-field values read from the CRM become the 'current' the planner compares with."""
-    columns = [
-        f"{_READBACK_PREFIX}{f}" for f in ACCOUNT_FIELDS if f"{_READBACK_PREFIX}{f}" in clean
-    ]
-    if obj is not CrmObject.ACCOUNT or not columns or clean.empty:
+    columns = [f for f in ACCOUNT_FIELDS if owned is not None and f in owned]
+    if obj is not CrmObject.ACCOUNT or owned is None or not columns or clean.empty:
         return
-    values = clean.set_index("account_id")[columns].map(canonical_value)
-    values.columns = [c.removeprefix(_READBACK_PREFIX) for c in columns]
+    values = owned.loc[owned.index.isin(clean["account_id"]), columns].map(canonical_value)
     rows = cast(dict[str, dict[str, str]], values.to_dict("index"))
     store.ledger.record_field_values(obj, rows, source="read", now=now)
 

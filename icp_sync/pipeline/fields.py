@@ -7,6 +7,7 @@ from typing import Any
 from connectors import WritableConnector, make_connector
 from icp_sync.config import Settings
 from icp_sync.errors import ConfigError
+from icp_sync.pipeline.history import connector_state
 from icp_sync.store import Store
 
 __all__ = ["setup_fields"]
@@ -14,7 +15,7 @@ __all__ = ["setup_fields"]
 
 def setup_fields(settings: Settings, store: Store, *, dry_run: bool) -> dict[str, Any]:
     """Create the owned fields that are missing; the ``setup-fields --json`` document."""
-    connector = make_connector(settings, store)
+    connector = make_connector(settings, connector_state(store, settings))
     try:
         if not isinstance(connector, WritableConnector):
             raise ConfigError(

@@ -17,9 +17,9 @@ from icp_sync.lifecycle import LifecycleSettings, account_outcomes, history_as_o
 from icp_sync.lookalike import LookalikeSettings
 from icp_sync.model import CrmObject
 from icp_sync.segments import EvidenceSettings, with_dimensions
-from icp_sync.store import Store
+from icp_sync.store import Store, StoredConnectorState
 
-__all__ = ["Base", "History", "evidence_settings", "lookalike_settings"]
+__all__ = ["Base", "History", "connector_state", "evidence_settings", "lookalike_settings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +82,8 @@ def lookalike_settings(settings: Settings) -> LookalikeSettings:
         cv_folds=config.cv_folds,
         regularization=config.regularization,
     )
+
+
+def connector_state(store: Store, settings: Settings) -> StoredConnectorState:
+    """The configured connector's own state, kept in the state store."""
+    return StoredConnectorState(store.ledger, settings.crm.connector)

@@ -24,7 +24,7 @@ from icp_sync.log import get_logger
 from icp_sync.model import ID_COLUMN, CrmObject, NormalizeReport
 from icp_sync.normalize import normalize
 from icp_sync.pipeline.apply import remember_read_back, write_back
-from icp_sync.pipeline.history import History
+from icp_sync.pipeline.history import History, connector_state
 from icp_sync.segments import dimension_summary
 from icp_sync.store import Store
 
@@ -121,7 +121,7 @@ def sync(
     """
     started = time.perf_counter()
     owned = connector is None
-    connector = connector or make_connector(settings, store)
+    connector = connector or make_connector(settings, connector_state(store, settings))
     store.runs.start(run_id, "sync", now=now)
     objects = {obj: ObjectSync(crm_object=obj) for obj in CrmObject}
     status = "ok"
@@ -196,7 +196,7 @@ def _sync_object(
         if batch.snapshot:
             gone = store.mirror.ids(obj) - set(clean[ID_COLUMN[obj]])
             outcome.deleted += store.mirror.mark_deleted(obj, gone, now=now)
-        remember_read_back(store, obj, clean, now=now)
+        remember_read_back(store, obj, batch.owned, clean, now=now)
         store.runs.add_rejects(run_id, report.rejects)
         if batch.cursor is not None:
             store.watermarks.set(connector.name, obj, batch.cursor, now=now)

@@ -15,8 +15,9 @@ from urllib.parse import urlparse
 import jwt
 import requests
 
-from icp_sync.config import SalesforceConfig, SecretRef
+from connectors.salesforce.config import SalesforceConfig
 from icp_sync.errors import AuthError, RetriableConnectorError
+from icp_sync.sections import SecretRef
 
 __all__ = ["Token", "http_session", "obtain_token"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from connectors.files import FileConnector
+from connectors.files.connector import FileConnector
 from icp_sync.config import load_settings
 from icp_sync.errors import ConfigError
 from icp_sync.model import CrmObject

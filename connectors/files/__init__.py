@@ -1,0 +1,1 @@
+"""The file connector: CRM exports on disk read through a column mapping."""

@@ -1,0 +1,1 @@
+"""The Salesforce connector: config, client, auth, extraction, write-back and field setup."""
