@@ -346,7 +346,8 @@ def derive(
     config: ConfigOption = None, json_output: JsonOption = False, as_of: AsOfOption = None
 ) -> None:
     """Propose an ICP from the CRM history: evidence per segment, tiers, look-alike model."""
-    from icp_sync.scoring import derive_icp, review
+    from icp_sync.review import review
+    from icp_sync.scoring import derive_icp
 
     with _command("derive", config) as run, Store.open(run.settings.store.url) as store:
         cut = as_of.replace(tzinfo=UTC) if as_of else None
@@ -354,7 +355,8 @@ def derive(
             raise ConfigError([f"--as-of: {cut:%Y-%m-%d} is in the future"])
         result = derive_icp(run.settings, store, now=run.now, as_of=cut)
         document = result.as_dict()
-        if cut is not None and (run.now - cut).days >= 30:
+        end = datetime.fromisoformat(document["observation_window"]["end"]).replace(tzinfo=UTC)
+        if cut is not None and (end - cut).days >= 30:
             document["backtest"] = review(
                 run.settings, store, now=run.now, version=result.definition.version
             )
@@ -392,7 +394,7 @@ def review(
     ] = None,
 ) -> None:
     """Did an ICP version's predictions come true after its as-of date?"""
-    from icp_sync.scoring import review as run_review
+    from icp_sync.review import review as run_review
 
     with _command("review", config) as run, Store.open(run.settings.store.url) as store:
         document = run_review(run.settings, store, now=run.now, version=version)

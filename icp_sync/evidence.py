@@ -154,8 +154,10 @@ def markdown(
     segments: pd.DataFrame,
     summary_lines: Sequence[str],
     model: Mapping[str, Any],
+    *,
+    quality: Sequence[str] = (),
 ) -> str:
-    """The full evidence report as Markdown."""
+    """The full evidence report as Markdown (the data-quality section first)."""
     out = [
         f"# ICP evidence, version {definition.version}",
         "",
@@ -163,6 +165,10 @@ def markdown(
             f"History up to {definition.as_of:%Y-%m-%d}; "
             f"derived {definition.derived_at:%Y-%m-%d %H:%M} UTC."
         ),
+        "",
+        "## Data quality: what this history can and cannot support",
+        "",
+        *[f"- {line}" for line in quality],
         "",
         "## Summary",
         "",

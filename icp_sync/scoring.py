@@ -8,6 +8,7 @@ scores, TALs), write the human-readable files. The core itself never touches the
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,11 +17,17 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
-from statsmodels.stats.proportion import proportions_ztest
 
 from icp_sync import evidence as evidence_report
 from icp_sync.config import Settings
+from icp_sync.diagnostics import (
+    DataWarning,
+    ObservationWindow,
+    coverage_asymmetry,
+    observation_window,
+)
 from icp_sync.errors import PipelineError
+from icp_sync.history import baseline_detail, data_quality, history_warnings, model_warnings
 from icp_sync.icp import (
     DeriveSettings,
     IcpDefinition,
@@ -40,12 +47,12 @@ from icp_sync.lookalike import (
     similar_customers,
     train,
 )
-from icp_sync.model import CrmObject, DealType, Tier
+from icp_sync.model import CrmObject, Tier
 from icp_sync.reasons import compose, tier_counts
 from icp_sync.segments import EvidenceSettings, evidence_table, members, with_dimensions
 from icp_sync.store import Store
 
-__all__ = ["DeriveResult", "ScoreResult", "TalResult", "derive_icp", "review", "score", "tal"]
+__all__ = ["DeriveResult", "ScoreResult", "TalResult", "derive_icp", "score", "tal"]
 
 log = get_logger()
 
@@ -60,14 +67,29 @@ class DeriveResult:
     model: dict[str, Any]
     files: dict[str, Path]
     counts: dict[str, int]
+    window: ObservationWindow
+    warnings: list[DataWarning]
+    metrics: dict[str, Any]
+    baseline_detail: dict[str, dict[str, float | int | None]]
+    leakage: dict[str, dict[str, float | None]]
 
     def as_dict(self) -> dict[str, Any]:
-        """The ``derive --json`` document (contract: ``version`` and ``segments``)."""
+        """The ``derive --json`` document.
+
+        Contract: ``version``, ``segments``, ``observation_window`` (``start``/``end`` ISO
+        dates), ``warnings`` (``code``, ``message``, ``numbers``) and ``baseline`` (metric
+        keys).
+        """
         return {
             "version": self.definition.version,
             "as_of": self.definition.as_of.isoformat(),
+            "observation_window": self.window.as_dict(),
+            "warnings": [w.as_dict() for w in self.warnings],
+            "metrics": self.metrics,
             "segments": self.segments,
             "baseline": self.definition.baseline,
+            "baseline_detail": self.baseline_detail,
+            "coverage": self.leakage,
             "summary": self.summary,
             "model": self.model,
             "counts": self.counts,
@@ -75,8 +97,10 @@ class DeriveResult:
         }
 
 
-def _evidence_settings(settings: Settings) -> EvidenceSettings:
+def _evidence_settings(settings: Settings, blind: Sequence[str] = ()) -> EvidenceSettings:
     return EvidenceSettings(
+        horizon=settings.lifecycle.window_months,
+        win_rate_blind=frozenset(blind),
         dimensions=tuple(settings.segments.dimensions),
         max_depth=settings.segments.max_depth,
         min_accounts=settings.segments.min_accounts,
@@ -93,6 +117,7 @@ def _lookalike_settings(settings: Settings) -> LookalikeSettings:
         min_class=config.min_class,
         cv_folds=config.cv_folds,
         regularization=config.regularization,
+        min_auc=config.min_auc,
     )
 
 
@@ -100,32 +125,45 @@ def _lookalike_settings(settings: Settings) -> LookalikeSettings:
 class _Base:
     accounts: pd.DataFrame
     outcomes: pd.DataFrame
+    window: ObservationWindow
+    as_of: pd.Timestamp
 
 
-def _base(settings: Settings, store: Store, *, as_of: pd.Timestamp, now: datetime) -> _Base:
+def _base(settings: Settings, store: Store, *, as_of: datetime | None, now: datetime) -> _Base:
+    """The mirror as of ``as_of`` (default: the end of its observed history) with outcomes."""
     accounts = store.load_frame(CrmObject.ACCOUNT)
     opportunities = store.load_frame(CrmObject.OPPORTUNITY)
     if accounts.empty:
         raise PipelineError("the mirror holds no accounts: run `icp-sync sync` first")
-    accounts, opportunities = history_as_of(accounts, opportunities, as_of)
+    window = observation_window(accounts, opportunities, pd.Timestamp(now))
+    cut = pd.Timestamp(as_of) if as_of is not None else window.end
+    accounts, opportunities = history_as_of(accounts, opportunities, cut)
     lifecycle = LifecycleSettings(
         window_months=settings.lifecycle.window_months,
         windows=settings.lifecycle.windows,
-        # snapshot fields (NPS, adoption) describe today, not a past as-of date
-        snapshot_fields=as_of >= pd.Timestamp(now) - pd.Timedelta(days=1),
+        # snapshot fields (NPS, adoption) describe the export, not a past as-of date
+        snapshot_fields=cut >= window.end - pd.Timedelta(days=1),
+        observed_from=window.start,
     )
-    outcomes = account_outcomes(accounts, opportunities, as_of=as_of, settings=lifecycle)
+    outcomes = account_outcomes(accounts, opportunities, as_of=cut, settings=lifecycle)
     dims = with_dimensions(accounts, settings.segments).reset_index(drop=True)
-    return _Base(accounts=dims, outcomes=outcomes.reset_index(drop=True))
+    return _Base(accounts=dims, outcomes=outcomes.reset_index(drop=True), window=window, as_of=cut)
 
 
 def derive_icp(
     settings: Settings, store: Store, *, now: datetime, as_of: datetime | None = None
 ) -> DeriveResult:
-    """Derive a new ICP version from the mirror and store it with its evidence and model."""
-    cut = pd.Timestamp(as_of or now)
-    base = _base(settings, store, as_of=cut, now=now)
-    evidence = evidence_table(base.accounts, base.outcomes, _evidence_settings(settings))
+    """Derive a new ICP version from the mirror and store it with its evidence and model.
+
+    ``as_of`` defaults to the end of the mirror's observed history, not ``now``.
+    """
+    base = _base(settings, store, as_of=as_of, now=now)
+    cut = base.as_of
+    dimensions = settings.segments.dimensions
+    leakage = coverage_asymmetry(base.accounts, base.outcomes, dimensions)
+    evidence = evidence_table(
+        base.accounts, base.outcomes, _evidence_settings(settings, leakage.won_only)
+    )
     derivation = derive(
         evidence,
         base.accounts,
@@ -136,11 +174,22 @@ def derive_icp(
         ),
     )
     labels = best_fit_labels(base.outcomes, evidence.outcome, settings.lookalike.best_fit_share)
-    model = train(
-        base.accounts, labels, settings.segments.dimensions, _lookalike_settings(settings)
-    )
+    model_dims = [d for d in dimensions if d not in leakage.customer_only]
+    model = train(base.accounts, labels, model_dims, _lookalike_settings(settings))
     if model.fallback_reason:
         log.warning("lookalike_not_trained", reason=model.fallback_reason)
+    warnings = [
+        *history_warnings(base.window, pd.Timestamp(now), cut, base.outcomes, settings),
+        *evidence.warnings,
+        *leakage.warnings,
+        *model_warnings(
+            model.cv_auc,
+            trained=model.pipeline is not None,
+            min_auc=settings.lookalike.min_auc,
+        ),
+    ]
+    for warning in warnings:
+        log.warning("data_warning", code=warning.code, message=warning.message)
     seq = store.next_icp_seq()
     definition = IcpDefinition(
         version=f"v{seq}",
@@ -181,7 +230,14 @@ def derive_icp(
         model=_dump(model),
         now=now,
     )
-    files = _write_files(settings, definition, derivation.segments, summary, model.summary())
+    files = _write_files(
+        settings,
+        definition,
+        derivation.segments,
+        summary,
+        model.summary(),
+        quality=data_quality(base.window, warnings, evidence.weights),
+    )
     log.info(
         "icp_derived",
         version=definition.version,
@@ -196,6 +252,14 @@ def derive_icp(
         model=model.summary(),
         files=files,
         counts=counts,
+        window=base.window,
+        warnings=warnings,
+        metrics={
+            "used": [m for m, w in evidence.weights.items() if w > 0],
+            "dropped": [m for m, w in evidence.weights.items() if w <= 0],
+        },
+        baseline_detail=baseline_detail(evidence.baseline),
+        leakage=leakage.coverage,
     )
 
 
@@ -211,7 +275,7 @@ def _dump(model: LookalikeModel) -> bytes:
     return buffer.getvalue()
 
 
-def _load_model(blob: bytes | None) -> LookalikeModel | None:
+def load_model(blob: bytes | None) -> LookalikeModel | None:
     if blob is None:
         return None
     loaded = joblib.load(io.BytesIO(blob))
@@ -224,6 +288,8 @@ def _write_files(
     segments: pd.DataFrame,
     summary: list[str],
     model: dict[str, Any],
+    *,
+    quality: list[str],
 ) -> dict[str, Path]:
     folder = settings.resolve(settings.icp.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -231,7 +297,8 @@ def _write_files(
     report_file = folder / f"icp-{definition.version}-evidence.md"
     definition_file.write_text(to_toml(definition), encoding="utf-8")
     report_file.write_text(
-        evidence_report.markdown(definition, segments, summary, model), encoding="utf-8"
+        evidence_report.markdown(definition, segments, summary, model, quality=quality),
+        encoding="utf-8",
     )
     return {"definition": definition_file, "evidence": report_file}
 
@@ -247,7 +314,7 @@ def active_definition(
         path = settings.icp.definition
         definition = from_toml(path.read_text(encoding="utf-8"), source=str(path))
         stored = store.icp_version(definition.version)
-        return definition, _load_model(stored.model) if stored else None
+        return definition, load_model(stored.model) if stored else None
     stored = store.icp_version()
     if stored is None:
         log.info("icp_missing", action="deriving the first ICP version")
@@ -255,9 +322,7 @@ def active_definition(
         stored = store.icp_version()
         if stored is None:
             raise PipelineError("deriving the first ICP version stored nothing")
-    return from_toml(stored.definition, source=f"stored {stored.version}"), _load_model(
-        stored.model
-    )
+    return from_toml(stored.definition, source=f"stored {stored.version}"), load_model(stored.model)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -285,8 +350,7 @@ def score(
     """Tier and score every account with the active ICP (stored unless ``keep`` is false)."""
     if definition is None:
         definition, model = active_definition(settings, store, now=now)
-    cut = pd.Timestamp(as_of or now)
-    base = _base(settings, store, as_of=cut, now=now)
+    base = _base(settings, store, as_of=as_of, now=now)
     accounts = base.accounts
     lifts = _rule_lifts(accounts, definition)
     fitted = model or LookalikeModel(
@@ -411,97 +475,3 @@ def tal(settings: Settings, store: Store, *, now: datetime, size: int | None = N
         coverage=coverage,
         tal_id=tal_id,
     )
-
-
-def review(
-    settings: Settings, store: Store, *, now: datetime, version: str | None = None
-) -> dict[str, Any]:
-    """What happened after an ICP version's as-of date: did its predictions come true?
-
-    Compares, for deals closed and customers observed after the as-of date, the new-business
-    win rate and logo retention of Green accounts with the rest, and the conversion of the
-    TAL the version would have produced with the other prospects.
-    """
-    stored = store.icp_version(version)
-    if stored is None:
-        raise PipelineError("no ICP version to review: run `icp-sync derive` first")
-    definition = from_toml(stored.definition, source=f"stored {stored.version}")
-    as_of = pd.Timestamp(stored.as_of)
-    then = score(
-        settings,
-        store,
-        now=now,
-        definition=definition,
-        model=_load_model(stored.model),
-        as_of=stored.as_of,
-        keep=False,
-    )
-    accounts = store.load_frame(CrmObject.ACCOUNT)
-    opportunities = store.load_frame(CrmObject.OPPORTUNITY)
-    tiers = then.frame.set_index("account_id")["rule_tier"]
-    deals = opportunities[
-        (opportunities["deal_type"] == DealType.NEW_BUSINESS)
-        & opportunities["is_closed"]
-        & (opportunities["close_date"] > as_of)
-        & opportunities["account_id"].isin(tiers.index)
-    ]
-    deal_tier = deals["account_id"].map(tiers)
-    win = {str(t): _rate(deals["is_won"][deal_tier == str(t)]) for t in Tier}
-    win["rest"] = _rate(deals["is_won"][deal_tier != str(Tier.GREEN)])
-    win_test = _compare(
-        deals["is_won"][deal_tier == str(Tier.GREEN)], deals["is_won"][deal_tier != str(Tier.GREEN)]
-    )
-    lifecycle = account_outcomes(
-        *history_as_of(accounts, opportunities, pd.Timestamp(now)),
-        as_of=pd.Timestamp(now),
-        settings=LifecycleSettings(windows=1, snapshot_fields=False),
-    )
-    active_then = then.frame.set_index("account_id")
-    customers_then = active_then.index[active_then["is_customer"]]
-    churned = lifecycle["churned_at"].reindex(customers_then)
-    retained = ~(churned > as_of)
-    tier_then = active_then.loc[customers_then, "rule_tier"]
-    retention = {str(t): _rate(retained[tier_then == str(t)]) for t in Tier}
-    retention["rest"] = _rate(retained[tier_then != str(Tier.GREEN)])
-    retention_test = _compare(
-        retained[tier_then == str(Tier.GREEN)], retained[tier_then != str(Tier.GREEN)]
-    )
-    tal_members, _ = build_tal(then.frame, definition, settings.tal.size)
-    prospects = then.frame[~then.frame["is_customer"] & (then.frame["tier"] != str(Tier.RED))]
-    converted = lifecycle["customer_since"].reindex(prospects["account_id"]).gt(as_of).to_numpy()
-    in_tal = prospects["account_id"].isin(tal_members["account_id"]).to_numpy()
-    conversion = {
-        "tal": _rate(pd.Series(converted[in_tal])),
-        "other_prospects": _rate(pd.Series(converted[~in_tal])),
-    }
-    conversion_test = _compare(pd.Series(converted[in_tal]), pd.Series(converted[~in_tal]))
-    months = (pd.Timestamp(now) - as_of).days / 30.44
-    return {
-        "version": definition.version,
-        "as_of": as_of.isoformat(),
-        "observed_months": round(months, 1),
-        "win_rate_after": win | {"green_vs_rest": win_test},
-        "retention_after": retention | {"green_vs_rest": retention_test},
-        "tal_conversion": conversion
-        | {"tal_vs_other": conversion_test, "tal_size": len(tal_members)},
-    }
-
-
-def _rate(values: pd.Series) -> dict[str, float | int | None]:
-    n = int(values.count())
-    return {"rate": round(float(values.mean()), 4) if n else None, "n": n}
-
-
-def _compare(a: pd.Series, b: pd.Series) -> dict[str, float | None]:
-    if a.count() < 5 or b.count() < 5:
-        return {"lift": None, "p_value": None}
-    rate_a, rate_b = float(a.mean()), float(b.mean())
-    counts = np.array([int(a.sum()), int(b.sum())])
-    sizes = np.array([int(a.count()), int(b.count())])
-    if counts.sum() in (0, sizes.sum()):
-        return {"lift": None, "p_value": None}
-    _, p = proportions_ztest(counts, sizes)
-    return {
-        "lift": round(rate_a / rate_b, 3) if rate_b else None,
-        "p_value": float(p),
-    }
