@@ -99,6 +99,31 @@ def sandbox_generate(
         datetime | None,
         typer.Option("--as-of", formats=["%Y-%m-%d"], help="'Today' in the generated world."),
     ] = None,
+    history_end: Annotated[
+        datetime | None,
+        typer.Option(
+            "--history-end",
+            formats=["%Y-%m-%d"],
+            help="The recorded history stops here (an export that ended long before today).",
+        ),
+    ] = None,
+    won_only_attributes: Annotated[
+        int,
+        typer.Option(
+            "--won-only-attributes",
+            min=0,
+            max=3,
+            help="Attributes recorded only for won accounts, like onboarding fields.",
+        ),
+    ] = 0,
+    tiny_segments: Annotated[
+        int,
+        typer.Option(
+            "--tiny-segments",
+            min=0,
+            help="Values of an effect-free attribute, most of them a handful of accounts.",
+        ),
+    ] = 0,
     json_output: JsonOption = False,
 ) -> None:
     """Write a synthetic CRM (CSVs), its ground truth and a ready config into a folder."""
@@ -110,6 +135,9 @@ def sandbox_generate(
         seed=seed,
         signal=not no_signal,
         as_of=as_of.replace(tzinfo=UTC) if as_of else None,
+        history_end=history_end.replace(tzinfo=UTC) if history_end else None,
+        won_only_attributes=won_only_attributes,
+        tiny_segments=tiny_segments,
     )
     paths = write_dataset(crm, out)
     document = {
@@ -119,6 +147,7 @@ def sandbox_generate(
         "opportunities": len(crm.opportunities),
         "green_segments": crm.truth["green_segments"],
         "red_segments": crm.truth["red_segments"],
+        "pathologies": crm.truth["pathologies"],
     }
     if json_output:
         console.print_json(document)

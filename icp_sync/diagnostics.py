@@ -116,14 +116,13 @@ def informative_weights(
 ) -> tuple[dict[str, float], list[DataWarning]]:
     """The metric weights with every metric that carries no information set to zero.
 
-    A metric is uninformative when fewer than two accounts have it, or when every account
+    Every metric is checked, weighted or not, so none is reported that the data cannot
+    support. A metric is uninformative when fewer than two accounts have it, or when every account
     has the same value (a win rate of 1.0 everywhere, a sales cycle of 0 days, no ARR).
     """
     kept = dict(weights)
     found = []
     for name, values in metric_components(outcomes).items():
-        if float(weights.get(name, 0.0)) <= 0:
-            continue
         present = values.dropna()
         reason = ""
         if len(present) < 2:
@@ -136,7 +135,7 @@ def informative_weights(
                 DataWarning(
                     code="metric_dropped",
                     message=f"{name} carries no information on this data: {reason}; "
-                    "it is left out of the composite",
+                    "it is not reported and is left out of the composite",
                     numbers={"metric": name, "accounts_with_value": len(present)},
                 )
             )

@@ -133,8 +133,8 @@ def data_quality(
 ) -> list[str]:
     """The data-quality section: what this history can and cannot support, in sentences."""
     span = (window.end - window.start).days / 30.44
-    used = [m for m, w in weights.items() if w > 0]
-    dropped = [m for m, w in weights.items() if w <= 0]
+    used = [m for m in METRICS if weights.get(m, 0.0) > 0]
+    dropped = [str(w.numbers["metric"]) for w in warnings if w.code == "metric_dropped"]
     lines = [
         f"Observed history: {window.start:%Y-%m-%d} to {window.end:%Y-%m-%d} ({span:.0f} months).",
         f"Metrics in the composite: {', '.join(used) or 'none'}."

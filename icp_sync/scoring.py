@@ -49,7 +49,7 @@ from icp_sync.lookalike import (
 )
 from icp_sync.model import CrmObject, Tier
 from icp_sync.reasons import compose, tier_counts
-from icp_sync.segments import EvidenceSettings, evidence_table, members, with_dimensions
+from icp_sync.segments import METRICS, EvidenceSettings, evidence_table, members, with_dimensions
 from icp_sync.store import Store
 
 __all__ = ["DeriveResult", "ScoreResult", "TalResult", "derive_icp", "score", "tal"]
@@ -87,7 +87,8 @@ class DeriveResult:
             "warnings": [w.as_dict() for w in self.warnings],
             "metrics": self.metrics,
             "segments": self.segments,
-            "baseline": self.definition.baseline,
+            # every metric key stays; a metric the data cannot support is null
+            "baseline": {m: self.definition.baseline.get(m) for m in METRICS},
             "baseline_detail": self.baseline_detail,
             "coverage": self.leakage,
             "summary": self.summary,
@@ -190,6 +191,7 @@ def derive_icp(
     ]
     for warning in warnings:
         log.warning("data_warning", code=warning.code, message=warning.message)
+    dropped = [str(w.numbers["metric"]) for w in evidence.warnings if w.code == "metric_dropped"]
     seq = store.next_icp_seq()
     definition = IcpDefinition(
         version=f"v{seq}",
@@ -199,9 +201,16 @@ def derive_icp(
         employee_bands=tuple(settings.segments.employee_bands),
         revenue_bands=tuple(settings.segments.revenue_bands),
         rules=derivation.rules,
-        baseline={str(k): float(v) for k, v in evidence.baseline.items() if _is_metric(str(k), v)},
+        baseline={
+            str(k): float(v)
+            for k, v in evidence.baseline.items()
+            if _is_metric(str(k), v) and str(k) not in dropped
+        },
     )
     segments = evidence_report.segment_records(derivation.segments)
+    for record in segments:
+        for name in dropped:
+            record["metrics"].pop(name, None)
     outcomes = base.outcomes
     counts = {
         "accounts": len(base.accounts),
@@ -255,8 +264,11 @@ def derive_icp(
         window=base.window,
         warnings=warnings,
         metrics={
-            "used": [m for m, w in evidence.weights.items() if w > 0],
-            "dropped": [m for m, w in evidence.weights.items() if w <= 0],
+            "used": [m for m in METRICS if evidence.weights.get(m, 0.0) > 0],
+            "dropped": dropped,
+            "unweighted": [
+                m for m in METRICS if evidence.weights.get(m, 0.0) <= 0 and m not in dropped
+            ],
         },
         baseline_detail=baseline_detail(evidence.baseline),
         leakage=leakage.coverage,

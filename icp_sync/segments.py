@@ -17,7 +17,7 @@ Pure: frames in, frames out.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -438,8 +438,12 @@ def evidence_table(
     table["p_value"] = p
     n = np.where(blind, table["post_n"], table["outcome_n"])
     table["tested"] = n >= settings.min_accounts
-    used = {m for m, w in weights.items() if w > 0}
-    warnings += [_floor_warning(f) for f in floors if f["metric"] in used]
+    used = [m for m in METRICS if weights.get(m, 0.0) > 0]
+    warnings += [
+        _floor_warning(m, [f for f in floors if f["metric"] == m])
+        for m in used
+        if any(f["metric"] == m for f in floors)
+    ]
     return Evidence(
         table=table,
         baseline=baseline,
@@ -469,17 +473,16 @@ def _test_all(
     return np.where(blind, t_post, t_all), np.where(blind, p_post, p_all)
 
 
-def _floor_warning(floor: Mapping[str, object]) -> DataWarning:
-    raw = float(str(floor["between_variance"]))
+def _floor_warning(metric: str, floors: Sequence[Mapping[str, object]]) -> DataWarning:
+    dimensions = [str(f["dimensions"]) for f in floors]
     return DataWarning(
         code="shrinkage_floor",
-        message=f"{floor['metric']} by {floor['dimensions']}: the segments large enough to test "
-        "differ no more than sampling noise explains; the prior is held at its floor "
-        "(a segment of the minimum tested size keeps half its own deviation)",
+        message=f"{metric}: for {len(dimensions)} combination(s) of dimensions the segments large "
+        "enough to test differ no more than sampling noise explains; the prior is held at its "
+        "floor (a segment of the minimum tested size keeps half its own deviation)",
         numbers={
-            "metric": floor["metric"],
-            "dimensions": floor["dimensions"],
-            "between_variance": round(raw, 8) if np.isfinite(raw) else None,
-            "floor": round(float(str(floor["floor"])), 8),
+            "metric": metric,
+            "dimensions": dimensions,
+            "floor": [round(float(str(f["floor"])), 8) for f in floors],
         },
     )

@@ -93,7 +93,9 @@ def km_from_sums(
         terms = np.where(at_risk > events, events / (at_risk * (at_risk - events)), 0.0)
         se = survival * np.sqrt(terms.sum(axis=1))
     n = at_risk[:, 0]
-    return np.where(n > 0, survival, np.nan), np.where(n > 0, se, np.nan), n
+    # nobody observed up to the horizon: the history cannot say what S(horizon) is
+    seen = at_risk[:, -1] > 0
+    return np.where(seen, survival, np.nan), np.where(seen, se, np.nan), n
 
 
 def km_interval(months: np.ndarray, event: np.ndarray, horizon: int) -> tuple[float, float, float]:
