@@ -75,6 +75,8 @@ def observation_window(
 ) -> ObservationWindow:
     """The span of dated activity in the mirror, ignoring dates after ``now``.
 
+    Close dates count only for closed deals (an open deal's is a forecast).
+
     Falls back to ``now`` for both ends when nothing is dated.
     """
     cut = pd.Timestamp(now)
@@ -86,6 +88,9 @@ def observation_window(
             if column not in frame.columns:
                 continue
             values = pd.to_datetime(frame[column], utc=True)
+            if column == "close_date" and "is_closed" in frame.columns:
+                # an open deal's close date is a forecast, not activity
+                values = values[frame["is_closed"].fillna(False).astype(bool)]
             values = values[values.notna() & (values <= cut)]
             if len(values):
                 lows.append(values.min())
