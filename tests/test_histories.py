@@ -135,6 +135,7 @@ def test_ravenstack_retention_and_nrr_match_the_csvs(example: Path) -> None:
     fit = SurvfuncRight(days, churned.notna().to_numpy(dtype=float))
     times, probability = np.asarray(fit.surv_times), np.asarray(fit.surv_prob)
     expected_retention = float(probability[times <= 365.25][-1])
+
     # NRR: the cohort alive with ARR a year before the end, ARR = trailing-year subscriptions
     def arr_at(moment: pd.Timestamp) -> pd.Series:
         window = subs[
