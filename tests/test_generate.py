@@ -153,6 +153,8 @@ def test_pathologies_are_planted_and_recorded(tmp_path: Path) -> None:
         assert accounts.loc[customer, name].notna().all()
         assert accounts.loc[~customer, name].isna().all()
     sizes = accounts["attr_micro_segment"].value_counts()
-    assert len(sizes) > 200 and sizes.median() < 10
+    assert len(sizes) > 200
+    assert sizes.median() < 10
     config = (tmp_path / "icp-sync.toml").read_text("utf-8")
-    assert '"attr_lead_type"' in config and '"attr_micro_segment"' in config
+    assert '"attr_lead_type"' in config
+    assert '"attr_micro_segment"' in config

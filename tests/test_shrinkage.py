@@ -75,7 +75,8 @@ def test_prior_is_held_at_its_floor_when_segments_do_not_differ() -> None:
 
     floors = shrink(table, pd.Series({"win_rate": 0.30}), ["win_rate"], min_n=30)
 
-    assert floors and floors[0]["metric"] == "win_rate"
+    assert floors
+    assert floors[0]["metric"] == "win_rate"
     # a segment of the minimum tested size keeps half its deviation; a larger one more
     deviation = (table["win_rate_shrunk"] - 0.30) / (table["win_rate"] - 0.30)
     assert (deviation.dropna() > 0.5).all()
