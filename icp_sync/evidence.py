@@ -44,7 +44,10 @@ def _format(value: Any, kind: str) -> str:
 
 
 def segment_records(segments: pd.DataFrame) -> list[dict[str, Any]]:
-    """The contract form of every measured segment: rule, tier, n, metrics, lift, q_value."""
+    """The contract form of every measured segment: rule, tier, n, metrics, lift, q_value.
+
+    ``lift`` is the shrunk composite lift; ``lift_raw`` the effect the segment's test saw.
+    """
     records = []
     for row in _rows(segments):
         metrics: dict[str, Any] = {}
@@ -67,6 +70,7 @@ def segment_records(segments: pd.DataFrame) -> list[dict[str, Any]]:
                 "customers": int(row["customers"]),
                 "metrics": metrics,
                 "lift": _num(row["lift"]),
+                "lift_raw": _num(row.get("lift_raw", np.nan)),
                 "q_value": _num(row["q_value"]) if np.isfinite(row["q_value"]) else 1.0,
                 "p_value": _num(row["p_value"]),
                 "tested": bool(row["tested"]),

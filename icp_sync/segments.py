@@ -185,9 +185,9 @@ def _account_sums(
         frame[at_risk] = o[at_risk].to_numpy()
         frame[events] = o[events].to_numpy()
     else:
-        # outcomes without monthly counts: one interval, entered by the eligible, survived
-        # by the retained
-        frame[at_risk] = 0.0
+        # outcomes without monthly counts: the eligible enter, the others churn in the
+        # first month, the retained stay at risk to the horizon
+        frame[at_risk] = np.repeat(o["retained"].to_numpy(dtype=float)[:, None], horizon, 1)
         frame[events] = 0.0
         frame[at_risk[0]] = o["eligible"]
         frame[events[0]] = o["eligible"] - o["retained"]
