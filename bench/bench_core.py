@@ -16,8 +16,9 @@ from typing import Any
 import pandas as pd
 
 from icp_sync.config import IcpConfig, LookalikeConfig, SegmentsConfig
+from icp_sync.diagnostics import coverage_asymmetry, observation_window
 from icp_sync.icp import DeriveSettings, IcpDefinition, assign_tiers, derive
-from icp_sync.lifecycle import account_outcomes
+from icp_sync.lifecycle import LifecycleSettings, account_outcomes
 from icp_sync.lookalike import (
     LookalikeSettings,
     best_fit_labels,
@@ -56,17 +57,29 @@ def run(n: int) -> dict[str, float]:
         timings,
         lambda: with_dimensions(crm.accounts, segments).reset_index(drop=True),
     )
+    window = _timed(
+        "observation window",
+        timings,
+        lambda: observation_window(crm.accounts, crm.opportunities, as_of),
+    )
+    lifecycle = LifecycleSettings(observed_from=window.start)
     outcomes = _timed(
         "lifecycle outcomes",
         timings,
-        lambda: account_outcomes(crm.accounts, crm.opportunities, as_of=as_of).reset_index(
-            drop=True
-        ),
+        lambda: account_outcomes(
+            crm.accounts, crm.opportunities, as_of=as_of, settings=lifecycle
+        ).reset_index(drop=True),
+    )
+    leakage = _timed(
+        "coverage (leakage guard)",
+        timings,
+        lambda: coverage_asymmetry(accounts, outcomes, segments.dimensions),
     )
     settings = EvidenceSettings(
         dimensions=tuple(segments.dimensions),
         weights=icp.weights,
         min_accounts=segments.min_accounts,
+        win_rate_blind=frozenset(leakage.won_only),
     )
     evidence = _timed(
         "segment evidence", timings, lambda: evidence_table(accounts, outcomes, settings)

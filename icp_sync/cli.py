@@ -98,6 +98,31 @@ def sandbox_generate(
         datetime | None,
         typer.Option("--as-of", formats=["%Y-%m-%d"], help="'Today' in the generated world."),
     ] = None,
+    history_end: Annotated[
+        datetime | None,
+        typer.Option(
+            "--history-end",
+            formats=["%Y-%m-%d"],
+            help="The recorded history stops here (an export that ended long before today).",
+        ),
+    ] = None,
+    won_only_attributes: Annotated[
+        int,
+        typer.Option(
+            "--won-only-attributes",
+            min=0,
+            max=3,
+            help="Attributes recorded only for won accounts, like onboarding fields.",
+        ),
+    ] = 0,
+    tiny_segments: Annotated[
+        int,
+        typer.Option(
+            "--tiny-segments",
+            min=0,
+            help="Values of an effect-free attribute, most of them a handful of accounts.",
+        ),
+    ] = 0,
     json_output: JsonOption = False,
 ) -> None:
     """Write a synthetic CRM (CSVs), its ground truth and a ready config into a folder."""
@@ -109,6 +134,9 @@ def sandbox_generate(
         seed=seed,
         signal=not no_signal,
         as_of=as_of.replace(tzinfo=UTC) if as_of else None,
+        history_end=history_end.replace(tzinfo=UTC) if history_end else None,
+        won_only_attributes=won_only_attributes,
+        tiny_segments=tiny_segments,
     )
     paths = write_dataset(crm, out)
     document = {
@@ -118,6 +146,7 @@ def sandbox_generate(
         "opportunities": len(crm.opportunities),
         "green_segments": crm.truth["green_segments"],
         "red_segments": crm.truth["red_segments"],
+        "pathologies": crm.truth["pathologies"],
     }
     if json_output:
         console.print_json(document)
@@ -300,7 +329,8 @@ def derive(
         history = History.load(store)
         result = derive_icp(run.settings, store, history, now=run.now, as_of=cut)
         document = result.as_dict()
-        if cut is not None and (run.now - cut).days >= 30:
+        end = datetime.fromisoformat(document["observation_window"]["end"]).replace(tzinfo=UTC)
+        if cut is not None and (end - cut).days >= 30:
             document["backtest"] = review(
                 run.settings, store, history, now=run.now, version=result.definition.version
             )

@@ -170,7 +170,7 @@ class LifecycleConfig(Section):
     window_months: int = Field(default=12, ge=1, le=60)
     """Logo retention and NRR are measured over windows of this length."""
     windows: int = Field(default=3, ge=1, le=10)
-    """How many consecutive windows (ending today) are pooled."""
+    """How many consecutive NRR windows (ending at the end of the history) are pooled."""
     gross_margin: float = Field(default=0.8, gt=0, le=1)
     """Share of ARR kept as gross profit, for CLV = ARR x margin / churn."""
     min_churn: float = Field(default=0.02, gt=0, lt=1)
@@ -230,6 +230,8 @@ class LookalikeConfig(Section):
     cv_folds: int = Field(default=5, ge=2, le=20)
     regularization: float = Field(default=0.5, gt=0)
     """Inverse L2 strength of the logistic regression (smaller: simpler model)."""
+    min_auc: float = Field(default=0.6, ge=0.5, lt=1)
+    """Below this cross-validated AUC the model ranks nothing and segment lifts rank the TAL."""
 
 
 class TalConfig(Section):

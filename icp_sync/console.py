@@ -187,7 +187,13 @@ def money(value: object) -> str:
 
 def print_derive(document: dict[str, Any]) -> None:
     """The proposed ICP: summary in words, the chosen segments, where the files are."""
-    stdout.print(f"[bold]ICP {document['version']}[/] (history up to {document['as_of'][:10]})")
+    window = document.get("observation_window", {})
+    stdout.print(
+        f"[bold]ICP {document['version']}[/] as of {document['as_of'][:10]} "
+        f"(observed history {window.get('start', '?')} to {window.get('end', '?')})"
+    )
+    for warning in document.get("warnings", []):
+        stdout.print(f"[yellow]warning[/] {warning['code']}: {warning['message']}")
     for line in document["summary"]:
         stdout.print(line)
     chosen = [s for s in document["segments"] if s["tier"] != "Yellow"]

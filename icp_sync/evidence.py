@@ -44,7 +44,10 @@ def _format(value: Any, kind: str) -> str:
 
 
 def segment_records(segments: pd.DataFrame) -> list[dict[str, Any]]:
-    """The contract form of every measured segment: rule, tier, n, metrics, lift, q_value."""
+    """The contract form of every measured segment: rule, tier, n, metrics, lift, q_value.
+
+    ``lift`` is the shrunk composite lift; ``lift_raw`` the effect the segment's test saw.
+    """
     records = []
     for row in _rows(segments):
         metrics: dict[str, Any] = {}
@@ -67,6 +70,7 @@ def segment_records(segments: pd.DataFrame) -> list[dict[str, Any]]:
                 "customers": int(row["customers"]),
                 "metrics": metrics,
                 "lift": _num(row["lift"]),
+                "lift_raw": _num(row.get("lift_raw", np.nan)),
                 "q_value": _num(row["q_value"]) if np.isfinite(row["q_value"]) else 1.0,
                 "p_value": _num(row["p_value"]),
                 "tested": bool(row["tested"]),
@@ -154,8 +158,10 @@ def markdown(
     segments: pd.DataFrame,
     summary_lines: Sequence[str],
     model: Mapping[str, Any],
+    *,
+    quality: Sequence[str] = (),
 ) -> str:
-    """The full evidence report as Markdown."""
+    """The full evidence report as Markdown (the data-quality section first)."""
     out = [
         f"# ICP evidence, version {definition.version}",
         "",
@@ -163,6 +169,10 @@ def markdown(
             f"History up to {definition.as_of:%Y-%m-%d}; "
             f"derived {definition.derived_at:%Y-%m-%d %H:%M} UTC."
         ),
+        "",
+        "## Data quality: what this history can and cannot support",
+        "",
+        *[f"- {line}" for line in quality],
         "",
         "## Summary",
         "",

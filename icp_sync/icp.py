@@ -5,7 +5,10 @@ Derivation turns the segment evidence into tiers:
 1. Segments with enough accounts are tested (Welch, composite outcome vs the rest); the
    p-values of all of them are controlled for the false discovery rate (Benjamini-Hochberg).
 2. Significant segments that outperform (underperform) the baseline by at least the minimum
-   lift are Green (Red) candidates.
+   lift are Green (Red) candidates: both the raw lift (the effect the test saw) and the
+   shrunk one must clear it; both are reported, so a significant segment never reads as
+   average. Segments on a dimension recorded only for won deals are tested (and lifted)
+   without the win rate.
 3. Candidates are taken greedily, strongest effect first (Green and Red together), each
    re-tested on the accounts no segment taken before covers, against the accounts no segment
    covers, and kept only if it still beats (or trails) that rest by the minimum lift. A parent
@@ -77,7 +80,8 @@ class SegmentRule:
         rule: Dimension -> value (or list of values).
         tier: Green or Red (everything no rule matches is Yellow).
         n: Accounts in the segment when derived.
-        lift: Composite outcome relative to the baseline (1.0 = average).
+        lift: Composite outcome relative to the baseline (1.0 = average), unshrunk: the
+            effect the segment's test saw.
         q_value: False-discovery-rate adjusted p-value (1.0 when not tested).
         metrics: Metric -> shrunk estimate, as derived.
         source: ``evidence`` (derived), ``exclusion`` (configured) or ``edited``.
@@ -144,22 +148,25 @@ def derive(evidence: Evidence, accounts: pd.DataFrame, settings: DeriveSettings)
         significant_p = table.loc[tested, "p_value"].to_numpy()[reject]
         threshold = float(significant_p.max()) if reject.any() else 0.0
     significant = table["q_value"] <= settings.fdr
-    green = significant & (table["lift"] >= 1 + settings.min_lift) & (table["t"] > 0)
-    red = significant & (table["lift"] <= 1 - settings.min_lift) & (table["t"] < 0)
+    # both the effect the test saw and its shrunk estimate must clear the minimum lift
+    lifts = table[["lift", "lift_raw"]]
+    green = significant & (lifts.min(axis=1) >= 1 + settings.min_lift) & (table["t"] > 0)
+    red = significant & (lifts.max(axis=1) <= 1 - settings.min_lift) & (table["t"] < 0)
     rule_of: dict[int, Rule] = dict(zip(table.index, table["rule"], strict=True))
     depth_of: dict[int, int] = dict(zip(table.index, table["depth"], strict=True))
     masks = {i: members(accounts, rule_of[i]) for i in table.index[green | red]}
     covered = np.zeros(len(accounts), dtype=bool)
     chosen: dict[int, Tier] = {}
-    candidates = table.loc[green | red, "lift"]
+    candidates = table.loc[green | red, "lift_raw"]
     strongest_first = candidates.map(lambda v: -abs(np.log(v))).sort_values(kind="stable").index
     for i in strongest_first:
         tier = Tier.GREEN if green[i] else Tier.RED
         inside = masks[i] & ~covered
         reference = ~masks[i] & ~covered
-        _, p, n = test_subset(evidence.outcome, inside, reference)
-        _, lift_inside = subset_metrics(evidence, inside)
-        _, lift_reference = subset_metrics(evidence, reference)
+        blind = evidence.blind(rule_of[i])
+        _, p, n = test_subset(evidence.outcome_for(rule_of[i]), inside, reference)
+        _, lift_inside = subset_metrics(evidence, inside, blind=blind)
+        _, lift_reference = subset_metrics(evidence, reference, blind=blind)
         relative = lift_inside / lift_reference
         if tier is Tier.GREEN:
             strong = relative >= 1 + settings.min_lift
@@ -190,7 +197,7 @@ def _rule_from_row(row: Any, tier: Tier) -> SegmentRule:
         rule=dict(row["rule"]),
         tier=tier,
         n=int(row["accounts"]),
-        lift=_round(row["lift"]),
+        lift=_round(row["lift_raw"]),
         q_value=_round(row["q_value"], 6),
         metrics={m: _round(row[f"{m}_shrunk"]) for m in METRICS if pd.notna(row[f"{m}_shrunk"])},
     )
@@ -198,7 +205,7 @@ def _rule_from_row(row: Any, tier: Tier) -> SegmentRule:
 
 def _exclusion(evidence: Evidence, accounts: pd.DataFrame, rule: Rule) -> SegmentRule:
     mask = members(accounts, rule)
-    metrics, lift = subset_metrics(evidence, mask)
+    metrics, lift = subset_metrics(evidence, mask, blind=evidence.blind(rule))
     return SegmentRule(
         rule=dict(rule),
         tier=Tier.RED,

@@ -14,8 +14,12 @@ Columns of the result (per account; counts are summed, ratios are left to the se
 ``is_customer``           became a customer on or before ``as_of``
 ``active``                a customer not churned by ``as_of``
 ``nb_won``, ``nb_lost``   closed new-business deals won / lost
-``eligible``, ``retained``  retention windows the account entered as a customer / survived
-``arr_start``, ``arr_end``  ARR at the start / end of those windows (NRR = sum end / sum start)
+``eligible``, ``retained``  1 / 1 when the customer was seen alive ``window_months`` after
+                          it started, 1 / 0 when it churned before; 0 / 0 when censored
+``km_at_k``, ``km_ev_k``  at risk at month ``k`` of its customer life / churned during it
+                          (summed, they give the Kaplan-Meier retention: :mod:`icp_sync.survival`)
+``arr_start``, ``arr_end``  ARR at the start / end of the fully observed NRR windows
+                          (NRR = sum end / sum start)
 ``cycle_days``, ``cycle_n``, ``cycle_sq``  sum, count and sum of squares of won sales cycles
 ``acv_sum``, ``acv_n``, ``acv_sq``         the same for won new-business amounts
 ``arr``                   ARR now (derived from deals)
@@ -31,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from icp_sync.model import DealType
+from icp_sync.survival import km_columns, months_observed
 
 __all__ = ["LifecycleSettings", "account_outcomes", "history_as_of"]
 
@@ -41,13 +46,17 @@ class LifecycleSettings:
 
     Attributes:
         window_months: Length of a logo-retention / NRR window.
-        windows: How many consecutive windows, ending at ``as_of``, are pooled.
-        snapshot_fields: Use the CRM's current NPS and adoption (only sensible for today).
+        windows: How many consecutive NRR windows, ending at ``as_of``, are pooled.
+        snapshot_fields: Use the CRM's current NPS and adoption (only sensible for the
+            end of the history).
+        observed_from: Start of the observed history; an NRR window that opens before it is
+            not counted (partial cohorts are not extrapolated).
     """
 
     window_months: int = 12
     windows: int = 3
     snapshot_fields: bool = True
+    observed_from: pd.Timestamp | None = None
 
 
 def history_as_of(
@@ -117,7 +126,14 @@ def account_outcomes(
     out["nb_won"] = np.bincount(deals.key[new_won], minlength=n)
     out["nb_lost"] = np.bincount(deals.key[new_lost], minlength=n)
 
-    _retention(out, deals, since, churned, settings=settings)
+    months, event = months_observed(since, churned, cut)
+    horizon = settings.window_months
+    out["eligible"] = ((months >= horizon) | (event & (months < horizon))).astype(np.int64)
+    out["retained"] = (months >= horizon).astype(np.int64)
+    km = km_columns(months, event, horizon)
+    km.index = out.index
+    out[km.columns] = km
+    _nrr(out, deals, since, churned, settings=settings)
 
     cycle = (deals.close - deals.created).astype("timedelta64[s]").astype(float) / 86_400
     timed = new_won & (cycle >= 0)
@@ -205,7 +221,7 @@ def _sums(out: pd.DataFrame, prefix: str, key: np.ndarray, values: np.ndarray, n
     out[f"{prefix}_sq"] = np.bincount(key, weights=values**2, minlength=n)
 
 
-def _retention(
+def _nrr(
     out: pd.DataFrame,
     deals: _Deals,
     since: np.ndarray,
@@ -214,24 +230,23 @@ def _retention(
     settings: LifecycleSettings,
 ) -> None:
     n = len(out)
-    eligible = np.zeros(n, dtype=np.int64)
-    retained = np.zeros(n, dtype=np.int64)
     arr_start = np.zeros(n)
     arr_end = np.zeros(n)
     months = settings.window_months
+    first = settings.observed_from
+    floor = None if first is None else pd.Timestamp(first).tz_convert("UTC").tz_localize(None)
     for k in range(settings.windows):
         end = np.datetime64(pd.Timestamp(deals.as_of) - pd.DateOffset(months=months * k), "ns")
         start = np.datetime64(pd.Timestamp(end) - pd.DateOffset(months=months), "ns")
+        # a window that opens before the history does was never observed at its start
+        if floor is not None and pd.Timestamp(start) < floor:
+            continue
         alive_at_start = (since <= start) & ~(churned <= start)
         survived = alive_at_start & ~(churned <= end)
-        eligible += alive_at_start
-        retained += survived
         begin_arr = deals.arr_at(start, months, n)
         finish_arr = deals.arr_at(end, months, n)
         counted = alive_at_start & (begin_arr > 0)
         arr_start += np.where(counted, begin_arr, 0.0)
         arr_end += np.where(counted & survived, finish_arr, 0.0)
-    out["eligible"] = eligible
-    out["retained"] = retained
     out["arr_start"] = arr_start
     out["arr_end"] = arr_end

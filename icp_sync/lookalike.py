@@ -8,7 +8,8 @@ its cross-validated AUC and calibration are reported. Being linear, each account
 decomposes exactly into feature contributions, which become its reasons.
 
 Too little data (fewer best-fit or other accounts than the configured minimum) does not
-train a model: scores then come from the segment evidence, and the result says so.
+train a model, and a model whose cross-validated AUC is below ``min_auc`` (no better than
+chance) steps aside: scores then come from the segment evidence, and the result says so.
 
 Pure: frames in, frames out.
 """
@@ -66,6 +67,7 @@ class LookalikeSettings:
             hundred thousand, more rows no longer change a model with this few parameters.
         regularization: Inverse L2 strength of the logistic regression.
         seed: Seed of every random choice.
+        min_auc: Below this cross-validated AUC the model ranks nothing.
     """
 
     best_fit_share: float = 0.5
@@ -75,6 +77,7 @@ class LookalikeSettings:
     max_train_rows: int = 300_000
     regularization: float = 0.5
     seed: int = 0
+    min_auc: float = 0.6
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -292,6 +295,24 @@ def train(
         (float(p), float(o), int(n))
         for p, o, n in zip(mean_predicted, observed, counts, strict=False)
     ]
+    cv_auc = float(np.mean(aucs))
+    if cv_auc < settings.min_auc:
+        return LookalikeModel(
+            pipeline=None,
+            dimensions=dims,
+            fallback_reason=(
+                f"the look-alike model's cross-validated AUC of {cv_auc:.2f} is below "
+                f"{settings.min_auc:.2f}, no better than chance: it ranks nothing, and segment "
+                "lifts rank the Target Account List"
+            ),
+            cv_auc=cv_auc,
+            cv_auc_sd=float(np.std(aucs)),
+            brier=float(brier_score_loss(y_cv, predicted)),
+            calibration=calibration,
+            n_train=len(y),
+            n_best=n_best,
+            reference=reference,
+        )
     fit_rows = np.arange(len(y))
     if len(y) > settings.max_train_rows:
         fit_rows = np.sort(rng.choice(len(y), settings.max_train_rows, replace=False))
@@ -299,7 +320,7 @@ def train(
     return LookalikeModel(
         pipeline=pipeline,
         dimensions=dims,
-        cv_auc=float(np.mean(aucs)),
+        cv_auc=cv_auc,
         cv_auc_sd=float(np.std(aucs)),
         brier=float(brier_score_loss(y_cv, predicted)),
         calibration=calibration,

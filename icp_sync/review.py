@@ -39,7 +39,7 @@ def backtest(
         accounts: Every account in the mirror today.
         opportunities: Every opportunity in the mirror today.
         as_of: The version's as-of date.
-        now: The end of the observation (today, or the end of the observed history).
+        now: The end of the observation: the end of the observed history.
         tal_size: The size of the TAL the version would have produced.
     """
     tiers = then.set_index("account_id")["rule_tier"]
@@ -83,6 +83,7 @@ def backtest(
     return {
         "version": definition.version,
         "as_of": as_of.isoformat(),
+        "history_end": now.date().isoformat(),
         "observed_months": round(months, 1),
         "win_rate_after": win | {"green_vs_rest": win_test},
         "retention_after": retention | {"green_vs_rest": retention_test},

@@ -2,12 +2,14 @@
 
 A segment is a rule over one or more dimensions (``{"industry": "Healthcare",
 "employees_band": "200-999"}``). For every segment up to the configured depth this module
-measures the lifecycle metrics (win rate, logo retention, NRR, CLV, sales cycle, ACV, NPS,
-adoption) with confidence intervals, shrinks small segments toward the company baseline
-(empirical Bayes), and tests the segment's composite outcome against the rest of the
-accounts (Welch's t-test on a per-account composite score, so the correlation between
-metrics is accounted for). Multiple-comparison control happens where segments are chosen
-(:mod:`icp_sync.icp`).
+measures the lifecycle metrics (win rate, Kaplan-Meier logo retention, NRR, CLV, sales cycle,
+ACV, NPS, adoption) with confidence intervals, shrinks small segments toward the company
+baseline (empirical Bayes, :mod:`icp_sync.shrinkage`), and tests the segment's composite
+outcome against the rest of the accounts (Welch's t-test on a per-account composite score, so
+the correlation between metrics is accounted for). Metrics with no information on the data
+leave the composite; segments on a dimension recorded only for won deals are tested on a
+composite without the win rate. Multiple-comparison control happens where segments are
+chosen (:mod:`icp_sync.icp`).
 
 Pure: frames in, frames out.
 """
@@ -21,10 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
-from statsmodels.stats.proportion import proportion_confint
 
-from icp_sync.config import SegmentsConfig
-from icp_sync.model import DealType
+from icp_sync.diagnostics import DataWarning, informative_weights, metric_components
+from icp_sync.dimensions import band_labels, dimension_summary, with_dimensions
+from icp_sync.shrinkage import intervals, shrink
+from icp_sync.survival import at_risk_columns, event_columns, km_from_sums
 
 __all__ = [
     "METRICS",
@@ -55,120 +58,6 @@ METRICS = (
 _LOWER_IS_BETTER = frozenset({"sales_cycle_days"})
 
 
-def _compact(value: float) -> str:
-    for divisor, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(value) >= divisor:
-            return f"{value / divisor:g}{suffix}"
-    return f"{value:g}"
-
-
-def band_labels(bounds: Sequence[float], *, compact: bool = False) -> list[str]:
-    """Labels for bands starting at ``bounds``: ``[1, 50, 200]`` -> ``1-49, 50-199, 200+``.
-
-    Integer bands (employees) end one below the next bound; ``compact`` bands (money) are
-    half-open and written with K/M/B: ``[0, 1e6, 1e7]`` -> ``0-1M, 1M-10M, 10M+``.
-    """
-    labels = []
-    for low, high in zip(bounds, [*bounds[1:], None], strict=True):
-        if compact:
-            labels.append(
-                f"{_compact(low)}+" if high is None else f"{_compact(low)}-{_compact(high)}"
-            )
-        else:
-            labels.append(f"{low:g}+" if high is None else f"{low:g}-{high - 1:g}")
-    return labels
-
-
-def _band(values: pd.Series, bounds: Sequence[float], *, compact: bool) -> pd.Series:
-    labels = band_labels(bounds, compact=compact)
-    edges = [*bounds, np.inf]
-    banded = pd.cut(values, bins=edges, labels=labels, right=False)
-    return banded.astype("string")
-
-
-def with_dimensions(accounts: pd.DataFrame, config: SegmentsConfig) -> pd.DataFrame:
-    """``accounts`` plus the derived band columns ``employees_band`` and ``revenue_band``."""
-    out = accounts.copy()
-    out["employees_band"] = _band(out["employees"], config.employee_bands, compact=False)
-    out["revenue_band"] = _band(out["annual_revenue"], config.revenue_bands, compact=True)
-    return out
-
-
-def dimension_summary(
-    accounts: pd.DataFrame, opportunities: pd.DataFrame, config: SegmentsConfig
-) -> pd.DataFrame:
-    """Per configured dimension and value: accounts, customers, deals, win rate and ACV.
-
-    Customers are accounts with a ``customer_since`` or a won deal. Win rate is won / closed
-    new-business deals; ACV is the mean amount of won new-business deals.
-
-    Returns:
-        Columns ``dimension, value, accounts, customers, deals, won, lost, win_rate, acv``,
-        largest segments first within each dimension.
-    """
-    frame = with_dimensions(accounts, config)
-    opps = opportunities[opportunities["account_id"].isin(frame["account_id"])]
-    won_any = set(opps.loc[opps["is_won"], "account_id"])
-    frame["is_customer"] = frame["customer_since"].notna() | frame["account_id"].isin(won_any)
-    new_business = opps[opps["deal_type"] == DealType.NEW_BUSINESS]
-    per_account = pd.DataFrame(
-        {
-            "deals": opps.groupby("account_id").size(),
-            "won": new_business[new_business["is_won"]].groupby("account_id").size(),
-            "lost": new_business[new_business["is_closed"] & ~new_business["is_won"]]
-            .groupby("account_id")
-            .size(),
-            "won_amount": new_business[new_business["is_won"]]
-            .groupby("account_id")["amount"]
-            .sum(),
-            "won_priced": new_business[new_business["is_won"]]
-            .groupby("account_id")["amount"]
-            .count(),
-        }
-    )
-    joined = frame.join(per_account, on="account_id").fillna(
-        {"deals": 0, "won": 0, "lost": 0, "won_amount": 0.0, "won_priced": 0}
-    )
-    parts = []
-    for dimension in config.dimensions:
-        if dimension not in joined.columns:
-            continue
-        grouped = joined.groupby(joined[dimension].fillna("(blank)"), dropna=False)
-        table = grouped.agg(
-            accounts=("account_id", "size"),
-            customers=("is_customer", "sum"),
-            deals=("deals", "sum"),
-            won=("won", "sum"),
-            lost=("lost", "sum"),
-            won_amount=("won_amount", "sum"),
-            won_priced=("won_priced", "sum"),
-        )
-        closed = table["won"] + table["lost"]
-        table["win_rate"] = (table["won"] / closed).where(closed > 0)
-        table["acv"] = (table["won_amount"] / table["won_priced"]).where(table["won_priced"] > 0)
-        table = table.drop(columns=["won_amount", "won_priced"]).reset_index(names="value")
-        table.insert(0, "dimension", dimension)
-        parts.append(table.sort_values(["accounts", "value"], ascending=[False, True]))
-    if not parts:
-        return pd.DataFrame(
-            columns=[
-                "dimension",
-                "value",
-                "accounts",
-                "customers",
-                "deals",
-                "won",
-                "lost",
-                "win_rate",
-                "acv",
-            ]
-        )
-    result = pd.concat(parts, ignore_index=True)
-    for column in ("accounts", "customers", "deals", "won", "lost"):
-        result[column] = result[column].astype("int64")
-    return result
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EvidenceSettings:
     """How segments are measured.
@@ -180,6 +69,9 @@ class EvidenceSettings:
         weights: Weight of each metric in the composite outcome (zero leaves it out).
         gross_margin: Share of ARR kept as gross profit (for CLV).
         min_churn: Floor of the annual churn rate in CLV (avoids infinite lifetimes).
+        horizon: Months of the logo-retention horizon.
+        win_rate_blind: Dimensions recorded only for one deal outcome: segments on them get
+            no win rate and are tested on the post-sale composite.
     """
 
     dimensions: tuple[str, ...]
@@ -188,6 +80,8 @@ class EvidenceSettings:
     weights: Mapping[str, float]
     gross_margin: float = 0.8
     min_churn: float = 0.02
+    horizon: int = 12
+    win_rate_blind: frozenset[str] = frozenset()
 
 
 _SUMS = (
@@ -195,13 +89,15 @@ _SUMS = (
     "outcome_n",
     "outcome_sum",
     "outcome_sq",
+    "post_n",
+    "post_sum",
+    "post_sq",
     "customers",
     "active",
     "arr",
     "nb_won",
     "nb_closed",
-    "retained",
-    "eligible",
+    "nrr_accounts",
     "arr_start",
     "arr_end",
     "start_sq",
@@ -222,27 +118,17 @@ _SUMS = (
 )
 
 
+def _sum_columns(horizon: int) -> list[str]:
+    return [*_SUMS, *at_risk_columns(horizon), *event_columns(horizon)]
+
+
 def composite_outcome(outcomes: pd.DataFrame, weights: Mapping[str, float]) -> pd.Series:
     """One outcome score per account: the weighted mean of its standardised outcomes.
 
     Components an account lacks (a prospect has no retention) are left out of its mean;
     accounts with no outcome at all get NaN.
     """
-    closed = outcomes["nb_won"] + outcomes["nb_lost"]
-    components = {
-        "win_rate": outcomes["nb_won"] / closed.where(closed > 0),
-        "retention": outcomes["retained"] / outcomes["eligible"].where(outcomes["eligible"] > 0),
-        "nrr": (outcomes["arr_end"] / outcomes["arr_start"].where(outcomes["arr_start"] > 0)).clip(
-            upper=3.0
-        ),
-        "clv": np.log1p(outcomes["arr"].where(outcomes["active"])),
-        "sales_cycle_days": -np.log1p(
-            outcomes["cycle_sum"] / outcomes["cycle_n"].where(outcomes["cycle_n"] > 0)
-        ),
-        "acv": np.log1p(outcomes["acv_sum"] / outcomes["acv_n"].where(outcomes["acv_n"] > 0)),
-        "nps": outcomes["nps"],
-        "adoption": outcomes["adoption"],
-    }
+    components = metric_components(outcomes)
     total = pd.Series(0.0, index=outcomes.index)
     weight = pd.Series(0.0, index=outcomes.index)
     for name, values in components.items():
@@ -256,22 +142,25 @@ def composite_outcome(outcomes: pd.DataFrame, weights: Mapping[str, float]) -> p
     return (total / weight.where(weight > 0)).rename("outcome")
 
 
-def _account_sums(outcomes: pd.DataFrame, outcome: pd.Series) -> pd.DataFrame:
+def _account_sums(
+    outcomes: pd.DataFrame, outcome: pd.Series, post: pd.Series, horizon: int
+) -> pd.DataFrame:
     o = outcomes
-    present = outcome.notna()
     frame = pd.DataFrame(
         {
             "accounts": 1,
-            "outcome_n": present.astype(int),
+            "outcome_n": outcome.notna().astype(int),
             "outcome_sum": outcome.fillna(0.0),
             "outcome_sq": (outcome**2).fillna(0.0),
+            "post_n": post.notna().astype(int),
+            "post_sum": post.fillna(0.0),
+            "post_sq": (post**2).fillna(0.0),
             "customers": o["is_customer"].astype(int),
             "active": o["active"].astype(int),
             "arr": o["arr"],
             "nb_won": o["nb_won"],
             "nb_closed": o["nb_won"] + o["nb_lost"],
-            "retained": o["retained"],
-            "eligible": o["eligible"],
+            "nrr_accounts": (o["arr_start"] > 0).astype(int),
             "arr_start": o["arr_start"],
             "arr_end": o["arr_end"],
             "start_sq": o["arr_start"] ** 2,
@@ -291,6 +180,17 @@ def _account_sums(outcomes: pd.DataFrame, outcome: pd.Series) -> pd.DataFrame:
         frame[f"{column}_sum"] = values.fillna(0.0)
         frame[f"{column}_n"] = values.notna().astype(int)
         frame[f"{column}_sq"] = (values**2).fillna(0.0)
+    at_risk, events = at_risk_columns(horizon), event_columns(horizon)
+    if at_risk[0] in o.columns:
+        frame[at_risk] = o[at_risk].to_numpy()
+        frame[events] = o[events].to_numpy()
+    else:
+        # outcomes without monthly counts: the eligible enter, the others churn in the
+        # first month, the retained stay at risk to the horizon
+        frame[at_risk] = np.repeat(o["retained"].to_numpy(dtype=float)[:, None], horizon, 1)
+        frame[events] = 0.0
+        frame[at_risk[0]] = o["eligible"]
+        frame[events[0]] = o["eligible"] - o["retained"]
     return frame.astype("float64")
 
 
@@ -316,13 +216,18 @@ def _metrics(sums: pd.DataFrame, settings: EvidenceSettings, prefix: str = "") -
     out = pd.DataFrame(index=s.index)
     out["win_rate"] = s["nb_won"] / s["nb_closed"].where(s["nb_closed"] > 0)
     out["win_rate_n"] = s["nb_closed"]
-    out["retention"] = s["retained"] / s["eligible"].where(s["eligible"] > 0)
-    out["retention_n"] = s["eligible"]
+    survival, se, at_start = km_from_sums(
+        s[at_risk_columns(settings.horizon)].to_numpy(dtype=float),
+        s[event_columns(settings.horizon)].to_numpy(dtype=float),
+    )
+    out["retention"] = survival
+    out["retention_se"] = se
+    out["retention_n"] = at_start
     ratio = s["arr_end"] / s["arr_start"].where(s["arr_start"] > 0)
     residual = s["end_sq"] - 2 * ratio * s["cross"] + ratio**2 * s["start_sq"]
     out["nrr"] = ratio
     out["nrr_se"] = np.sqrt(residual.clip(lower=0)) / s["arr_start"].where(s["arr_start"] > 0)
-    out["nrr_n"] = s["arr_start"].gt(0) * s["eligible"]
+    out["nrr_n"] = s["nrr_accounts"]
     for name, key in (
         ("sales_cycle_days", "cycle"),
         ("acv", "acv"),
@@ -340,48 +245,6 @@ def _metrics(sums: pd.DataFrame, settings: EvidenceSettings, prefix: str = "") -
     out["clv"] = mean_arr * settings.gross_margin / churn
     out["clv_n"] = s["active"]
     return out
-
-
-def _shrink(table: pd.DataFrame, baseline: pd.Series) -> None:
-    """Empirical-Bayes shrinkage of every metric toward the baseline, in place."""
-    for name in METRICS:
-        estimate = table[name]
-        prior = float(baseline[name]) if pd.notna(baseline[name]) else np.nan
-        if name in ("win_rate", "retention"):
-            n = table[f"{name}_n"]
-            se2 = (prior * (1 - prior)) / n.where(n > 0)
-        elif name == "clv":
-            continue
-        else:
-            se2 = table[f"{name}_se"] ** 2
-        usable = estimate.notna() & se2.notna() & np.isfinite(se2)
-        if not usable.any() or np.isnan(prior):
-            table[f"{name}_shrunk"] = estimate
-            continue
-        between = float(np.var(estimate[usable] - prior) - se2[usable].mean())
-        tau2 = max(between, 0.0)
-        weight = tau2 / (tau2 + se2) if tau2 > 0 else pd.Series(0.0, index=table.index)
-        table[f"{name}_shrunk"] = (weight * estimate + (1 - weight) * prior).where(estimate.notna())
-    retention = table["retention_shrunk"]
-    churn = (1 - retention).clip(lower=0.02)
-    ratio = (1 - table["retention"]).clip(lower=0.02) / churn
-    table["clv_shrunk"] = table["clv"] * ratio
-
-
-def _intervals(table: pd.DataFrame) -> None:
-    for name in ("win_rate", "retention"):
-        n = table[f"{name}_n"].fillna(0)
-        x = (table[name] * n).round().fillna(0)
-        ok = n > 0
-        low, high = proportion_confint(x[ok], n[ok], method="wilson")
-        table[f"{name}_low"] = pd.Series(low, index=table.index[ok])
-        table[f"{name}_high"] = pd.Series(high, index=table.index[ok])
-    for name in ("nrr", "sales_cycle_days", "acv", "nps", "adoption"):
-        margin = 1.96 * table[f"{name}_se"]
-        table[f"{name}_low"] = table[name] - margin
-        table[f"{name}_high"] = table[name] + margin
-    table["clv_low"] = np.nan
-    table["clv_high"] = np.nan
 
 
 _Moments = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -439,6 +302,9 @@ class Evidence:
         sums: Per-account summable columns (for re-measuring any subset of accounts).
         settings: What was measured and how.
         matrix: ``sums`` as one float matrix, for fast subset totals.
+        post_sale: The composite without the win rate (for win-rate-blind dimensions).
+        weights: The metric weights actually used (uninformative metrics at zero).
+        warnings: Metrics dropped, priors held at their floor.
     """
 
     table: pd.DataFrame
@@ -447,24 +313,41 @@ class Evidence:
     sums: pd.DataFrame
     settings: EvidenceSettings
     matrix: np.ndarray
-    """``sums`` as one float matrix, for fast subset totals."""
+    post_sale: pd.Series
+    weights: dict[str, float]
+    warnings: tuple[DataWarning, ...] = ()
+
+    def blind(self, rule: Mapping[str, object]) -> bool:
+        """Whether a rule uses a dimension that cannot carry win-rate evidence."""
+        return any(d in self.settings.win_rate_blind for d in rule)
+
+    def outcome_for(self, rule: Mapping[str, object]) -> pd.Series:
+        """The composite a rule is tested on (post-sale only for win-rate-blind rules)."""
+        return self.post_sale if self.blind(rule) else self.outcome
 
 
-def subset_metrics(evidence: Evidence, mask: np.ndarray) -> tuple[pd.Series, float]:
-    """The (unshrunk) metrics of the accounts in ``mask`` and their weighted lift."""
+def subset_metrics(
+    evidence: Evidence, mask: np.ndarray, *, blind: bool = False
+) -> tuple[pd.Series, float]:
+    """The (unshrunk) metrics of the accounts in ``mask`` and their weighted lift.
+
+    ``blind``: leave the win rate out (a rule on a won-only dimension).
+    """
     totals = mask.astype(np.float64) @ evidence.matrix
     sums = pd.DataFrame([totals], columns=evidence.sums.columns)
     metrics = _metrics(sums, evidence.settings).iloc[0]
-    return metrics, _lift(metrics.to_frame().T, evidence.baseline, evidence.settings, "")[0]
+    if blind:
+        metrics["win_rate"] = np.nan
+    return metrics, _lift(metrics.to_frame().T, evidence.baseline, evidence.weights, "")[0]
 
 
 def _lift(
-    table: pd.DataFrame, baseline: pd.Series, settings: EvidenceSettings, suffix: str
+    table: pd.DataFrame, baseline: pd.Series, weights: Mapping[str, float], suffix: str
 ) -> np.ndarray:
     weighted = np.zeros(len(table))
     weight = np.zeros(len(table))
     for name in METRICS:
-        w = float(settings.weights.get(name, 0.0))
+        w = float(weights.get(name, 0.0))
         base = baseline[name]
         if w <= 0 or not base or pd.isna(base):
             continue
@@ -488,10 +371,12 @@ def evidence_table(
         accounts: Accounts with their dimension columns (see :func:`with_dimensions`), in the
             same order as ``outcomes``.
         outcomes: Per-account outcomes (:func:`icp_sync.lifecycle.account_outcomes`).
-        settings: Dimensions, depth, size floor, metric weights.
+        settings: Dimensions, depth, size floor, metric weights, win-rate-blind dimensions.
     """
-    outcome = composite_outcome(outcomes, settings.weights)
-    sums = _account_sums(outcomes, outcome)
+    weights, warnings = informative_weights(outcomes, settings.weights)
+    outcome = composite_outcome(outcomes, weights)
+    post_sale = composite_outcome(outcomes, weights | {"win_rate": 0.0})
+    sums = _account_sums(outcomes, outcome, post_sale, settings.horizon)
     sums.index = pd.RangeIndex(len(sums))
     total = sums.sum()
     baseline = _metrics(total.to_frame().T, settings).iloc[0]
@@ -507,39 +392,97 @@ def evidence_table(
             grouped.insert(0, "rule", [dict(zip(combo, values, strict=True)) for values in index])
             grouped.insert(1, "depth", depth)
             frames.append(grouped.reset_index(drop=True))
+    evidence = Evidence(
+        table=pd.DataFrame(columns=["rule", "depth", "accounts", "lift", "p_value", "tested"]),
+        baseline=baseline,
+        outcome=outcome,
+        sums=sums,
+        settings=settings,
+        matrix=sums.to_numpy(dtype=np.float64),
+        post_sale=post_sale,
+        weights=weights,
+        warnings=tuple(warnings),
+    )
     if not frames:
-        empty = pd.DataFrame(columns=["rule", "depth", "accounts", "lift", "p_value", "tested"])
-        return Evidence(
-            table=empty,
-            baseline=baseline,
-            outcome=outcome,
-            sums=sums,
-            settings=settings,
-            matrix=sums.to_numpy(dtype=np.float64),
-        )
+        return evidence
     table = pd.concat(frames, ignore_index=True)
-    metrics = _metrics(table[list(_SUMS)], settings)
-    kept = [c for c in _SUMS if c not in metrics.columns]
+    columns = _sum_columns(settings.horizon)
+    metrics = _metrics(table[columns], settings)
+    blind = table["rule"].map(evidence.blind).to_numpy(dtype=bool)
+    # a won-only dimension's win rate is 100% by construction: not evidence
+    metrics.loc[blind, ["win_rate", "win_rate_n"]] = np.nan
+    kept = [c for c in columns if c not in metrics.columns]
     table = pd.concat([table[["rule", "depth", *kept]], metrics], axis=1)
-    _shrink(table, baseline)
-    _intervals(table)
+    floors = shrink(
+        table, baseline, [m for m in METRICS if m != "clv"], min_n=settings.min_accounts
+    )
+    churn = (1 - table["retention_shrunk"]).clip(lower=settings.min_churn)
+    table["clv_shrunk"] = (
+        table["clv"] * (1 - table["retention"]).clip(lower=settings.min_churn) / churn
+    )
+    intervals(table)
+    lifts = {}
     for name in METRICS:
         base = baseline[name]
-        shrunk = table[f"{name}_shrunk"]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            table[f"{name}_lift"] = base / shrunk if name in _LOWER_IS_BETTER else shrunk / base
-    table["lift"] = _lift(table, baseline, settings, "_shrunk")
-    columns = ["outcome_n", "outcome_sum", "outcome_sq"]
-    rest = pd.DataFrame(total[columns].to_numpy() - table[columns].to_numpy(), columns=columns)
-    t, p = _welch(_moments(table), _moments(rest))
+        for suffix in ("_shrunk", ""):
+            value = table[f"{name}{suffix}"]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                lift = base / value if name in _LOWER_IS_BETTER else value / base
+            lifts[f"{name}_lift" if suffix else f"{name}_raw_lift"] = lift
+    # one concat instead of many inserts keeps the frame in few blocks
+    table = pd.concat([table, pd.DataFrame(lifts, index=table.index)], axis=1)
+    table["lift"] = _lift(table, baseline, weights, "_shrunk")
+    table["lift_raw"] = _lift(table, baseline, weights, "")
+    t, p = _test_all(table, total, blind)
     table["t"] = t
     table["p_value"] = p
-    table["tested"] = table["outcome_n"] >= settings.min_accounts
+    n = np.where(blind, table["post_n"], table["outcome_n"])
+    table["tested"] = n >= settings.min_accounts
+    used = [m for m in METRICS if weights.get(m, 0.0) > 0]
+    warnings += [
+        _floor_warning(m, [f for f in floors if f["metric"] == m])
+        for m in used
+        if any(f["metric"] == m for f in floors)
+    ]
     return Evidence(
         table=table,
         baseline=baseline,
         outcome=outcome,
         sums=sums,
         settings=settings,
-        matrix=sums.to_numpy(dtype=np.float64),
+        matrix=evidence.matrix,
+        post_sale=post_sale,
+        weights=weights,
+        warnings=tuple(warnings),
+    )
+
+
+def _test_all(
+    table: pd.DataFrame, total: pd.Series, blind: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Welch's test of every segment against the rest, on the composite its rule allows."""
+    results = []
+    for prefix in ("outcome", "post"):
+        columns = [f"{prefix}_n", f"{prefix}_sum", f"{prefix}_sq"]
+        inside = table[columns].set_axis(["outcome_n", "outcome_sum", "outcome_sq"], axis=1)
+        rest = pd.DataFrame(
+            total[columns].to_numpy() - table[columns].to_numpy(), columns=inside.columns
+        )
+        results.append(_welch(_moments(inside), _moments(rest)))
+    (t_all, p_all), (t_post, p_post) = results
+    return np.where(blind, t_post, t_all), np.where(blind, p_post, p_all)
+
+
+def _floor_warning(metric: str, floors: Sequence[Mapping[str, object]]) -> DataWarning:
+    dimensions = [str(f["dimensions"]) for f in floors]
+    return DataWarning(
+        code="shrinkage_floor",
+        message=f"{metric}: for {len(dimensions)} combination(s) of dimensions the segments large "
+        "enough to test differ no more than sampling noise explains; the prior is held at its "
+        "floor (a segment of the minimum tested size keeps half its own deviation)",
+        numbers={
+            "metric": metric,
+            "dimensions": dimensions,
+            "floor": [round(float(str(f["floor"])), 8) for f in floors],
+        },
     )

@@ -13,6 +13,7 @@ from icp_sync.config import load_settings
 from icp_sync.model import CrmObject, conform
 from icp_sync.sandbox.generate import BANDS, GREEN, RED, SyntheticCrm, generate, write_dataset
 from icp_sync.segments import band_labels
+from tests.clirun import icp_sync
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +133,28 @@ def test_dataset_files_load_with_the_written_config(tmp_path: Path, crm: Synthet
     assert set(truth) >= {"green_segments", "red_segments", "prospect_fit", "effects"}
     assert (tmp_path / "owners.csv").exists()
     assert reread["created_at"].str.endswith("Z").all()
+
+
+def test_pathologies_are_planted_and_recorded(tmp_path: Path) -> None:
+    """--history-end, --won-only-attributes and --tiny-segments shape the data and truth.json."""
+    outcome = icp_sync(
+        "sandbox", "generate", "--out", str(tmp_path), "--accounts", "2000", "--json",
+        "--history-end", "2023-11-01", "--won-only-attributes", "2", "--tiny-segments", "300",
+    )  # fmt: skip
+    assert outcome.code == 0, outcome.stderr
+    truth = json.loads((tmp_path / "truth.json").read_text("utf-8"))
+    accounts = pd.read_csv(tmp_path / "accounts.csv")
+    customer = accounts["customer_since"].notna()
+
+    assert truth["pathologies"]["history_end"].startswith("2023-11-01")
+    assert truth["as_of"].startswith("2026-11-01")
+    assert pd.to_datetime(accounts["created_at"]).max() <= pd.Timestamp("2023-11-01", tz="UTC")
+    for name in truth["pathologies"]["won_only_attributes"]:
+        assert accounts.loc[customer, name].notna().all()
+        assert accounts.loc[~customer, name].isna().all()
+    sizes = accounts["attr_micro_segment"].value_counts()
+    assert len(sizes) > 200
+    assert sizes.median() < 10
+    config = (tmp_path / "icp-sync.toml").read_text("utf-8")
+    assert '"attr_lead_type"' in config
+    assert '"attr_micro_segment"' in config

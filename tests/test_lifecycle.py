@@ -75,9 +75,9 @@ def test_lifecycle_fields_from_the_crm_take_precedence() -> None:
     assert not out.loc["a", "active"]
 
 
-def test_retention_windows_and_nrr_inputs() -> None:
-    """Each 12-month window a customer enters counts once; surviving it counts as retained."""
-    accounts = _accounts(account_id=["stays", "leaves"])
+def test_retention_counts_customers_from_their_start_and_censors_the_recent() -> None:
+    """Retention is entered at acquisition; a customer younger than the horizon is censored."""
+    accounts = _accounts(account_id=["stays", "leaves", "young", "quits"])
     deals = _deals(
         _deal("stays", "new_business", "won", "2022-06-01", 100),
         _deal("stays", "renewal", "won", "2023-06-01", 100),
@@ -86,18 +86,43 @@ def test_retention_windows_and_nrr_inputs() -> None:
         _deal("stays", "renewal", "won", "2025-06-01", 100),
         _deal("leaves", "new_business", "won", "2022-06-01", 100),
         _deal("leaves", "renewal", "lost", "2025-06-01", 100),
+        _deal("young", "new_business", "won", "2025-05-01", 100),
+        _deal("quits", "new_business", "won", "2024-06-01", 100),
+        _deal("quits", "renewal", "lost", "2024-11-15", 100),
     )
 
     out = account_outcomes(accounts, deals, as_of=AS_OF, settings=LifecycleSettings(windows=3))
 
-    # windows end 2026-01, 2025-01, 2024-01; both customers were alive at each window start
-    assert out.loc["stays", "eligible"] == 3
-    assert out.loc["stays", "retained"] == 3
-    assert out.loc["leaves", "eligible"] == 3
-    assert out.loc["leaves", "retained"] == 2
+    assert out["eligible"].tolist() == [1, 1, 0, 1]
+    assert out["retained"].tolist() == [1, 1, 0, 0]
+    # "young" was observed for 8 whole months and is censored during month 8
+    at_risk = out.loc["young", [f"km_at_{k}" for k in range(12)]].tolist()
+    assert at_risk == [1.0] * 9 + [0.0] * 3
+    # "quits" churned in its sixth month
+    assert out.loc["quits", "km_ev_5"] == 1.0
     assert out.loc["stays", "arr"] == 150.0
     assert out.loc["leaves", "arr"] == 0.0
     assert out.loc["stays", "arr_end"] > out.loc["stays", "arr_start"] * 0.99
+
+
+def test_nrr_windows_opening_before_the_history_are_not_counted() -> None:
+    """A window whose start the history never saw adds nothing to NRR (no partial cohorts)."""
+    accounts = _accounts(account_id=["a"])
+    deals = _deals(
+        _deal("a", "new_business", "won", "2022-06-01", 100),
+        _deal("a", "renewal", "won", "2023-06-01", 100),
+        _deal("a", "renewal", "won", "2024-06-01", 100),
+        _deal("a", "renewal", "won", "2025-06-01", 100),
+    )
+    first = pd.Timestamp("2024-06-01", tz="UTC")
+
+    every = account_outcomes(accounts, deals, as_of=AS_OF)
+    observed = account_outcomes(
+        accounts, deals, as_of=AS_OF, settings=LifecycleSettings(observed_from=first)
+    )
+
+    assert every.loc["a", "arr_start"] == 300.0
+    assert observed.loc["a", "arr_start"] == 100.0
 
 
 def test_history_as_of_hides_the_future() -> None:

@@ -12,6 +12,7 @@ from icp_sync.lookalike import (
     similar_customers,
     train,
 )
+from icp_sync.quality import model_warnings
 
 DIMS = ("industry", "employees_band")
 
@@ -111,3 +112,30 @@ def test_similar_customers_share_segment_and_never_include_the_account() -> None
     assert set(similar.iloc[7].split(", ")) == {"H1", "H2", "H3"}
     assert "H1" not in similar.iloc[0].split(", ")
     assert set(similar.iloc[4].split(", ")) <= {"R2", "R3", "H1", "H2", "H3", "H4"}
+
+
+def test_a_feature_that_records_the_outcome_is_reported_as_probable_leakage() -> None:
+    """A field filled in only for best-fit accounts drives AUC above 0.97: flagged as a leak."""
+    accounts, labels = _accounts(3_000)
+    accounts["attr_onboarding"] = np.where(labels == 1, "done", None)
+
+    model = train(accounts, labels, (*DIMS, "attr_onboarding"))
+    warnings = model_warnings(model.cv_auc, trained=model.pipeline is not None, min_auc=0.6)
+
+    assert model.cv_auc > 0.97
+    assert [w.code for w in warnings] == ["probable_leakage"]
+    assert warnings[0].numbers["cv_auc"] > 0.97
+
+
+def test_a_model_no_better_than_chance_ranks_nothing() -> None:
+    """Labels independent of every feature: the model steps aside and scores use the fallback."""
+    accounts, _ = _accounts(3_000)
+    noise = pd.Series((np.random.default_rng(1).random(3_000) < 0.4).astype(float))
+
+    model = train(accounts, noise, DIMS, LookalikeSettings(min_auc=0.6))
+    scores = score_accounts(model, accounts, fallback=pd.Series(1.2, index=accounts.index))
+
+    assert model.pipeline is None
+    assert model.cv_auc < 0.6
+    assert "no better than chance" in str(model.fallback_reason)
+    assert set(scores.score) == {60}

@@ -18,12 +18,14 @@ import pandas as pd
 
 from icp_sync import evidence as evidence_report
 from icp_sync.config import Settings
+from icp_sync.diagnostics import DataWarning, ObservationWindow, coverage_asymmetry
 from icp_sync.errors import PipelineError
 from icp_sync.icp import DeriveSettings, IcpDefinition, derive, from_toml, to_toml
 from icp_sync.log import get_logger
 from icp_sync.lookalike import LookalikeModel, best_fit_labels, train
 from icp_sync.model import Tier
 from icp_sync.pipeline.history import History, evidence_settings, lookalike_settings
+from icp_sync.quality import baseline_detail, data_quality, history_warnings, model_warnings
 from icp_sync.segments import METRICS, evidence_table
 from icp_sync.store import Store
 
@@ -42,14 +44,30 @@ class DeriveResult:
     model: dict[str, Any]
     files: dict[str, Path]
     counts: dict[str, int]
+    window: ObservationWindow
+    warnings: list[DataWarning]
+    metrics: dict[str, Any]
+    baseline_detail: dict[str, dict[str, float | int | None]]
+    leakage: dict[str, dict[str, float | None]]
 
     def as_dict(self) -> dict[str, Any]:
-        """The ``derive --json`` document (contract: ``version`` and ``segments``)."""
+        """The ``derive --json`` document.
+
+        Contract: ``version``, ``segments``, ``observation_window`` (``start``/``end`` ISO
+        dates), ``warnings`` (``code``, ``message``, ``numbers``) and ``baseline`` (metric
+        keys).
+        """
         return {
             "version": self.definition.version,
             "as_of": self.definition.as_of.isoformat(),
+            "observation_window": self.window.as_dict(),
+            "warnings": [w.as_dict() for w in self.warnings],
+            "metrics": self.metrics,
             "segments": self.segments,
-            "baseline": self.definition.baseline,
+            # every metric key stays; a metric the data cannot support is null
+            "baseline": {m: self.definition.baseline.get(m) for m in METRICS},
+            "baseline_detail": self.baseline_detail,
+            "coverage": self.leakage,
             "summary": self.summary,
             "model": self.model,
             "counts": self.counts,
@@ -65,10 +83,17 @@ def derive_icp(
     now: datetime,
     as_of: datetime | None = None,
 ) -> DeriveResult:
-    """Derive a new ICP version from the history and store it with its evidence and model."""
-    cut = pd.Timestamp(as_of or now)
-    base = history.base(settings, as_of=cut, now=now)
-    evidence = evidence_table(base.accounts, base.outcomes, evidence_settings(settings))
+    """Derive a new ICP version from the history and store it with its evidence and model.
+
+    ``as_of`` defaults to the end of the mirror's observed history, not ``now``.
+    """
+    base = history.base(settings, as_of=as_of, now=now)
+    cut = base.as_of
+    dimensions = settings.segments.dimensions
+    leakage = coverage_asymmetry(base.accounts, base.outcomes, dimensions)
+    evidence = evidence_table(
+        base.accounts, base.outcomes, evidence_settings(settings, leakage.won_only)
+    )
     derivation = derive(
         evidence,
         base.accounts,
@@ -79,9 +104,23 @@ def derive_icp(
         ),
     )
     labels = best_fit_labels(base.outcomes, evidence.outcome, settings.lookalike.best_fit_share)
-    model = train(base.accounts, labels, settings.segments.dimensions, lookalike_settings(settings))
+    model_dims = [d for d in dimensions if d not in leakage.customer_only]
+    model = train(base.accounts, labels, model_dims, lookalike_settings(settings))
     if model.fallback_reason:
         log.warning("lookalike_not_trained", reason=model.fallback_reason)
+    warnings = [
+        *history_warnings(base.window, pd.Timestamp(now), cut, base.outcomes, settings),
+        *evidence.warnings,
+        *leakage.warnings,
+        *model_warnings(
+            model.cv_auc,
+            trained=model.pipeline is not None,
+            min_auc=settings.lookalike.min_auc,
+        ),
+    ]
+    for warning in warnings:
+        log.warning("data_warning", code=warning.code, message=warning.message)
+    dropped = [str(w.numbers["metric"]) for w in evidence.warnings if w.code == "metric_dropped"]
     seq = store.versions.next_seq()
     definition = IcpDefinition(
         version=f"v{seq}",
@@ -91,9 +130,16 @@ def derive_icp(
         employee_bands=tuple(settings.segments.employee_bands),
         revenue_bands=tuple(settings.segments.revenue_bands),
         rules=derivation.rules,
-        baseline={str(k): float(v) for k, v in evidence.baseline.items() if _is_metric(str(k), v)},
+        baseline={
+            str(k): float(v)
+            for k, v in evidence.baseline.items()
+            if _is_metric(str(k), v) and str(k) not in dropped
+        },
     )
     segments = evidence_report.segment_records(derivation.segments)
+    for record in segments:
+        for name in dropped:
+            record["metrics"].pop(name, None)
     outcomes = base.outcomes
     counts = {
         "accounts": len(base.accounts),
@@ -122,7 +168,14 @@ def derive_icp(
         model=_dump(model),
         now=now,
     )
-    files = _write_files(settings, definition, derivation.segments, summary, model.summary())
+    files = _write_files(
+        settings,
+        definition,
+        derivation.segments,
+        summary,
+        model.summary(),
+        quality=data_quality(base.window, warnings, evidence.weights),
+    )
     log.info(
         "icp_derived",
         version=definition.version,
@@ -137,6 +190,17 @@ def derive_icp(
         model=model.summary(),
         files=files,
         counts=counts,
+        window=base.window,
+        warnings=warnings,
+        metrics={
+            "used": [m for m in METRICS if evidence.weights.get(m, 0.0) > 0],
+            "dropped": dropped,
+            "unweighted": [
+                m for m in METRICS if evidence.weights.get(m, 0.0) <= 0 and m not in dropped
+            ],
+        },
+        baseline_detail=baseline_detail(evidence.baseline),
+        leakage=leakage.coverage,
     )
 
 
@@ -186,6 +250,8 @@ def _write_files(
     segments: pd.DataFrame,
     summary: list[str],
     model: dict[str, Any],
+    *,
+    quality: list[str],
 ) -> dict[str, Path]:
     folder = settings.resolve(settings.icp.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -193,6 +259,7 @@ def _write_files(
     report_file = folder / f"icp-{definition.version}-evidence.md"
     definition_file.write_text(to_toml(definition), encoding="utf-8")
     report_file.write_text(
-        evidence_report.markdown(definition, segments, summary, model), encoding="utf-8"
+        evidence_report.markdown(definition, segments, summary, model, quality=quality),
+        encoding="utf-8",
     )
     return {"definition": definition_file, "evidence": report_file}

@@ -40,7 +40,7 @@ def score(
     keep: bool = True,
 ) -> ScoreResult:
     """Tier and score every account with ``definition`` (stored unless ``keep`` is false)."""
-    base = history.base(settings, as_of=pd.Timestamp(as_of or now), now=now)
+    base = history.base(settings, as_of=as_of, now=now)
     result = tiering.score(
         base.accounts,
         base.outcomes,
@@ -95,12 +95,14 @@ def review(
         as_of=stored.as_of,
         keep=False,
     )
+    # what happened after the as-of date is read up to the end of the history, not today
+    end = history.window(now).end
     return backtest(
         then.frame,
         definition,
         history.accounts,
         history.opportunities,
         as_of=pd.Timestamp(stored.as_of),
-        now=pd.Timestamp(now),
+        now=end,
         tal_size=settings.tal.size,
     )

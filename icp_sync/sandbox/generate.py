@@ -21,8 +21,20 @@ Planted truth (``signal=True``; realised figures are measured and stored in
   which only a look-alike model can use.
 
 ``signal=False`` keeps every distribution but removes all effects: outcomes depend on the
-accounts' own noise alone. Same arguments, same data: everything is drawn from one seeded
-generator, vectorised (a million accounts take well under a minute).
+accounts' own noise alone.
+
+Pathologies of real exports, off by default (recorded in ``truth["pathologies"]``):
+
+- ``history_end``: the history stops at this date while "today" stays ``as_of`` (an export
+  that ended years ago).
+- ``won_only_attributes``: that many attributes (``attr_lead_type``, ...) filled in only for
+  accounts that became customers, as onboarding fields are; they carry no effect.
+- ``tiny_segments``: an ``attr_micro_segment`` with that many values of Zipf-like sizes, most
+  of them a handful of accounts; it carries no effect.
+
+The pathologies draw from their own generator, so the rest of the data is unchanged. Same
+arguments, same data: everything is drawn from one seeded generator, vectorised (a million
+accounts take well under a minute).
 """
 
 from __future__ import annotations
@@ -210,7 +222,14 @@ class _World:
 
 
 def generate(
-    n_accounts: int, *, seed: int = 0, signal: bool = True, as_of: datetime | None = None
+    n_accounts: int,
+    *,
+    seed: int = 0,
+    signal: bool = True,
+    as_of: datetime | None = None,
+    history_end: datetime | None = None,
+    won_only_attributes: int = 0,
+    tiny_segments: int = 0,
 ) -> SyntheticCrm:
     """Generate a CRM of ``n_accounts`` accounts (see the module docstring).
 
@@ -219,9 +238,13 @@ def generate(
         seed: Seed of every random draw.
         signal: Plant the true ICP; ``False`` gives data with no real segment effect.
         as_of: "Today" in the generated world (default 2026-11-01 UTC).
+        history_end: Last day of recorded history (default: ``as_of``).
+        won_only_attributes: How many attributes are recorded only for customers (0-3).
+        tiny_segments: Values of an effect-free attribute with a long tail of tiny segments.
     """
     rng = np.random.default_rng(seed)
-    now = pd.Timestamp(as_of or DEFAULT_AS_OF).tz_convert("UTC")
+    today = pd.Timestamp(as_of or DEFAULT_AS_OF).tz_convert("UTC")
+    now = pd.Timestamp(history_end).tz_convert("UTC") if history_end else today
     world = _firmographics(rng, int(n_accounts), now)
     if signal:
         _plant(world)
@@ -232,6 +255,13 @@ def generate(
     opportunities = _opportunity_frame(
         deals, accounts["account_id"].to_numpy(), accounts["name"].to_numpy(dtype=object), world
     )
+    extra = np.random.default_rng([seed, 1])
+    leaked = _won_only(extra, accounts, won_only_attributes)
+    if tiny_segments > 0:
+        # Zipf-like sizes: a few sizeable values and a long tail of tiny ones
+        weights = 1.0 / np.arange(1, tiny_segments + 1)
+        codes = extra.choice(tiny_segments, world.n, p=weights / weights.sum())
+        accounts["attr_micro_segment"] = np.char.add("M", np.char.zfill(codes.astype(str), 4))
     accounts = conform(accounts, CrmObject.ACCOUNT)
     prospect = accounts["customer_since"].isna().to_numpy() & ~accounts["is_deleted"].to_numpy()
     true_fit = _sigmoid(1.2 * world.effect + 0.6 * world.latent)
@@ -240,7 +270,12 @@ def generate(
         "seed": seed,
         "n_accounts": world.n,
         "signal": signal,
-        "as_of": now.isoformat(),
+        "as_of": today.isoformat(),
+        "pathologies": {
+            "history_end": now.isoformat() if history_end else None,
+            "won_only_attributes": leaked,
+            "tiny_segments": int(tiny_segments),
+        },
         "employee_bands": list(BANDS),
         "green_segments": [dict(r) for r in GREEN] if signal else [],
         "red_segments": [dict(r) for r in RED] if signal else [],
@@ -255,6 +290,25 @@ def generate(
         owners=owners,
         truth=truth,
     )
+
+
+WON_ONLY = {
+    "attr_lead_type": ("Inbound", "Outbound", "Partner", "Event"),
+    "attr_business_type": ("B2B", "B2B2C", "Marketplace"),
+    "attr_onboarding_tier": ("Self-serve", "Assisted", "White-glove"),
+}
+"""Attributes an onboarding team fills in once a deal is won (no effect on outcomes)."""
+
+
+def _won_only(rng: np.random.Generator, accounts: pd.DataFrame, count: int) -> list[str]:
+    """Add ``count`` attributes recorded only for customers; their names."""
+    names = list(WON_ONLY)[: max(0, count)]
+    customer = accounts["customer_since"].notna().to_numpy()
+    for name in names:
+        values = np.asarray(WON_ONLY[name], dtype=object)
+        drawn = values[rng.integers(0, len(values), len(accounts))]
+        accounts[name] = pd.Series(drawn, index=accounts.index).where(customer)
+    return names
 
 
 def _firmographics(rng: np.random.Generator, n: int, now: pd.Timestamp) -> _World:
@@ -654,5 +708,13 @@ path = "opportunities.csv"
 {mapping(crm.opportunities)}
 
 [segments]
-dimensions = ["industry", "employees_band", "region"]
+dimensions = {json.dumps(["industry", "employees_band", "region", *_pathology_dimensions(truth)])}
 """
+
+
+def _pathology_dimensions(truth: dict[str, Any]) -> list[str]:
+    pathologies = truth.get("pathologies", {})
+    dims = list(pathologies.get("won_only_attributes", []))
+    if pathologies.get("tiny_segments"):
+        dims.append("attr_micro_segment")
+    return dims
