@@ -17,7 +17,13 @@ from icp_sync.diagnostics import DataWarning, ObservationWindow
 from icp_sync.segments import METRICS
 from icp_sync.shrinkage import intervals
 
-__all__ = ["baseline_detail", "data_quality", "history_warnings", "model_warnings"]
+__all__ = [
+    "baseline_detail",
+    "data_quality",
+    "history_warnings",
+    "model_warnings",
+    "plausibility_warnings",
+]
 
 STALE_DAYS = 90
 """A history that ended longer ago than this is reported as ended."""
@@ -25,6 +31,8 @@ CENSORED_SHARE = 0.25
 """Above this share of customers observed for less than the horizon, retention is flagged."""
 LEAK_AUC = 0.97
 """A cross-validated AUC above this on CRM outcomes is a leak, not a result."""
+NRR_PLAUSIBLE = (0.5, 1.5)
+"""Company-wide NRR outside this range is rare enough in B2B SaaS to question the data first."""
 
 
 def history_warnings(
@@ -75,6 +83,24 @@ def history_warnings(
             )
         )
     return found
+
+
+def plausibility_warnings(baseline: Mapping[str, float]) -> list[DataWarning]:
+    """Warnings about baseline figures a sceptical analyst would question before using."""
+    nrr = baseline.get("nrr")
+    if nrr is None or not np.isfinite(nrr) or NRR_PLAUSIBLE[0] <= nrr <= NRR_PLAUSIBLE[1]:
+        return []
+    low, high = NRR_PLAUSIBLE
+    return [
+        DataWarning(
+            code="nrr_implausible",
+            message=f"company-wide NRR is {nrr:.0%}, outside the {low:.0%}-{high:.0%} that B2B "
+            "SaaS companies report: check how revenue is mapped (overlapping or concurrent "
+            "subscriptions summed as ARR inflate it; refunds or partial exports deflate it) "
+            "before trusting NRR and CLV",
+            numbers={"nrr": round(float(nrr), 4), "low": low, "high": high},
+        )
+    ]
 
 
 def model_warnings(cv_auc: float, *, trained: bool, min_auc: float) -> list[DataWarning]:

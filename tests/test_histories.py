@@ -21,6 +21,7 @@ from icp_sync.config import IcpConfig, SegmentsConfig
 from icp_sync.diagnostics import coverage_asymmetry, observation_window
 from icp_sync.icp import DeriveSettings, derive
 from icp_sync.lifecycle import LifecycleSettings, account_outcomes, history_as_of
+from icp_sync.quality import plausibility_warnings
 from icp_sync.sandbox.generate import SyntheticCrm, generate, write_dataset
 from icp_sync.segments import EvidenceSettings, evidence_table, with_dimensions
 from tests.clirun import icp_sync
@@ -157,6 +158,9 @@ def test_ravenstack_retention_and_nrr_match_the_csvs(example: Path) -> None:
     assert retention["low"] < expected_retention < retention["high"]
     assert retention["n"] == len(since)
     assert document["baseline"]["nrr"] == pytest.approx(expected_nrr, rel=0.02)
+    # accounts accumulate concurrent open subscriptions, so the data's NRR is far above what
+    # SaaS companies report: the number stands, and a warning says why to question it
+    assert "nrr_implausible" in {w["code"] for w in document["warnings"]}
     assert document["baseline_detail"]["nrr"]["n"] == pytest.approx(len(cohort), abs=5)
     assert document["baseline"]["win_rate"] is None  # every subscription is a win
     assert document["baseline"]["sales_cycle_days"] is None  # created = closed
@@ -178,3 +182,10 @@ def test_maven_model_at_chance_steps_aside_and_no_green(example: Path) -> None:
     assert "model_at_chance" in _codes(document)
     assert "segment lifts rank" in document["model"]["fallback_reason"]
     assert "ranks prospects" not in " ".join(document["summary"])
+
+
+def test_an_implausible_nrr_is_questioned_before_it_is_used() -> None:
+    """Company-wide NRR far outside what SaaS companies report carries a warning."""
+    assert [w.code for w in plausibility_warnings({"nrr": 1.82})] == ["nrr_implausible"]
+    assert plausibility_warnings({"nrr": 1.05}) == []
+    assert plausibility_warnings({"nrr": float("nan")}) == []

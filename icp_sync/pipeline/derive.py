@@ -25,7 +25,13 @@ from icp_sync.log import get_logger
 from icp_sync.lookalike import LookalikeModel, best_fit_labels, train
 from icp_sync.model import Tier
 from icp_sync.pipeline.history import History, evidence_settings, lookalike_settings
-from icp_sync.quality import baseline_detail, data_quality, history_warnings, model_warnings
+from icp_sync.quality import (
+    baseline_detail,
+    data_quality,
+    history_warnings,
+    model_warnings,
+    plausibility_warnings,
+)
 from icp_sync.segments import METRICS, evidence_table
 from icp_sync.store import Store
 
@@ -111,6 +117,7 @@ def derive_icp(
     warnings = [
         *history_warnings(base.window, pd.Timestamp(now), cut, base.outcomes, settings),
         *evidence.warnings,
+        *plausibility_warnings({"nrr": float(evidence.baseline.get("nrr", float("nan")))}),
         *leakage.warnings,
         *model_warnings(
             model.cv_auc,
