@@ -188,8 +188,11 @@ def _sync_object(
     for batch in connector.extract(obj, since=since, now=now):
         if batch.deleted:
             outcome.deleted += store.mirror.mark_deleted(obj, batch.deleted, now=now)
-            if batch.frame.empty:
-                continue
+        if batch.live is not None:
+            gone = store.mirror.ids(obj) - batch.live
+            outcome.deleted += store.mirror.mark_deleted(obj, gone, now=now)
+        if batch.frame.empty and (batch.deleted or batch.live is not None):
+            continue
         outcome.source_unchanged = False
         clean, report = normalize(batch.frame, obj, settings.normalize, now=now)
         written = store.mirror.upsert(obj, clean, now=now)
