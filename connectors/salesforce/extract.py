@@ -62,9 +62,7 @@ class Extractor:
         self._config = config
         self._fields = fields
         self._state = state
-        self._bulk = BulkQuery(
-            client, state, wait=bulk_wait, page_records=config.bulk_page_records
-        )
+        self._bulk = BulkQuery(client, state, wait=bulk_wait, page_records=config.bulk_page_records)
         self._deletions = Deletions(client, config, state)
 
     def extract(self, obj: CrmObject, *, since: str | None, now: datetime) -> Iterator[Batch]:
