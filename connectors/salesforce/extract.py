@@ -37,6 +37,8 @@ __all__ = ["Extractor", "parse_datetime", "soql_datetime", "soql_literal"]
 
 log = get_logger(connector="salesforce")
 
+_MODIFIER = "LastModifiedById"
+
 
 class Extractor:
     """Reads changed Accounts and Opportunities.
@@ -79,9 +81,15 @@ class Extractor:
         if since:
             lookback = timedelta(seconds=self._config.lookback_seconds)
             where = f" WHERE {stamp} >= {soql_datetime(parse_datetime(since) - lookback)}"
-        fields = ", ".join({**select, **owned})
+        user = self._state.load().get("user_id")
+        modifier = _MODIFIER if owned and _MODIFIER in self._fields.existing(sobject) else None
+        fields = ", ".join({**select, **owned, **({modifier: ""} if modifier else {})})
         soql = f"SELECT {fields} FROM {sobject}{where} ORDER BY {stamp}, Id"
-        columns = _Columns(obj, select, owned, stamp=stamp, since=since)
+        columns = _Columns(
+            obj, select, owned, stamp=stamp, since=since, user=str(user) if user else None
+        )
+        if modifier:
+            columns.api.append(modifier)
         yield from self._rest_or_bulk(obj, soql, columns)
         if obj is CrmObject.ACCOUNT:
             # the Date header has whole seconds: the newest stamp read may be later
@@ -193,6 +201,7 @@ class _Columns:
         *,
         stamp: str,
         since: str | None,
+        user: str | None = None,
     ):
         self.obj = obj
         self.select = dict(select)
@@ -200,6 +209,7 @@ class _Columns:
         self.api = [*self.select, *self.owned]
         self.stamp = stamp
         self.newest = since
+        self.user = user
         self.partial = False
         self._live: set[str] = set()
 
@@ -229,8 +239,12 @@ class _Columns:
             values = rows[list(self.owned)].rename(columns=self.owned)
             values.index = pd.Index(frame[id_column].astype(str), name="record_id")
             values = values[~values.index.duplicated(keep="last")]
+        others: frozenset[str] | None = None
+        if values is not None and self.user and _MODIFIER in rows:
+            by = rows[_MODIFIER].astype(str).str[:15] != self.user[:15]
+            others = frozenset(frame.loc[by.to_numpy(), id_column].astype(str))
         cursor = self.newest if (ordered or final) else None
-        return Batch(frame=frame, cursor=cursor, owned=values)
+        return Batch(frame=frame, cursor=cursor, owned=values, edited_by_others=others)
 
 
 def _query_more(url: str, headers: dict[str, str]) -> Callable[[Any], Any]:
