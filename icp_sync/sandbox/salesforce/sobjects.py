@@ -91,8 +91,7 @@ async def deleted(api: SalesforceApi, request: Request) -> Response:
             f"startDate is before the earliest date available, {format_datetime(earliest)}",
         )
     covered = min(end, api.org.now_ms())
-    covered -= covered % _MINUTE_MS
-    rows = api.org.deleted_between(request.path_params["sobject"], start, covered - 1)
+    rows = api.org.deleted_between(request.path_params["sobject"], start, covered)
     return JSONResponse(
         {
             "deletedRecords": [{"id": i, "deletedDate": format_datetime(t)} for i, t in rows],
