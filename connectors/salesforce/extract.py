@@ -3,9 +3,10 @@
 Extraction reads ``queryAll`` (so deletions arrive flagged) ordered by ``SystemModstamp``,
 from the stored cursor minus a lookback overlap, 2,000 records a page; each page's cursor is
 stored once the page is mirrored. Cursors come from the server (the newest
-``SystemModstamp`` seen), never from this machine's clock, and the overlap re-reads the
-last minutes so that a commit stamped before it became visible is not skipped (re-read rows
-are deduplicated by id and row hash, so they cost no write). Own write-backs are read back
+``SystemModstamp`` seen, and once a read is complete the server's ``Date`` when it began),
+never from this machine's clock, and the overlap re-reads the last minutes so that a commit
+stamped before it became visible is not skipped (re-read rows are deduplicated by id and row
+hash, so they cost no write). Own write-backs are read back
 like any change: a user's edit or a Flow that lands in a write window is never hidden.
 When the first page says the result is large, the rest is read with a Bulk API 2.0 query
 (:mod:`~connectors.salesforce.bulk_query`). Deletes follow on their own cursor
@@ -88,6 +89,7 @@ class Extractor:
         columns = _Columns(
             obj, select, owned, stamp=stamp, since=since, user=str(user) if user else None
         )
+        columns.started = soql_datetime(started)
         if modifier:
             columns.api.append(modifier)
         yield from self._rest_or_bulk(obj, soql, columns)
@@ -209,6 +211,7 @@ class _Columns:
         self.api = [*self.select, *self.owned]
         self.stamp = stamp
         self.newest = since
+        self.started: str | None = None
         self.user = user
         self.partial = False
         self._live: set[str] = set()
@@ -243,7 +246,11 @@ class _Columns:
         if values is not None and self.user and _MODIFIER in rows:
             by = rows[_MODIFIER].astype(str).str[:15] != self.user[:15]
             others = frozenset(frame.loc[by.to_numpy(), id_column].astype(str))
-        cursor = self.newest if (ordered or final) else None
+        cursor = self.newest if ordered else None
+        if final:
+            # caught up: the read covered everything committed before it started
+            moments = [m for m in (self.newest, self.started) if m]
+            cursor = max(moments, key=parse_datetime) if moments else None
         return Batch(frame=frame, cursor=cursor, owned=values, edited_by_others=others)
 
 
