@@ -41,6 +41,11 @@ class Batch:
         snapshot: The batch holds every live record of the object, so mirrored records
             missing from it were deleted in the source.
         deleted: Ids the source reports as deleted (beyond rows flagged in ``frame``).
+        live: Every id the source holds live right now (a reconciliation): mirrored records
+            missing from it were deleted, purged or became invisible; ``None`` when unknown.
+        edited_by_others: Ids of records in ``frame`` someone other than the integration
+            user modified last (a changed owned value there is a manual edit); ``None``
+            when the connector cannot tell.
         owned: The owned fields' values as the CRM holds them, raw (index: record id;
             columns: owned-field keys, see :data:`icp_sync.model.OWNED_FIELDS`); ``None``
             when the connector reads none back. The write-back planner compares with them.
@@ -50,6 +55,8 @@ class Batch:
     cursor: str | None = None
     snapshot: bool = False
     deleted: tuple[str, ...] = ()
+    live: frozenset[str] | None = None
+    edited_by_others: frozenset[str] | None = None
     owned: pd.DataFrame | None = None
 
 

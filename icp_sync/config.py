@@ -253,6 +253,9 @@ class WritebackConfig(Section):
 
     enabled: bool = True
     """When false, sync reads and scores but never writes (like a permanent --dry-run)."""
+    manual_edits: Literal["keep", "revert"] = "revert"
+    """A hand edit of an owned field (e.g. ICP_Tier__c) by anyone but the integration user:
+    "revert" writes the ICP value again (logged), "keep" leaves the edit as an override."""
 
 
 class Settings(Section):

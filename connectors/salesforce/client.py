@@ -17,15 +17,18 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import requests
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import (
+    SalesforceBulkV2LoadError,
     SalesforceError,
     SalesforceExpiredSession,
     SalesforceMalformedRequest,
+    SalesforceOperationError,
     SalesforceRefusedRequest,
     SalesforceResourceNotFound,
 )
@@ -93,11 +96,20 @@ class SalesforceClient:
         self._used: int | None = None
         self._budget_start: int | None = None
         self._retry_after: float | None = None
+        self._server_date: datetime | None = None
 
     @property
     def limit_known(self) -> bool:
         """Whether the org's daily limit has been read (the budget guard is armed)."""
         return self._limit is not None
+
+    def server_now(self, fallback: datetime) -> datetime:
+        """The org's clock as of the last response (its ``Date`` header), else ``fallback``.
+
+        Cursors and replication windows are taken from the server, never from this machine's
+        clock, which may run fast or slow.
+        """
+        return self._server_date or fallback
 
     def usage(self) -> ApiUsage:
         """Calls made through this client, and the org's daily allowance as last reported."""
@@ -154,7 +166,7 @@ class SalesforceClient:
         self._retry_after = None
         try:
             return operation(self._client())
-        except (SalesforceError, requests.RequestException) as exc:
+        except (SalesforceError, SalesforceOperationError, requests.RequestException) as exc:
             error = classify(exc, retry_after=self._retry_after)
         if isinstance(error, SessionExpiredError):
             log.info("salesforce_session_expired", action="re-authenticating", during=what)
@@ -182,6 +194,26 @@ class SalesforceClient:
 
         return operation
 
+    def query_results(self, job_id: str, locator: str, max_records: int) -> Operation[Any]:
+        """The operation that GETs one page of a Bulk API 2.0 query job's CSV results.
+
+        It returns ``(csv_text, next_locator)``; the next locator is ``""`` after the last page.
+        """
+
+        def operation(sf: Salesforce) -> tuple[str, str]:
+            params: dict[str, Any] = {"maxRecords": max_records}
+            if locator:
+                params["locator"] = locator
+            headers = {**sf.headers, "Accept": "text/csv; charset=UTF-8"}
+            url = f"{sf.bulk2_url}query/{job_id}/results"
+            response = sf.session.get(url, params=params, headers=headers, timeout=300)
+            if response.status_code != 200:
+                exception_handler(response, name="bulk query results")
+            following = response.headers.get("Sforce-Locator", "")
+            return response.content.decode("utf-8"), "" if following == "null" else following
+
+        return operation
+
     def _client(self) -> Salesforce:
         if self._sf is None:
             token = obtain_token(self._config, self._session)
@@ -204,6 +236,7 @@ class SalesforceClient:
         endpoint = _endpoint(response.request.method or "", response.url)
         self._by_endpoint[endpoint] = self._by_endpoint.get(endpoint, 0) + 1
         self._retry_after = _retry_after(response.headers.get("Retry-After"))
+        self._server_date = _http_date(response.headers.get("Date")) or self._server_date
         info = response.headers.get("Sforce-Limit-Info", "")
         for part in info.split(";"):
             key, equals, value = part.strip().partition("=")
@@ -248,6 +281,15 @@ def _log_retry(what: str, state: RetryCallState) -> None:
         log.warning("salesforce_retry", during=what, attempt=state.attempt_number, error=str(error))
 
 
+def _http_date(header: str | None) -> datetime | None:
+    if not header:
+        return None
+    try:
+        return parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+
+
 def _retry_after(header: str | None) -> float | None:
     """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date), capped."""
     if not header:
@@ -273,6 +315,13 @@ def classify(  # noqa: PLR0911 (one return per error family)
         )
     if isinstance(exc, requests.RequestException):
         return RetriableConnectorError(f"network: {type(exc).__name__}", connector="salesforce")
+    if isinstance(exc, SalesforceOperationError):
+        # a bulk job that failed, aborted or timed out may pass when submitted again; a load
+        # the API refused (bad CSV, too large) will not
+        text = " ".join(str(exc).split())[:300]
+        if isinstance(exc, SalesforceBulkV2LoadError):
+            return FatalConnectorError(f"bulk load refused: {text}", connector="salesforce")
+        return RetriableConnectorError(f"bulk job: {text}", connector="salesforce")
     content = getattr(exc, "content", None)
     first = content[0] if isinstance(content, list) and content else {}
     code = str(first.get("errorCode", "")) if isinstance(first, dict) else ""

@@ -142,6 +142,8 @@ class SalesforceConfig(Section):
     """Records per REST query page (Sforce-Query-Options batchSize)."""
     bulk_query_threshold: int = Field(default=50_000, ge=0)
     """Above this many matching records, extraction switches to a Bulk API 2.0 query."""
+    bulk_page_records: int = Field(default=50_000, ge=100, le=1_000_000)
+    """Records per Bulk API 2.0 query result page (each page is mirrored as it arrives)."""
     bulk_write_threshold: int = Field(default=2_000, ge=0)
     """Above this many changed records, write-back uses a Bulk API 2.0 ingest job."""
     budget_share: float = Field(default=0.2, gt=0, le=1)
@@ -152,6 +154,12 @@ class SalesforceConfig(Section):
     """Tries per call on 5xx, timeouts, row locks and concurrency limits."""
     deleted_window_days: int = Field(default=15, ge=0, le=15)
     """Hard deletes are looked up with getDeleted when the cursor is at most this old."""
+    reconcile_every_hours: float = Field(default=24, gt=0)
+    """How often the live ids are listed to find deletes getDeleted cannot report
+    (purged, out of its retention window, or hidden from the integration user)."""
+    lookback_seconds: int = Field(default=300, ge=0, le=86_400)
+    """Each incremental read starts this long before the cursor, so a commit stamped before
+    it became visible (or a skewed clock) never hides a change."""
     fields: SalesforceFieldsConfig = SalesforceFieldsConfig()
 
     @field_validator("ca_file")

@@ -1,28 +1,35 @@
 """Salesforce extraction: incremental SOQL (REST pages or a Bulk API 2.0 query) into batches.
 
 Extraction reads ``queryAll`` (so deletions arrive flagged) ordered by ``SystemModstamp``,
-from the stored cursor inclusive up to the run start, 2,000 records a page; each page's
-cursor is stored once the page is mirrored. When the first page says the result is large, the
-rest is read with a Bulk API 2.0 query instead. Hard deletes come from getDeleted while the
-cursor is inside its window. Records whose only change since the cursor is icp-sync's own
-write-back are left out (``LastModifiedById`` inside a recorded write window), so a cycle
-after a write does not pay to read its own writes back. The owned fields' values are read
-along and handed over apart from the record (:attr:`connectors.base.Batch.owned`).
+from the stored cursor minus a lookback overlap, 2,000 records a page; each page's cursor is
+stored once the page is mirrored. Cursors come from the server (the newest
+``SystemModstamp`` seen, and once a read is complete the server's ``Date`` when it began),
+never from this machine's clock, and the overlap re-reads the last minutes so that a commit
+stamped before it became visible is not skipped (re-read rows are deduplicated by id and row
+hash, so they cost no write). Own write-backs are read back
+like any change: a user's edit or a Flow that lands in a write window is never hidden.
+When the first page says the result is large, the rest is read with a Bulk API 2.0 query
+(:mod:`~connectors.salesforce.bulk_query`). Deletes follow on their own cursor
+(:mod:`~connectors.salesforce.deletes`). The owned fields' values are read along and
+handed over apart from the record (:attr:`connectors.base.Batch.owned`).
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
 from connectors.base import Batch, ConnectorState
+from connectors.salesforce.bulk_query import BulkQuery
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.config import SalesforceConfig
+from connectors.salesforce.deletes import Deletions
 from connectors.salesforce.fields import SOBJECT, Fields
+from connectors.salesforce.soql import parse_datetime, soql_datetime, soql_literal
 from icp_sync.errors import FatalConnectorError
 from icp_sync.log import get_logger
 from icp_sync.model import ATTR_PREFIX, ID_COLUMN, CrmObject
@@ -31,27 +38,7 @@ __all__ = ["Extractor", "parse_datetime", "soql_datetime", "soql_literal"]
 
 log = get_logger(connector="salesforce")
 
-
-def soql_literal(value: str) -> str:
-    """A SOQL string literal, quotes and backslashes escaped."""
-    escaped = (
-        value.replace("\\", "\\\\")
-        .replace("'", "\\'")
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-        .replace("\t", "\\t")
-    )
-    return f"'{escaped}'"
-
-
-def soql_datetime(moment: datetime) -> str:
-    """A SOQL / Salesforce JSON datetime literal in UTC, to the millisecond."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def parse_datetime(text: str) -> datetime:
-    """A Salesforce datetime (or a stored cursor) as an aware UTC datetime."""
-    return pd.Timestamp(text).tz_convert("UTC").to_pydatetime()
+_MODIFIER = "LastModifiedById"
 
 
 class Extractor:
@@ -78,38 +65,45 @@ class Extractor:
         self._config = config
         self._fields = fields
         self._state = state
-        self._bulk_wait = bulk_wait
+        self._bulk = BulkQuery(client, state, wait=bulk_wait, page_records=config.bulk_page_records)
+        self._deletions = Deletions(client, config, state)
 
     def extract(self, obj: CrmObject, *, since: str | None, now: datetime) -> Iterator[Batch]:
-        """Records of ``obj`` changed since ``since`` (a ``SystemModstamp``), up to ``now``."""
+        """Records of ``obj`` changed since ``since`` (a ``SystemModstamp``), then deletes."""
         if not self._client.limit_known:
             self._client.read_limits()
+        started = self._client.server_now(now)
         sobject = SOBJECT[obj]
         select, owned = self._select(obj)
         stamp = self._config.fields.account.get("modified_at", "SystemModstamp")
         if obj is CrmObject.OPPORTUNITY:
             stamp = self._config.fields.opportunity.get("modified_at", "SystemModstamp")
-        lower = parse_datetime(since) if since else None
-        where = [f"{stamp} <= {soql_datetime(now)}"]
-        if lower is not None:
-            where.append(f"{stamp} >= {soql_datetime(lower)}")
+        where = ""
+        if since:
+            lookback = timedelta(seconds=self._config.lookback_seconds)
+            where = f" WHERE {stamp} >= {soql_datetime(parse_datetime(since) - lookback)}"
+        user = self._state.load().get("user_id")
+        modifier = _MODIFIER if owned and _MODIFIER in self._fields.existing(sobject) else None
+        fields = ", ".join({**select, **owned, **({modifier: ""} if modifier else {})})
+        soql = f"SELECT {fields} FROM {sobject}{where} ORDER BY {stamp}, Id"
+        columns = _Columns(
+            obj, select, owned, stamp=stamp, since=since, user=str(user) if user else None
+        )
+        columns.started = soql_datetime(started)
+        if modifier:
+            columns.api.append(modifier)
+        yield from self._rest_or_bulk(obj, soql, columns)
         if obj is CrmObject.ACCOUNT:
-            where += self._own_write_filter(stamp, lower)
-        fields = ", ".join({**select, **owned})
-        soql = f"SELECT {fields} FROM {sobject} WHERE {' AND '.join(where)} ORDER BY {stamp}, Id"
-        yield from self._rest_or_bulk(obj, soql, _Columns(obj, select, owned), stamp, now)
-        if obj is CrmObject.ACCOUNT:
+            # the Date header has whole seconds: the newest stamp read may be later
+            read_at = max(started, parse_datetime(columns.newest)) if columns.newest else started
             state = self._state.load()
-            state["last_read"] = soql_datetime(now)
+            state["last_read"] = soql_datetime(read_at)
             self._state.save(state)
-        if lower is not None and now - lower <= timedelta(days=self._config.deleted_window_days):
-            deleted = self._client.call(
-                f"getDeleted {sobject}",
-                lambda sf: getattr(sf, sobject).deleted(lower, now),
-            )
-            ids = tuple(str(r["id"]) for r in deleted.get("deletedRecords", []))
-            if ids:
-                yield Batch(frame=pd.DataFrame(), deleted=ids)
+        live = columns.live()
+        if since is None and live is not None:
+            yield self._deletions.after_full_read(obj, live, read_from=started)
+        else:
+            yield from self._deletions.pending(obj, now=self._client.server_now(now))
 
     def _select(self, obj: CrmObject) -> tuple[dict[str, str], dict[str, str]]:
         """API name -> column for every mapped field that exists; API name -> owned field."""
@@ -142,33 +136,18 @@ class Extractor:
             )
         return select, owned
 
-    def _own_write_filter(self, stamp: str, lower: datetime | None) -> list[str]:
-        state = self._state.load()
-        user = state.get("user_id")
-        windows = [w for w in state.get("write_windows", []) if w.get("end")]
-        if not user or lower is None:
-            return []
-        clauses = []
-        for window in windows:
-            start, end = parse_datetime(window["start"]), parse_datetime(window["end"])
-            if end < lower:
-                continue
-            clauses.append(
-                f"(LastModifiedById != {soql_literal(str(user))} OR {stamp} < "
-                f"{soql_datetime(start)} OR {stamp} > {soql_datetime(end)})"
-            )
-        return clauses
-
-    def _rest_or_bulk(
-        self, obj: CrmObject, soql: str, columns: _Columns, stamp: str, now: datetime
-    ) -> Iterator[Batch]:
+    def _rest_or_bulk(self, obj: CrmObject, soql: str, columns: _Columns) -> Iterator[Batch]:
         headers = {"Sforce-Query-Options": f"batchSize={self._config.page_size}"}
-        page = self._client.call(
-            f"query {SOBJECT[obj]}",
-            lambda sf: sf.query(soql, include_deleted=True, headers=headers),
-        )
+        resuming = SOBJECT[obj] in self._state.load().get("bulk_query", {})
+        columns.partial = resuming
+        page: dict[str, Any] = {}
+        if not resuming:
+            page = self._client.call(
+                f"query {SOBJECT[obj]}",
+                lambda sf: sf.query(soql, include_deleted=True, headers=headers),
+            )
         total = int(page.get("totalSize", 0))
-        if total > self._config.bulk_query_threshold and not page.get("done", True):
+        if resuming or (total > self._config.bulk_query_threshold and not page.get("done", True)):
             log.info(
                 "extraction_method",
                 object=str(obj),
@@ -176,7 +155,7 @@ class Extractor:
                 records=total,
                 threshold=self._config.bulk_query_threshold,
             )
-            yield from self._bulk_query(obj, soql, columns, now)
+            yield from self._bulk_query(obj, soql, columns)
             return
         log.info("extraction_method", object=str(obj), method="rest", records=total)
         seen: set[str] = set()
@@ -184,8 +163,8 @@ class Extractor:
             records = page.get("records", [])
             done = bool(page.get("done", True))
             rows = [{k: v for k, v in r.items() if k != "attributes"} for r in records]
-            cursor = soql_datetime(now) if done else _last_stamp(records, stamp)
-            yield columns.batch(pd.DataFrame.from_records(rows, columns=columns.api), cursor)
+            frame = pd.DataFrame.from_records(rows, columns=columns.api)
+            yield columns.batch(frame, final=done)
             if done:
                 return
             next_url = str(page["nextRecordsUrl"])
@@ -197,46 +176,82 @@ class Extractor:
             seen.add(next_url)
             page = self._client.call(f"queryMore {SOBJECT[obj]}", _query_more(next_url, headers))
 
-    def _bulk_query(
-        self, obj: CrmObject, soql: str, columns: _Columns, now: datetime
-    ) -> Iterator[Batch]:
+    def _bulk_query(self, obj: CrmObject, soql: str, columns: _Columns) -> Iterator[Batch]:
         # Bulk API 2.0 does not support ORDER BY: the cursor is safe only at the very end
         unordered = soql.rsplit(" ORDER BY ", 1)[0]
-        sobject = SOBJECT[obj]
-        pages = self._client.call(
-            f"bulk query {sobject}",
-            lambda sf: list(
-                getattr(sf.bulk2, sobject).query_all(
-                    unordered, max_records=50_000, wait=self._bulk_wait
-                )
-            ),
-        )
-        for index, text in enumerate(pages):
+        for page in self._bulk.pages(SOBJECT[obj], unordered):
+            columns.newest = page.newest or columns.newest
             frame = pd.read_csv(
-                io.StringIO(str(text)), dtype=str, keep_default_na=False, na_values=[""]
+                io.StringIO(page.text), dtype=str, keep_default_na=False, na_values=[""]
             )
-            last = index == len(pages) - 1
-            yield columns.batch(frame[columns.api], soql_datetime(now) if last else None)
+            for name in columns.api:
+                if name not in frame:
+                    frame[name] = None
+            yield columns.batch(frame[columns.api], final=page.last, ordered=False)
+            page.newest = columns.newest
 
 
 class _Columns:
-    """Splits rows read from Salesforce into the record frame and the owned-field values."""
+    """Splits rows read from Salesforce into the record frame and the owned-field values,
+    and follows the newest ``SystemModstamp`` seen (the next cursor) and the live ids."""
 
-    def __init__(self, obj: CrmObject, select: Mapping[str, str], owned: Mapping[str, str]):
+    def __init__(
+        self,
+        obj: CrmObject,
+        select: Mapping[str, str],
+        owned: Mapping[str, str],
+        *,
+        stamp: str,
+        since: str | None,
+        user: str | None = None,
+    ):
         self.obj = obj
         self.select = dict(select)
         self.owned = dict(owned)
         self.api = [*self.select, *self.owned]
+        self.stamp = stamp
+        self.newest = since
+        self.started: str | None = None
+        self.user = user
+        self.partial = False
+        self._live: set[str] = set()
 
-    def batch(self, rows: pd.DataFrame, cursor: str | None) -> Batch:
+    def live(self) -> frozenset[str] | None:
+        """Ids read whose row is not flagged deleted (``None`` unless every row was read here
+        with its deleted flag)."""
+        if self.partial or "IsDeleted" not in self.api:
+            return None
+        return frozenset(self._live)
+
+    def batch(self, rows: pd.DataFrame, *, final: bool, ordered: bool = True) -> Batch:
+        """One batch; its cursor is the newest stamp seen (ordered pages, or the last one)."""
         frame = rows[list(self.select)].rename(columns=self.select)
-        values: pd.DataFrame | None = None
         id_column = ID_COLUMN[self.obj]
+        if self.stamp in rows and not rows.empty:
+            stamps = pd.to_datetime(rows[self.stamp], utc=True, errors="coerce").dropna()
+            if not stamps.empty:
+                newest = stamps.max().to_pydatetime()
+                if self.newest is None or newest > parse_datetime(self.newest):
+                    self.newest = soql_datetime(newest)
+        if "IsDeleted" in rows and id_column in frame:
+            flags = rows["IsDeleted"].astype(str).str.lower() == "true"
+            self._live.update(frame.loc[~flags.to_numpy(), id_column].astype(str))
+            self._live.difference_update(frame.loc[flags.to_numpy(), id_column].astype(str))
+        values: pd.DataFrame | None = None
         if self.owned and id_column in frame:
             values = rows[list(self.owned)].rename(columns=self.owned)
             values.index = pd.Index(frame[id_column].astype(str), name="record_id")
             values = values[~values.index.duplicated(keep="last")]
-        return Batch(frame=frame, cursor=cursor, owned=values)
+        others: frozenset[str] | None = None
+        if values is not None and self.user and _MODIFIER in rows:
+            by = rows[_MODIFIER].astype(str).str[:15] != self.user[:15]
+            others = frozenset(frame.loc[by.to_numpy(), id_column].astype(str))
+        cursor = self.newest if ordered else None
+        if final:
+            # caught up: the read covered everything committed before it started
+            moments = [m for m in (self.newest, self.started) if m]
+            cursor = max(moments, key=parse_datetime) if moments else None
+        return Batch(frame=frame, cursor=cursor, owned=values, edited_by_others=others)
 
 
 def _query_more(url: str, headers: dict[str, str]) -> Callable[[Any], Any]:
@@ -244,9 +259,3 @@ def _query_more(url: str, headers: dict[str, str]) -> Callable[[Any], Any]:
         return sf.query_more(url, identifier_is_url=True, include_deleted=True, headers=headers)
 
     return operation
-
-
-def _last_stamp(records: list[dict[str, Any]], stamp: str) -> str | None:
-    if not records:
-        return None
-    return soql_datetime(parse_datetime(str(records[-1][stamp])))

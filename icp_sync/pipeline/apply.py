@@ -15,6 +15,7 @@ import pandas as pd
 from connectors.base import WritableConnector
 from icp_sync.config import Settings
 from icp_sync.log import get_logger
+from icp_sync.manual_edits import ManualEditPolicy, detect, keep_overrides
 from icp_sync.model import CrmObject
 from icp_sync.pipeline.derive import active_definition
 from icp_sync.pipeline.history import History
@@ -29,15 +30,54 @@ log = get_logger()
 
 
 def remember_read_back(
-    store: Store, obj: CrmObject, owned: pd.DataFrame | None, clean: pd.DataFrame, *, now: datetime
-) -> None:
-    """Owned-field values read from the CRM become the 'current' the planner compares with."""
+    store: Store,
+    obj: CrmObject,
+    owned: pd.DataFrame | None,
+    clean: pd.DataFrame,
+    *,
+    now: datetime,
+    edited_by_others: frozenset[str] | None = None,
+    policy: ManualEditPolicy = ManualEditPolicy.REVERT,
+) -> int:
+    """Owned-field values read from the CRM become the 'current' the planner compares with.
+
+    Values that differ from what icp-sync last knew, on records someone else modified last,
+    are manual edits: recorded as such, logged one line per field, and counted (returned).
+    """
     columns = [f for f in ACCOUNT_FIELDS if owned is not None and f in owned]
     if obj is not CrmObject.ACCOUNT or owned is None or not columns or clean.empty:
-        return
+        return 0
     values = owned.loc[owned.index.isin(clean["account_id"]), columns].map(canonical_value)
     rows = cast(dict[str, dict[str, str]], values.to_dict("index"))
-    store.ledger.record_field_values(obj, rows, source="read", now=now)
+    known = store.ledger.known_values(obj, rows)
+    changed = {
+        record_id: {f: v for f, v in fields.items() if known.get(record_id, {}).get(f) != v}
+        for record_id, fields in rows.items()
+    }
+    changed = {record_id: fields for record_id, fields in changed.items() if fields}
+    edits = detect(known, changed, edited_by_others or ())
+    manual = {(e.record_id, e.field) for e in edits}
+    for edit in edits:
+        log.warning(
+            "manual_edit",
+            record_id=edit.record_id,
+            field=edit.field,
+            was=edit.before,
+            now=edit.after,
+            action="kept as an override"
+            if policy is ManualEditPolicy.KEEP
+            else "reverted by the next write-back",
+        )
+    read = {
+        record_id: {f: v for f, v in fields.items() if (record_id, f) not in manual}
+        for record_id, fields in changed.items()
+    }
+    store.ledger.record_field_values(obj, read, source="read", now=now)
+    by_hand: dict[str, dict[str, str]] = {}
+    for edit in edits:
+        by_hand.setdefault(edit.record_id, {})[edit.field] = edit.after
+    store.ledger.record_field_values(obj, by_hand, source="manual", now=now)
+    return len(edits)
 
 
 def write_back(
@@ -80,6 +120,10 @@ def write_back(
         scored.frame, members, version=definition.version, scored_at=now
     )
     current = store.ledger.field_values(CrmObject.ACCOUNT)
+    manual = store.ledger.manual_fields(CrmObject.ACCOUNT)
+    policy = ManualEditPolicy(settings.writeback.manual_edits)
+    if manual and policy is ManualEditPolicy.KEEP:
+        desired = keep_overrides(desired, current, manual)
     planned = plan(desired, current, writable=writable)
     refused = store.ledger.rejected_writes(CrmObject.ACCOUNT)
     skip = {
@@ -99,6 +143,11 @@ def write_back(
         "records_written": 0,
         "rejected": 0,
         "deferred": 0,
+        "manual_edits": {
+            "policy": str(policy),
+            "kept": len(manual) if policy is ManualEditPolicy.KEEP else 0,
+            "reverting": _reverting(planned, manual) if policy is ManualEditPolicy.REVERT else 0,
+        },
     }
     if summary["dry_run"]:
         return summary
@@ -107,6 +156,20 @@ def write_back(
         "writeback_applied", **{k: summary[k] for k in ("records_written", "rejected", "deferred")}
     )
     return summary
+
+
+def _reverting(planned: Plan, manual: set[tuple[str, str]]) -> int:
+    """Manual edits this plan writes over (each logged)."""
+    reverted = [c for c in planned.changes if (c.record_id, c.field) in manual]
+    for change in reverted:
+        log.warning(
+            "manual_edit_reverted",
+            record_id=change.record_id,
+            field=change.field,
+            manual_value=change.old,
+            icp_value=change.new,
+        )
+    return len(reverted)
 
 
 def _same_attempt(refused: str, values: dict[str, Any]) -> bool:

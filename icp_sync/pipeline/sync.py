@@ -21,6 +21,7 @@ from connectors.base import WritableConnector
 from icp_sync.config import Settings
 from icp_sync.errors import BudgetExhaustedError
 from icp_sync.log import get_logger
+from icp_sync.manual_edits import ManualEditPolicy
 from icp_sync.model import ID_COLUMN, CrmObject, NormalizeReport
 from icp_sync.normalize import normalize
 from icp_sync.pipeline.apply import remember_read_back, write_back
@@ -44,6 +45,7 @@ class ObjectSync:
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
+    manual_edits: int = 0
     report: NormalizeReport | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -55,6 +57,7 @@ class ObjectSync:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "deleted": self.deleted,
+            "manual_edits": self.manual_edits,
             "rejected": len(self.report.rejects) if self.report else 0,
             "normalization": self.report.as_dict() if self.report else None,
         }
@@ -188,15 +191,26 @@ def _sync_object(
     for batch in connector.extract(obj, since=since, now=now):
         if batch.deleted:
             outcome.deleted += store.mirror.mark_deleted(obj, batch.deleted, now=now)
-            if batch.frame.empty:
-                continue
+        if batch.live is not None:
+            gone = store.mirror.ids(obj) - batch.live
+            outcome.deleted += store.mirror.mark_deleted(obj, gone, now=now)
+        if batch.frame.empty and (batch.deleted or batch.live is not None):
+            continue
         outcome.source_unchanged = False
         clean, report = normalize(batch.frame, obj, settings.normalize, now=now)
         written = store.mirror.upsert(obj, clean, now=now)
         if batch.snapshot:
             gone = store.mirror.ids(obj) - set(clean[ID_COLUMN[obj]])
             outcome.deleted += store.mirror.mark_deleted(obj, gone, now=now)
-        remember_read_back(store, obj, batch.owned, clean, now=now)
+        outcome.manual_edits += remember_read_back(
+            store,
+            obj,
+            batch.owned,
+            clean,
+            now=now,
+            edited_by_others=batch.edited_by_others,
+            policy=ManualEditPolicy(settings.writeback.manual_edits),
+        )
         store.runs.add_rejects(run_id, report.rejects)
         if batch.cursor is not None:
             store.watermarks.set(connector.name, obj, batch.cursor, now=now)

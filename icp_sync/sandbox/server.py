@@ -55,10 +55,17 @@ class ServerThread:
         host: Interface to bind; the sandbox only ever binds loopback.
         port: Port to bind; ``0`` picks a free one (read it from :attr:`port` after start).
         tls: Serve HTTPS with these files when given.
+        date_header: Let uvicorn send the ``Date`` header (off when the app sends its own).
     """
 
     def __init__(
-        self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, tls: TlsFiles | None = None
+        self,
+        app: ASGIApp,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: TlsFiles | None = None,
+        date_header: bool = True,
     ) -> None:
         config = uvicorn.Config(
             app,
@@ -68,6 +75,7 @@ class ServerThread:
             access_log=False,
             lifespan="off",
             timeout_keep_alive=120,  # clients that poll slowly (Bulk jobs) reuse their connection
+            date_header=date_header,
             ssl_certfile=str(tls.cert_file) if tls else None,
             ssl_keyfile=str(tls.key_file) if tls else None,
         )

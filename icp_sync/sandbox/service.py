@@ -80,6 +80,7 @@ class Sandbox:
             ),
             port=settings.salesforce_port,
             tls=self.tls,
+            date_header=False,  # the org's clock stamps Date
         )
         self.hubspot = ServerThread(
             create_hubspot_app(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from icp_sync.model import CrmObject
-from icp_sync.store._base import Repository, execute_chunked, upsert
+from icp_sync.store._base import CHUNK, Repository, execute_chunked, upsert
 from icp_sync.store.schema import connector_state, field_state, write_ledger
 
 
@@ -55,6 +56,28 @@ class LedgerRepository(Repository):
             return pd.DataFrame()
         long = pd.DataFrame(rows, columns=["record_id", "field", "value"])
         return long.pivot(index="record_id", columns="field", values="value")
+
+    def known_values(self, obj: CrmObject, ids: Iterable[str]) -> dict[str, dict[str, str]]:
+        """What icp-sync last knew some records' owned fields to hold: ``{id: {field: text}}``."""
+        wanted = list(ids)
+        known: dict[str, dict[str, str]] = {}
+        table = field_state
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), CHUNK):
+                query = sa.select(table.c.record_id, table.c.field, table.c.value).where(
+                    table.c.object == str(obj), table.c.record_id.in_(wanted[start : start + CHUNK])
+                )
+                for record_id, field, value in conn.execute(query):
+                    known.setdefault(record_id, {})[field] = value
+        return known
+
+    def manual_fields(self, obj: CrmObject) -> set[tuple[str, str]]:
+        """(record id, field) pairs whose CRM value is a manual edit not written over since."""
+        query = sa.select(field_state.c.record_id, field_state.c.field).where(
+            field_state.c.object == str(obj), field_state.c.source == "manual"
+        )
+        with self.engine.connect() as conn:
+            return {(str(r), str(f)) for r, f in conn.execute(query)}
 
     def log_writes(
         self,

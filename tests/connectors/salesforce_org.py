@@ -54,9 +54,9 @@ class Org:
             bulk_wait=0.01,
         )
 
-    def sync(self, **kwargs: Any) -> SyncResult:
-        """One sync cycle, as `icp-sync sync` runs it."""
-        stamp = datetime.now(UTC)
+    def sync(self, *, now: datetime | None = None, **kwargs: Any) -> SyncResult:
+        """One sync cycle, as `icp-sync sync` runs it (``now``: the client's clock)."""
+        stamp = now or datetime.now(UTC)
         return sync(
             self.settings,
             self.store,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,7 +60,8 @@ def test_bulk_extract_costs_a_constant_number_of_calls(
 def test_second_cycle_without_change_makes_a_handful_of_calls(
     sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:
-    """After a full cycle, an unchanged org costs 8 calls and writes nothing."""
+    """After a full cycle, an unchanged org costs 6 calls (token, limits, two describes, one
+    query per object), 8 once a minute has passed (getDeleted per object), and writes nothing."""
     org = make_org(sandbox_factory, tmp_path)
     org.setup_fields()
     first = org.sync()
@@ -70,8 +72,12 @@ def test_second_cycle_without_change_makes_a_handful_of_calls(
     assert first.records_written > 900
     assert second.records_written == 0
     assert second.status == "ok"
-    assert stats["calls"] == 8, stats["by_endpoint"]
+    assert stats["calls"] == 6, stats["by_endpoint"]
     assert stats["records_written"] == 0
+    org.sandbox.org.advance(61)
+    org.reset_stats()
+    assert org.sync().records_written == 0
+    assert org.stats()["calls"] == 8
 
 
 @pytest.mark.parametrize(
@@ -115,3 +121,64 @@ def test_owned_field_values_arrive_beside_the_records_not_among_them(
     assert list(batch.owned.index) == list(batch.frame["account_id"].astype(str))
     assert set(batch.owned["tier"].dropna()) <= {"Green", "Yellow", "Red"}
     assert [c for c in batch.frame.columns if c.startswith("attr_")] == ["attr_icp_tier_override"]
+
+
+def test_a_bulk_query_is_mirrored_page_by_page_and_resumed_at_its_page(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    """Bulk results arrive one bounded page per batch; a run stopped after two pages resumes
+    the same job at the page it was on (no new job, no page read twice but the last)."""
+    org = make_org(
+        sandbox_factory, tmp_path, accounts=2_500, bulk_query_threshold=100, bulk_page_records=1000
+    )
+    connector = org.connector()
+    pages = connector.extract(CrmObject.ACCOUNT, since=None, now=datetime.now(UTC))
+    first, second = next(pages), next(pages)
+    pages.close()  # the process dies while the second page is mirrored
+    connector.close()
+    assert len(first.frame) == len(second.frame) == 1000
+    assert first.cursor is None  # unordered bulk pages: the cursor is safe only at the end
+    org.reset_stats()
+    connector = org.connector()
+    rest = list(connector.extract(CrmObject.ACCOUNT, since=None, now=datetime.now(UTC)))
+    connector.close()
+    stats = org.stats()
+
+    records = [b for b in rest if not b.frame.empty]
+    assert count("POST jobs/query", stats) == 0
+    assert count("GET jobs/query/results", stats) == 2  # the second page again, then the third
+    assert [len(b.frame) for b in records] == [1000, 500]
+    assert records[-1].cursor is not None
+    ids = {*first.frame["account_id"], *(i for b in records for i in b.frame["account_id"])}
+    assert len(ids) == 2_500
+
+
+def test_a_failed_bulk_job_is_a_one_line_retriable_error(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    """A bulk job that ends Failed leaves the client as a RetriableConnectorError with one
+    line of text, never as a raw simple-salesforce traceback."""
+    from simple_salesforce.exceptions import SalesforceBulkV2LoadError, SalesforceOperationError
+
+    from connectors.salesforce.client import classify
+    from icp_sync.errors import FatalConnectorError, RetriableConnectorError
+
+    failed = classify(
+        SalesforceOperationError("Job failure. Response content: {'state': 'Failed',\n 'x': 1}")
+    )
+    refused = classify(SalesforceBulkV2LoadError("Input file is too large\nmax 100 MB"))
+
+    assert isinstance(failed, RetriableConnectorError)
+    assert "\n" not in str(failed)
+    assert "Job failure" in str(failed)
+    assert isinstance(refused, FatalConnectorError)
+    assert "\n" not in str(refused)
+
+    def failing_job(_: Any) -> None:
+        raise SalesforceOperationError("Job failure. Response content: Failed")
+
+    org = make_org(sandbox_factory, tmp_path, accounts=200)
+    connector = org.connector()
+    with pytest.raises(RetriableConnectorError, match="bulk job"):
+        connector._client.call("bulk query", failing_job)
+    connector.close()

@@ -86,3 +86,22 @@ def test_connector_state_round_trips(store: Store, now: datetime) -> None:
 
     assert state.load() == {"calls": 4}
     assert store.ledger.load_connector_state("hubspot") == {"cursor": "x"}
+
+
+def test_known_values_and_manual_fields(store: Store, now: datetime) -> None:
+    """known_values returns what is held for the asked records; manual_fields lists the
+    cells last recorded as manual edits, until a write replaces them."""
+    ledger = store.ledger
+    ledger.record_field_values(
+        CrmObject.ACCOUNT, {"A1": {"tier": "Green"}, "A2": {"tier": "Red"}}, source="read", now=now
+    )
+    ledger.record_field_values(
+        CrmObject.ACCOUNT, {"A2": {"tier": "Yellow"}}, source="manual", now=now
+    )
+
+    assert ledger.known_values(CrmObject.ACCOUNT, ["A2", "A9"]) == {"A2": {"tier": "Yellow"}}
+    assert ledger.manual_fields(CrmObject.ACCOUNT) == {("A2", "tier")}
+    ledger.record_field_values(
+        CrmObject.ACCOUNT, {"A2": {"tier": "Red"}}, source="written", now=now
+    )
+    assert ledger.manual_fields(CrmObject.ACCOUNT) == set()

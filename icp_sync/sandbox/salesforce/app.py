@@ -8,17 +8,21 @@ profile: 503s, concurrency limits, expiring sessions, row locks and validation r
 
 from __future__ import annotations
 
+from email.utils import formatdate
+
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from icp_sync.sandbox.accounting import ApiStats
 from icp_sync.sandbox.control import control_routes
 from icp_sync.sandbox.faults import FaultInjector
 from icp_sync.sandbox.salesforce import auth, query, sobjects, tooling
 from icp_sync.sandbox.salesforce.api import Handler, SalesforceApi, SalesforceCredentials, endpoint
-from icp_sync.sandbox.salesforce.org import SalesforceOrg
+from icp_sync.sandbox.salesforce.org import SalesforceOrg, format_datetime
 
 __all__ = ["SalesforceCredentials", "create_salesforce_app"]
 
@@ -51,6 +55,58 @@ async def _set_limits(request: Request) -> JSONResponse:
     return JSONResponse({"daily_api_limit": api.org.daily_api_limit, "api_used": api.org.api_used})
 
 
+class _OrgDate:
+    """Stamps every answer's ``Date`` header with the org's clock (as a real org's server)."""
+
+    def __init__(self, app: ASGIApp, org: SalesforceOrg) -> None:
+        self.app = app
+        self.org = org
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def stamped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                date = formatdate(self.org.now_ms() / 1000, usegmt=True)
+                message = {**message, "headers": [*headers, (b"date", date.encode())]}
+            await send(message)
+
+        await self.app(scope, receive, stamped)
+
+
+async def _clock(request: Request) -> JSONResponse:
+    """``GET|POST /__sandbox/clock``: the org's clock; ``{"advance_seconds": n}`` moves it."""
+    api: SalesforceApi = request.app.state.api
+    if request.method == "POST":
+        body = await request.json()
+        api.org.advance(float(body.get("advance_seconds", 0)))
+    return JSONResponse({"now": format_datetime(api.org.now_ms()), "offset_ms": api.org.offset_ms})
+
+
+async def _replication(request: Request) -> JSONResponse:
+    """``GET|POST /__sandbox/replication``: the getDeleted retention window, in days."""
+    api: SalesforceApi = request.app.state.api
+    if request.method == "POST":
+        body = await request.json()
+        days = float(body.get("retention_days", api.org.retention_days))
+        if days <= 0:
+            return JSONResponse({"error": "retention_days must be positive"}, status_code=400)
+        with api.org.lock:
+            api.org.retention_days = days
+    return JSONResponse({"retention_days": api.org.retention_days})
+
+
+async def _purge(request: Request) -> JSONResponse:
+    """``POST /__sandbox/purge``: empty an object's recycle bin (``{"sobject": "Account"}``)."""
+    api: SalesforceApi = request.app.state.api
+    body = await request.json()
+    purged = api.org.purge(str(body.get("sobject", "Account")))
+    return JSONResponse({"purged": purged})
+
+
 def create_salesforce_app(
     org: SalesforceOrg,
     *,
@@ -73,6 +129,9 @@ def create_salesforce_app(
         Route("/services/oauth2/token", auth.token, methods=["POST"]),
         Route("/services/Soap/u/{version}", auth.soap_login, methods=["POST"]),
         Route("/__sandbox/limits", _set_limits, methods=["POST"]),
+        Route("/__sandbox/replication", _replication, methods=["GET", "POST"]),
+        Route("/__sandbox/purge", _purge, methods=["POST"]),
+        Route("/__sandbox/clock", _clock, methods=["GET", "POST"]),
         *control_routes(stats, faults),
         *route(data, "resources", _resources, ["GET"]),
         *route(f"{data}/query", "query", query.query, ["GET"]),
@@ -107,6 +166,6 @@ def create_salesforce_app(
         *route(f"{data}/tooling/query", "tooling/query", tooling.query_fields, ["GET"]),
         *api.bulk.routes(route, data),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, middleware=[Middleware(_OrgDate, org=org)])
     app.state.api = api
     return app

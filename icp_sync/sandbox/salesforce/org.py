@@ -85,6 +85,10 @@ class SalesforceOrg:
         }
         self.counter = 0
         self.clock = 0
+        self.offset_ms = 0
+        """How far the org's clock runs ahead of the wall clock (tests move time forward)."""
+        self.retention_days = 15.0
+        """How far back getDeleted reaches (``earliestDateAvailable`` = now minus this)."""
         self.integration_user = self.new_user("Integration User", "integration@sandbox.example")
         self.loader_user = self.new_user("Data Migration", "loader@sandbox.example")
 
@@ -100,8 +104,14 @@ class SalesforceOrg:
         same millisecond share a ``SystemModstamp`` (clients must page with ties in mind).
         """
         with self.lock:
-            self.clock = max(int(time.time() * 1000), self.clock)
+            self.clock = max(int(time.time() * 1000) + self.offset_ms, self.clock)
             return self.clock
+
+    def advance(self, seconds: float) -> int:
+        """Move the org's clock forward (as if that much time passed); returns it in ms."""
+        with self.lock:
+            self.offset_ms += int(seconds * 1000)
+        return self.now_ms()
 
     def new_user(self, name: str, username: str) -> str:
         """Create an active user; returns its id."""
@@ -272,8 +282,19 @@ class SalesforceOrg:
             wanted = list(select) if select else list(obj.fields)
             return {f: _out(obj.fields[f], record.get(f)) for f in wanted if f in obj.fields}
 
-    def update(self, sobject: str, record_id: str, values: Mapping[str, Any], *, user: str) -> None:
+    def update(
+        self,
+        sobject: str,
+        record_id: str,
+        values: Mapping[str, Any],
+        *,
+        user: str,
+        stamp: int | None = None,
+    ) -> None:
         """Validate and apply field values to an existing record.
+
+        ``stamp`` (epoch ms) back-dates the ``SystemModstamp``, as a transaction that
+        commits long after it started appears to readers.
 
         Raises:
             RecordError: ``ENTITY_IS_DELETED``, ``INVALID_CROSS_REFERENCE_KEY`` (unknown id) or a
@@ -298,7 +319,7 @@ class SalesforceOrg:
             }
             record.update(clean)
             derive_flags(name, record)
-            self._stamp(record, user)
+            self._stamp(record, user, stamp)
 
     def insert(self, sobject: str, values: Mapping[str, Any], *, user: str) -> str:
         """Validate and create a record; returns its id.
@@ -360,11 +381,45 @@ class SalesforceOrg:
             self._stamp(record, user)
             obj.deleted.append((record_id, record["SystemModstamp"]))
 
-    def deleted_between(self, sobject: str, start_ms: int, end_ms: int) -> list[tuple[str, int]]:
-        """(id, deleted at) of records deleted in the window."""
+    def hard_delete(self, sobject: str, record_id: str) -> None:
+        """Delete a record for good: it leaves queryAll at once (logged for getDeleted).
+
+        Raises:
+            RecordError: ``NOT_FOUND``.
+        """
         name = self.canonical_name(sobject)
         with self.lock:
-            return [(i, t) for i, t in self.objects[name].deleted if start_ms <= t <= end_ms]
+            obj = self.objects[name]
+            record = obj.records.pop(record_id, None)
+            if record is None:
+                raise RecordError("NOT_FOUND", "The requested resource does not exist")
+            if not record["IsDeleted"]:
+                obj.deleted.append((record_id, self.now_ms()))
+
+    def purge(self, sobject: str) -> int:
+        """Empty the recycle bin: deleted records leave queryAll; returns how many."""
+        name = self.canonical_name(sobject)
+        with self.lock:
+            records = self.objects[name].records
+            gone = [i for i, r in records.items() if r["IsDeleted"]]
+            for record_id in gone:
+                del records[record_id]
+            return len(gone)
+
+    def earliest_deleted_ms(self) -> int:
+        """The oldest moment getDeleted still covers (the replication retention window)."""
+        return self.now_ms() - int(self.retention_days * 86_400_000)
+
+    def deleted_between(self, sobject: str, start_ms: int, end_ms: int) -> list[tuple[str, int]]:
+        """(id, deleted at) of records deleted in the window, within the retention window."""
+        name = self.canonical_name(sobject)
+        earliest = self.earliest_deleted_ms()
+        with self.lock:
+            return [
+                (i, t)
+                for i, t in self.objects[name].deleted
+                if max(start_ms, earliest) <= t <= end_ms
+            ]
 
     def updated_between(self, sobject: str, start_ms: int, end_ms: int) -> list[str]:
         """Ids of live records modified in the window."""

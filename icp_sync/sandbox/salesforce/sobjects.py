@@ -67,16 +67,36 @@ def _window(request: Request) -> tuple[int, int]:
     return start, end
 
 
+_MINUTE_MS = 60_000
+
+
 async def deleted(api: SalesforceApi, request: Request) -> Response:
-    """``GET sobjects/{sobject}/deleted``: ids deleted in a window (15 days back at most)."""
+    """``GET sobjects/{sobject}/deleted``: ids deleted in a window of the retention period.
+
+    Like Salesforce, the seconds of start and end are ignored; a window shorter than a
+    minute, or one starting before ``earliestDateAvailable``, is refused with
+    ``INVALID_REPLICATION_DATE``.
+    """
     start, end = _window(request)
-    earliest = api.org.now_ms() - 15 * 86_400_000
-    rows = api.org.deleted_between(request.path_params["sobject"], max(start, earliest), end)
+    start, end = start - start % _MINUTE_MS, end - end % _MINUTE_MS
+    earliest = api.org.earliest_deleted_ms()
+    if end - start < _MINUTE_MS:
+        raise RecordError(
+            "INVALID_REPLICATION_DATE",
+            "startDate must chronologically precede endDate by more than one minute",
+        )
+    if start < earliest - earliest % _MINUTE_MS:
+        raise RecordError(
+            "INVALID_REPLICATION_DATE",
+            f"startDate is before the earliest date available, {format_datetime(earliest)}",
+        )
+    covered = min(end, api.org.now_ms())
+    rows = api.org.deleted_between(request.path_params["sobject"], start, covered)
     return JSONResponse(
         {
             "deletedRecords": [{"id": i, "deletedDate": format_datetime(t)} for i, t in rows],
             "earliestDateAvailable": format_datetime(earliest),
-            "latestDateCovered": format_datetime(min(end, api.org.now_ms())),
+            "latestDateCovered": format_datetime(covered),
         }
     )
 

@@ -1,0 +1,209 @@
+"""Salesforce deletes against the sandbox org: their own cursor, the retention window, and
+reconciliation by ids on a full sync and on schedule."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from icp_sync.errors import RetriableConnectorError
+from icp_sync.model import CrmObject
+from icp_sync.sandbox.salesforce.org import RecordError
+from tests.conftest import SandboxFactory
+from tests.connectors.salesforce_org import Org, count, make_org
+
+ACCOUNT = CrmObject.ACCOUNT
+
+
+def _deleted(org: Org, record_id: str) -> bool:
+    mirror = org.store.mirror
+    return record_id in mirror.ids(ACCOUNT, include_deleted=True) - mirror.ids(ACCOUNT)
+
+
+def _some_account(org: Org) -> str:
+    return sorted(org.store.mirror.ids(ACCOUNT))[0]
+
+
+def _control(org: Org, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    url = f"{org.sandbox.salesforce.url}/__sandbox/{path}"
+    response = requests.post(url, json=body, verify=str(org.sandbox.tls.ca_file), timeout=10)
+    response.raise_for_status()
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def test_a_hard_delete_reaches_the_mirror_through_get_deleted(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    """A record deleted for good (gone from queryAll) is marked deleted by the next cycle."""
+    org = make_org(sandbox_factory, tmp_path, accounts=200)
+    org.sync(dry_run=True)
+    gone = _some_account(org)
+    org.sandbox.org.hard_delete("Account", gone)
+    org.sandbox.org.advance(90)
+    org.reset_stats()
+    result = org.sync(dry_run=True)
+
+    assert _deleted(org, gone)
+    assert result.objects[ACCOUNT].deleted == 1
+    assert count("GET getDeleted", org.stats()) == 2  # one per object
+
+
+def _network_error(org: Org) -> Callable[[], None]:
+    real = org.sandbox.org.deleted_between
+
+    def failing(*_: Any) -> Any:
+        raise RecordError("SERVER_UNAVAILABLE", "getDeleted is down")
+
+    org.sandbox.org.deleted_between = failing  # type: ignore[method-assign]
+    return lambda: setattr(org.sandbox.org, "deleted_between", real)
+
+
+def _budget_stop(org: Org) -> Callable[[], None]:
+    real = org.sandbox.org.query
+
+    def spend_all(soql: str, *, include_deleted: bool) -> Any:
+        answer = real(soql, include_deleted=include_deleted)
+        org.sandbox.org.api_used = org.sandbox.org.daily_api_limit
+        return answer
+
+    org.sandbox.org.query = spend_all  # type: ignore[method-assign]
+
+    def restore() -> None:
+        org.sandbox.org.query = real  # type: ignore[method-assign]
+        org.sandbox.org.api_used = 0
+
+    return restore
+
+
+@pytest.mark.parametrize(
+    "fault", [_network_error, _budget_stop], ids=["getDeleted-fails", "budget-stop-after-query"]
+)
+def test_a_delete_window_is_fetched_again_after_a_stopped_cycle(
+    sandbox_factory: SandboxFactory, tmp_path: Path, fault: Callable[[Org], Callable[[], None]]
+) -> None:
+    """When getDeleted fails or the budget stops the cycle first, the next cycle still gets
+    the deletes of that window (the delete cursor only moves once they are mirrored)."""
+    org = make_org(sandbox_factory, tmp_path, accounts=200)
+    org.sync(dry_run=True)
+    gone = _some_account(org)
+    org.sandbox.org.hard_delete("Account", gone)
+    org.sandbox.org.advance(90)
+    restore = fault(org)
+    try:
+        stopped = org.sync(dry_run=True)
+        assert stopped.status == "budget_exhausted"
+    except RetriableConnectorError:
+        pass
+    finally:
+        restore()
+    assert not _deleted(org, gone)
+    org.sandbox.org.advance(90)
+    org.sync(dry_run=True)
+
+    assert _deleted(org, gone)
+
+
+def test_a_window_under_a_minute_waits_instead_of_calling(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    """Within a minute of the delete cursor, no getDeleted call is made (Salesforce would
+    refuse it); once a minute has passed, one call per object."""
+    org = make_org(sandbox_factory, tmp_path, accounts=200)
+    org.sync(dry_run=True)
+    org.reset_stats()
+    org.sync(dry_run=True)
+    assert count("GET getDeleted", org.stats()) == 0
+    org.sandbox.org.advance(61)
+    org.reset_stats()
+    org.sync(dry_run=True)
+    assert count("GET getDeleted", org.stats()) == 2
+
+
+def test_a_pause_past_the_retention_window_falls_back_to_reconciliation(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    """After a pause longer than getDeleted's retention, deletes come from listing live ids
+    (no INVALID_REPLICATION_DATE failure, no lost delete)."""
+    org = make_org(sandbox_factory, tmp_path, accounts=200, reconcile_every_hours=10_000)
+    org.sync(dry_run=True)
+    gone = _some_account(org)
+    org.sandbox.org.hard_delete("Account", gone)
+    org.sandbox.org.advance(16 * 86_400)  # the org keeps 15 days
+    org.reset_stats()
+    result = org.sync(dry_run=True)
+
+    assert result.status == "ok"
+    assert _deleted(org, gone)
+    assert count("GET getDeleted", org.stats()) == 0
+
+
+def test_a_refused_replication_window_falls_back_to_reconciliation(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    """When the org's retention is shorter than configured, INVALID_REPLICATION_DATE leads to
+    a reconciliation instead of a failed cycle."""
+    org = make_org(sandbox_factory, tmp_path, accounts=200, reconcile_every_hours=10_000)
+    org.sync(dry_run=True)
+    assert _control(org, "replication", {"retention_days": 0.5}) == {"retention_days": 0.5}
+    gone = _some_account(org)
+    org.sandbox.org.hard_delete("Account", gone)
+    org.sandbox.org.advance(86_400)
+    org.reset_stats()
+    result = org.sync(dry_run=True)
+
+    assert result.status == "ok"
+    assert _deleted(org, gone)
+    assert count("GET getDeleted", org.stats()) == 2  # refused, once per object
+
+
+def test_a_full_sync_marks_purged_and_hidden_records_deleted(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    """`sync --full` repairs the mirror: records purged from the recycle bin and records the
+    integration user can no longer see are marked deleted."""
+    org = make_org(sandbox_factory, tmp_path, accounts=200)
+    org.sync(dry_run=True)
+    purged, hidden = sorted(org.store.mirror.ids(ACCOUNT))[:2]
+    sf_org = org.sandbox.org
+    sf_org.delete("Account", purged, user=sf_org.loader_user)
+    assert _control(org, "purge", {"sobject": "Account"}) == {"purged": 1}
+    del sf_org.objects["Account"].records[hidden]  # sharing changed: invisible, never deleted
+    org.sandbox.org.advance(90)
+    result = org.sync(dry_run=True, full=True)
+
+    assert _deleted(org, purged)
+    assert _deleted(org, hidden)
+    assert result.objects[ACCOUNT].deleted == 2
+
+
+def test_scheduled_reconciliation_costs_one_id_page_per_2000_records(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    """Every reconcile_every_hours the live ids are listed (one SELECT Id page per 2,000
+    records), and a record that silently became invisible leaves the mirror."""
+    org = make_org(sandbox_factory, tmp_path, accounts=2_500, reconcile_every_hours=1)
+    org.sync(dry_run=True)
+    hidden = _some_account(org)
+    del org.sandbox.org.objects["Account"].records[hidden]
+    org.sandbox.org.advance(30 * 60)
+    org.sync(dry_run=True)
+    assert not _deleted(org, hidden)  # not due yet
+    org.sandbox.org.advance(31 * 60)
+    org.reset_stats()
+    org.sync(dry_run=True)
+    stats = org.stats()
+
+    assert _deleted(org, hidden)
+    live = len(org.store.mirror.ids(ACCOUNT)) + len(org.store.mirror.ids(CrmObject.OPPORTUNITY))
+    pages = math.ceil(len(org.store.mirror.ids(ACCOUNT)) / 2000) + math.ceil(
+        len(org.store.mirror.ids(CrmObject.OPPORTUNITY)) / 2000
+    )
+    assert live > 0
+    assert count("GET getDeleted", stats) == 0
+    assert count("GET query", stats) + count("GET queryMore", stats) == pages
