@@ -67,6 +67,11 @@ class StoreConfig(Section):
     """``sqlite:///relative/or/absolute.db`` or ``postgresql+psycopg://user@host/db``.
     May be an ``env:``/``file:`` reference when it carries a password."""
 
+    lease_ttl_s: float = Field(default=60.0, ge=3)
+    """A sync holds the single-writer lease; a crashed holder's lease expires after this."""
+    lease_wait_s: float = Field(default=0.0, ge=0, le=86_400)
+    """How long a sync waits for another's lease before giving up (0: exit at once)."""
+
     @property
     def display_url(self) -> str:
         """The URL with its password hidden, for output and logs."""

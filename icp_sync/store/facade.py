@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from icp_sync.errors import StateStoreError
 from icp_sync.store._base import short
+from icp_sync.store.lease import LeaseRepository
 from icp_sync.store.ledger import LedgerRepository
 from icp_sync.store.migrations import current_version, migrate
 from icp_sync.store.mirror import MirrorRepository
@@ -29,7 +30,8 @@ class Store:
     - ``versions``: ICP versions, scores, TALs
       (:class:`~icp_sync.store.versions.VersionRepository`);
     - ``ledger``: CRM field values, write ledger, connector state
-      (:class:`~icp_sync.store.ledger.LedgerRepository`).
+      (:class:`~icp_sync.store.ledger.LedgerRepository`);
+    - ``lease``: the single-writer lease (:class:`~icp_sync.store.lease.LeaseRepository`).
 
     A new concern is a table in :mod:`~icp_sync.store.schema`, a step appended in
     :mod:`~icp_sync.store.migrations`, a module with a :class:`Repository` subclass, and one
@@ -44,6 +46,7 @@ class Store:
         self.runs = RunRepository(engine)
         self.versions = VersionRepository(engine)
         self.ledger = LedgerRepository(engine)
+        self.lease = LeaseRepository(engine)
 
     @classmethod
     def open(cls, url: str) -> Store:
