@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from icp_sync.model import WRITTEN_ACCOUNT_FIELDS, CrmObject
+from icp_sync.model import OWNED, WRITTEN_ACCOUNT_FIELDS, CrmObject, FieldKind
 
 __all__ = [
     "ACCOUNT_FIELDS",
@@ -27,6 +27,7 @@ __all__ = [
     "canonical_value",
     "desired_account_values",
     "plan",
+    "storable",
 ]
 
 
@@ -182,6 +183,7 @@ def plan(
     fields = [f for f in desired.columns if writable is None or f in set(writable)]
     if not fields or desired.empty:
         return Plan()
+    desired = storable(desired[fields])
     wanted = desired[fields].map(canonical_value)
     held = current.reindex(index=desired.index, columns=fields).map(canonical_value)
     differs = wanted.ne(held)
@@ -213,6 +215,22 @@ def plan(
             key = f"{old or '(none)'} -> {new or '(none)'}"
             moves[key] = moves.get(key, 0) + 1
     return Plan(changes=changes, tier_moves=dict(sorted(moves.items())))
+
+
+def storable(values: pd.DataFrame) -> pd.DataFrame:
+    """``values`` as their CRM fields can hold them: text cut to the field's length.
+
+    The CRM keeps only that much, so the planner must want (and compare) only that much, or
+    an over-long value would differ from what was written, and be written, every cycle.
+    """
+    cut = values.copy()
+    for name in cut.columns:
+        spec = OWNED.get(str(name))
+        if spec is None or spec.kind not in (FieldKind.TEXT, FieldKind.LONG_TEXT):
+            continue
+        if spec.length:
+            cut[name] = cut[name].map(lambda v, n=spec.length: v[:n] if isinstance(v, str) else v)
+    return cut
 
 
 def _plain(value: Any) -> Any:

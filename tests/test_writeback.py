@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
+from icp_sync.model import CrmObject
 from icp_sync.writeback import (
     canonical_value,
     desired_account_values,
@@ -102,3 +103,18 @@ def test_missing_fields_and_skipped_records_are_left_out() -> None:
 def test_canonical_values_compare_equal(left: object, right: object) -> None:
     """Values that mean the same compare equal."""
     assert canonical_value(left) == canonical_value(right)
+
+
+def test_a_value_longer_than_its_field_is_planned_and_compared_as_stored() -> None:
+    """An over-long segment is planned truncated to its field length, so re-planning is empty."""
+    scores = _scores()
+    scores.loc[0, "segment"] = "S" * 300
+    desired = desired_account_values(scores, None, version="v2", scored_at=NOW)
+
+    first = plan(desired, pd.DataFrame())
+    held = pd.DataFrame.from_dict(
+        {rid: values for (_, rid), values in first.by_record().items()}, orient="index"
+    ).map(canonical_value)
+
+    assert first.by_record()[(CrmObject.ACCOUNT, "a")]["segment"] == "S" * 255
+    assert plan(desired, held).changes == ()
