@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -27,8 +27,19 @@ __all__ = [
     "canonical_value",
     "desired_account_values",
     "plan",
+    "retry_due",
     "storable",
 ]
+
+RETRY_BACKOFF: tuple[timedelta, ...] = (
+    timedelta(0),
+    timedelta(hours=1),
+    timedelta(hours=6),
+    timedelta(days=1),
+)
+"""How long a record refused n times in a row waits before it is tried again with the same
+values: the next cycle after the first refusal, then 1 h, 6 h, and a day from then on (a
+validation rule may be fixed at any time, but each try costs an API call)."""
 
 
 ACCOUNT_FIELDS: tuple[str, ...] = WRITTEN_ACCOUNT_FIELDS
@@ -215,6 +226,12 @@ def plan(
             key = f"{old or '(none)'} -> {new or '(none)'}"
             moves[key] = moves.get(key, 0) + 1
     return Plan(changes=changes, tier_moves=dict(sorted(moves.items())))
+
+
+def retry_due(*, times: int, last_at: datetime, now: datetime) -> bool:
+    """Whether a record refused ``times`` times in a row, last at ``last_at``, is tried again."""
+    wait = RETRY_BACKOFF[min(max(times, 1), len(RETRY_BACKOFF)) - 1]
+    return now - last_at >= wait
 
 
 def storable(values: pd.DataFrame) -> pd.DataFrame:

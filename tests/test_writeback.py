@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -12,6 +12,7 @@ from icp_sync.writeback import (
     canonical_value,
     desired_account_values,
     plan,
+    retry_due,
 )
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -118,3 +119,23 @@ def test_a_value_longer_than_its_field_is_planned_and_compared_as_stored() -> No
 
     assert first.by_record()[(CrmObject.ACCOUNT, "a")]["segment"] == "S" * 255
     assert plan(desired, held).changes == ()
+
+
+@pytest.mark.parametrize(
+    ("times", "after", "due"),
+    [
+        (1, timedelta(0), True),
+        (2, timedelta(minutes=59), False),
+        (2, timedelta(hours=1), True),
+        (3, timedelta(hours=5), False),
+        (3, timedelta(hours=6), True),
+        (9, timedelta(hours=23), False),
+        (9, timedelta(days=1), True),
+    ],
+    ids=str,
+)
+def test_a_refused_record_is_retried_next_cycle_then_after_1h_6h_and_daily(
+    times: int, after: timedelta, due: bool
+) -> None:
+    """The retry backoff of refused records: next cycle, then 1 h, 6 h, then once a day."""
+    assert retry_due(times=times, last_at=NOW, now=NOW + after) is due

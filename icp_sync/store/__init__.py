@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from icp_sync.store.facade import Store
 from icp_sync.store.lease import HeldLease, LeaseHolder, LeaseRepository
-from icp_sync.store.ledger import LedgerRepository, StoredConnectorState
+from icp_sync.store.ledger import LedgerRepository, Rejection, StoredConnectorState
 from icp_sync.store.migrations import SCHEMA_VERSION
 from icp_sync.store.mirror import MirrorRepository, MirrorResult
 from icp_sync.store.runs import RunRecord, RunRepository
@@ -26,6 +26,7 @@ __all__ = [
     "LedgerRepository",
     "MirrorRepository",
     "MirrorResult",
+    "Rejection",
     "RunRecord",
     "RunRepository",
     "Store",
