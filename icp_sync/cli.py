@@ -388,9 +388,9 @@ def main() -> None:
     try:
         app()
     except ConfigError as exc:
-        typer.echo(f"icp-sync: {exc}", err=True)
+        typer.echo(log.redact(f"icp-sync: {exc}"), err=True)
         sys.exit(2)
     except IcpSyncError as exc:
         log.get_logger().error("command_failed", error=str(exc), kind=type(exc).__name__)
-        typer.echo(f"icp-sync: error: {exc}", err=True)
+        typer.echo(log.redact(f"icp-sync: error: {exc}"), err=True)
         sys.exit(1)
