@@ -54,6 +54,10 @@ class Org:
             bulk_wait=0.01,
         )
 
+    def connector_state(self) -> StoredConnectorState:
+        """The connector's own state as the store keeps it."""
+        return StoredConnectorState(self.store.ledger, "salesforce")
+
     def sync(self, **kwargs: Any) -> SyncResult:
         """One sync cycle, as `icp-sync sync` runs it."""
         stamp = datetime.now(UTC)
