@@ -191,6 +191,7 @@ def bulk_update(
 
 
 def _create(client: SalesforceClient) -> str:
+    """Create an ingest job; when the create had to be retried, abort the orphans it left."""
     spec = {
         "object": "Account",
         "operation": "update",
@@ -198,10 +199,37 @@ def _create(client: SalesforceClient) -> str:
         "lineEnding": "LF",
         "columnDelimiter": "COMMA",
     }
-    job = client.call(
-        "bulk ingest job", lambda sf: sf.restful("jobs/ingest", method="POST", json=spec)
-    )
-    return str(job["id"])
+    tries: list[str] = []
+
+    def create(sf: Any) -> Any:
+        tries.append("")
+        return sf.restful("jobs/ingest", method="POST", json=spec)
+
+    job_id = str(client.call("bulk ingest job", create)["id"])
+    if len(tries) > 1:
+        # a try whose answer was lost may still have created a job: find and abort it
+        _abort_orphans(client, keep=job_id, creator=_created_by(client, job_id))
+    return job_id
+
+
+def _created_by(client: SalesforceClient, job_id: str) -> str:
+    return str(_status(client, job_id).get("createdById", ""))
+
+
+def _abort_orphans(client: SalesforceClient, *, keep: str, creator: str) -> None:
+    """Abort our user's other Open Account update jobs (never uploaded: nothing is lost)."""
+    listing = client.call("bulk ingest jobs", lambda sf: sf.restful("jobs/ingest"))
+    for job in listing.get("records", []):
+        orphan = (
+            job.get("state") == "Open"
+            and job.get("id") != keep
+            and job.get("object") == "Account"
+            and job.get("operation") == "update"
+            and job.get("createdById") == creator
+        )
+        if orphan:
+            log.warning("salesforce_bulk_orphan_aborted", job=job["id"])
+            _abort(client, str(job["id"]))
 
 
 def _upload(client: SalesforceClient, job_id: str, data: bytes) -> None:

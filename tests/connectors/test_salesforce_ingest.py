@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response
 
 from connectors.salesforce import ingest
+from icp_sync.sandbox.salesforce.bulk import BulkError, BulkJobs
 from tests.conftest import SandboxFactory
 from tests.connectors.salesforce_org import Org, count, make_org, names_not_in_tier, override
 
@@ -74,3 +78,33 @@ def test_a_bulk_job_left_by_a_killed_run_is_resumed_or_aborted(
     assert not ingest.JobJournal(org.connector_state()).pending()
     ledger = org.store.ledger.counts(recovered.run_id)
     assert ledger.get("written") == 700
+
+
+def test_a_retried_job_create_leaves_no_open_job_behind(
+    sandbox_factory: SandboxFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create whose answer was lost (the job exists) and was retried leaves no orphan open job."""
+    original = BulkJobs.create_ingest
+    lost: list[str] = []
+    armed: list[bool] = []
+    emulator: list[BulkJobs] = []
+
+    async def lose_first_answer(jobs: BulkJobs, request: Request) -> Response:
+        emulator.append(jobs)
+        response = await original(jobs, request)
+        if armed and not lost:
+            lost.append(json.loads(bytes(response.body))["id"])
+            raise BulkError(503, "SERVER_UNAVAILABLE", "the answer was lost")
+        return response
+
+    monkeypatch.setattr(BulkJobs, "create_ingest", lose_first_answer)
+    org = _org_with_changes(sandbox_factory, tmp_path)
+    armed.append(True)
+    result = org.sync()
+    jobs = [j for j in emulator[0].jobs.values() if j.kind == "ingest"]
+
+    assert lost
+    assert result.records_written == 700
+    assert org.stats()["records_written"] == 700
+    assert [j.state for j in jobs if j.id == lost[0]] == ["Aborted"]
+    assert not [j for j in jobs if j.state == "Open"]
