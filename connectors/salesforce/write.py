@@ -27,7 +27,7 @@ from connectors.salesforce.ingest import JobJournal, bulk_update, csv_cell, reco
 from icp_sync.errors import FatalConnectorError
 from icp_sync.log import get_logger
 from icp_sync.model import OWNED, CrmObject, FieldKind
-from icp_sync.writeback import Plan
+from icp_sync.writeback import Plan, canonical_value
 
 __all__ = ["COLLECTION_SIZE", "Writer", "bulk_update", "collections_update", "salesforce_value"]
 
@@ -124,7 +124,7 @@ class Writer:
                 )
             else:
                 log.info("writeback_method", method="collections", records=len(records))
-                batches = collections_update(self._client, records, owned_of)
+                batches = collections_update(self._client, records, owned_of, self._state)
             for batch in batches:
                 written = written or next(iter(batch.written), None)
                 yield batch
@@ -137,14 +137,43 @@ class Writer:
     def _recover(
         self, journal: JobJournal, records: dict[str, dict[str, Any]], owned_of: dict[str, str]
     ) -> Iterator[ApplyBatch]:
-        """Settle a killed run's bulk jobs; drop from ``records`` what they already wrote."""
-        if not journal.pending():
-            return
-        for batch in recover(self._client, journal, owned_of, poll=self._bulk_wait):
+        """Settle a killed run's writes; drop from ``records`` what they already wrote.
+
+        A Collections call in flight when the run died is checked by reading its records
+        back (one query): those holding the sent values were written. Bulk jobs are resumed
+        or aborted (:func:`~connectors.salesforce.ingest.recover`).
+        """
+        intent = self._state.load().get(_INTENT)
+        batches: list[Iterator[ApplyBatch]] = []
+        if intent:
+            batches.append(self._landed(intent, owned_of))
+        if journal.pending():
+            batches.append(recover(self._client, journal, owned_of, poll=self._bulk_wait))
+        for batch in (b for source in batches for b in source):
             for rid, values in batch.written.items():
                 if rid in records and _same(records[rid], values, owned_of):
                     records.pop(rid)
             yield batch
+
+    def _landed(
+        self, intent: dict[str, dict[str, Any]], owned_of: dict[str, str]
+    ) -> Iterator[ApplyBatch]:
+        fields = sorted({api for row in intent.values() for api in row})
+        ids = ", ".join(soql_literal(rid) for rid in intent)
+        soql = f"SELECT Id, {', '.join(fields)} FROM Account WHERE Id IN ({ids})"
+        found = self._client.call("verify interrupted write", lambda sf: sf.query_all(soql))
+        held = {str(r["Id"]): r for r in found.get("records", [])}
+        landed = {
+            rid: {owned_of[api]: value for api, value in row.items()}
+            for rid, row in intent.items()
+            if rid in held
+            and all(
+                canonical_value(held[rid].get(api)) == canonical_value(v) for api, v in row.items()
+            )
+        }
+        log.info("salesforce_interrupted_write", sent=len(intent), landed=len(landed))
+        yield ApplyBatch(written=landed)
+        self._remember(**{_INTENT: None})
 
     def _remember(self, **values: Any) -> None:
         state = self._state.load()
@@ -175,6 +204,7 @@ def collections_update(
     client: SalesforceClient,
     records: Mapping[str, Mapping[str, Any]],
     owned_of: Mapping[str, str],
+    state: ConnectorState | None = None,
 ) -> Iterator[ApplyBatch]:
     """Update Accounts 200 at a time with ``PATCH composite/sobjects`` (allOrNone false).
 
@@ -182,6 +212,8 @@ def collections_update(
         client: Runs each call with retries.
         records: Record id -> API field -> value.
         owned_of: API field name -> owned field name (to report what was written).
+        state: Where each call's records are noted before it is sent and cleared once its
+            results were recorded, so a run killed in between can check what landed.
     """
     max_attempts = client.max_attempts
     pending = list(records)
@@ -199,6 +231,8 @@ def collections_update(
             def update(sf: Any, body: dict[str, Any] = body) -> Any:
                 return sf.restful("composite/sobjects", method="PATCH", json=body)
 
+            if state is not None:
+                _note(state, {rid: dict(records[rid]) for rid in chunk})
             results = client.call("update Account collection", update) or []
             written: dict[str, dict[str, Any]] = {}
             rejected: dict[str, str] = {}
@@ -217,11 +251,22 @@ def collections_update(
                 else:  # still locked after every round: a transient state, not a refusal
                     deferred[rid] = f"{reason}; written next cycle"
             yield ApplyBatch(written=written, rejected=rejected, deferred=deferred)
+            if state is not None:
+                _note(state, None)
         if not locked:
             return
         log.warning("salesforce_row_locks", records=len(locked), attempt=attempt)
         client.pause(attempt)
         pending = locked
+
+
+_INTENT = "collection_in_flight"
+
+
+def _note(state: ConnectorState, intent: dict[str, dict[str, Any]] | None) -> None:
+    current = state.load()
+    current[_INTENT] = intent
+    state.save(current)
 
 
 def _same(

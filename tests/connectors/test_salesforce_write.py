@@ -12,6 +12,7 @@ import pytest
 from connectors.salesforce.write import salesforce_value
 from icp_sync.model import CrmObject
 from icp_sync.sandbox.faults import FaultProfile
+from icp_sync.writeback import FieldChange, Plan
 from tests.conftest import SandboxFactory
 from tests.connectors.salesforce_org import (
     count,
@@ -155,3 +156,34 @@ def test_planned_values_take_the_form_of_their_salesforce_field(
 ) -> None:
     """Values are converted by the owned field's kind and length in the table."""
     assert salesforce_value(key, value) == expected
+
+
+def test_a_collections_call_cut_off_before_its_results_were_recorded_is_not_sent_again(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    """After a run dies between a Collections call and recording it, the next checks, not resends."""
+    org = make_org(sandbox_factory, tmp_path)
+    org.setup_fields()
+    ids = sorted(org.icp_fields())[:300]
+    planned = Plan(
+        changes=tuple(
+            FieldChange(
+                crm_object=CrmObject.ACCOUNT, record_id=i, field="tier", old=None, new="Red"
+            )
+            for i in ids
+        )
+    )
+    org.reset_stats()
+    first = org.connector()
+    cut_off = first.apply(planned)
+    assert len(next(cut_off).written) == 200  # sent and answered; the run dies here
+    del cut_off
+    first.close()
+
+    second = org.connector()
+    batches = list(second.apply(planned))
+    second.close()
+
+    assert sum(len(b.written) for b in batches) == 300
+    assert org.stats()["records_written"] == 300
+    assert all(org.icp_fields()[i]["ICP_Tier__c"] == "Red" for i in ids)
