@@ -161,7 +161,7 @@ def test_planned_values_take_the_form_of_their_salesforce_field(
 def test_a_collections_call_cut_off_before_its_results_were_recorded_is_not_sent_again(
     sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:
-    """After a run dies between a Collections call and recording it, the next checks, not resends."""
+    """A run killed between a Collections call and recording it: the next checks, not resends."""
     org = make_org(sandbox_factory, tmp_path)
     org.setup_fields()
     ids = sorted(org.icp_fields())[:300]
