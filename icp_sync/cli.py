@@ -262,13 +262,30 @@ def sync(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Plan the write-back but write nothing to the CRM.")
     ] = False,
+    wait_lease: Annotated[
+        float | None,
+        typer.Option(
+            "--wait-lease",
+            min=0,
+            max=86_400,
+            help="Seconds to wait while another sync holds the store (default: "
+            "store.lease_wait_s; 0: exit at once).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """One cycle: extract changes, mirror them, score, and write tiers back to the CRM."""
     from icp_sync.pipeline import sync as run_sync
 
     with _command("sync", config) as run, Store.open(run.settings.store.url) as store:
         result = run_sync(
-            run.settings, store, run_id=run.run_id, now=run.now, full=full, dry_run=dry_run
+            run.settings,
+            store,
+            run_id=run.run_id,
+            now=run.now,
+            full=full,
+            dry_run=dry_run,
+            wait_lease=wait_lease,
         )
         log.get_logger().info(
             "sync_summary",
@@ -401,9 +418,9 @@ def main() -> None:
     try:
         app()
     except ConfigError as exc:
-        typer.echo(f"icp-sync: {exc}", err=True)
+        typer.echo(log.redact(f"icp-sync: {exc}"), err=True)
         sys.exit(2)
     except IcpSyncError as exc:
         log.get_logger().error("command_failed", error=str(exc), kind=type(exc).__name__)
-        typer.echo(f"icp-sync: error: {exc}", err=True)
+        typer.echo(log.redact(f"icp-sync: error: {exc}"), err=True)
         sys.exit(1)

@@ -63,26 +63,37 @@ _SECRET_PREFIXES = ("env:", "file:")
 class StoreConfig(Section):
     """Where icp-sync keeps its state (SQLAlchemy URL)."""
 
-    url: str = "sqlite:///icp-sync.db"
+    url: SecretStr = SecretStr("sqlite:///icp-sync.db")
     """``sqlite:///relative/or/absolute.db`` or ``postgresql+psycopg://user@host/db``.
-    May be an ``env:``/``file:`` reference when it carries a password."""
+    May be an ``env:``/``file:`` reference when it carries a password. Held as a secret: it
+    never shows in ``repr``, dumps or errors; :attr:`display_url` is the printable form."""
+    lease_ttl_s: float = Field(default=60.0, ge=3)
+    """A sync holds the single-writer lease; a crashed holder's lease expires after this."""
+    lease_wait_s: float = Field(default=0.0, ge=0, le=86_400)
+    """How long a sync waits for another's lease before giving up (0: exit at once)."""
 
     @property
     def display_url(self) -> str:
         """The URL with its password hidden, for output and logs."""
-        return make_url(self.url).render_as_string(hide_password=True)
+        return make_url(self.url.get_secret_value()).render_as_string(hide_password=True)
 
     @field_validator("url", mode="before")
     @classmethod
     def _resolve_url(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
         if not isinstance(value, str):
             return value
         if value.startswith(_SECRET_PREFIXES):
             value = resolve_secret(value)
         try:
             url = make_url(value)
-        except ArgumentError:
-            raise ValueError(f"not a SQLAlchemy URL: {value!r}") from None
+        except (ArgumentError, ValueError):
+            # the text may hold a password: say what is wrong, never echo it
+            raise ValueError(
+                "not a SQLAlchemy URL (expected sqlite:///path.db or "
+                "postgresql+psycopg://user:password@host/db)"
+            ) from None
         if url.get_backend_name() not in ("sqlite", "postgresql"):
             raise ValueError("only sqlite:/// and postgresql+psycopg:// stores are supported")
         database = url.database or ""
@@ -91,7 +102,7 @@ class StoreConfig(Section):
             if not path.is_absolute():
                 path = base_dir(info) / path
             value = url.set(database=str(path.resolve())).render_as_string(hide_password=False)
-        return value
+        return SecretStr(value)
 
 
 class LoggingConfig(Section):
@@ -312,7 +323,7 @@ class Settings(Section):
                     walk(item)
 
         walk(self)
-        url = make_url(self.store.url)
+        url = make_url(self.store.url.get_secret_value())
         if url.password:
             found.append(str(url.password))
         return [s for s in found if s]

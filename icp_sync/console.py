@@ -102,7 +102,8 @@ def _print_writeback(summary: dict[str, Any]) -> None:
             if summary["dry_run"]
             else (
                 f"; written {summary['records_written']:,}, rejected {summary['rejected']:,}, "
-                f"deferred {summary['deferred']:,}"
+                f"deferred {summary['deferred']:,}, earlier refusals retried "
+                f"{summary.get('retried_rejects', 0):,}"
             )
         )
     )

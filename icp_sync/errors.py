@@ -12,6 +12,7 @@
     │       └── AuthError           credentials refused
     ├── StateStoreError             the state store cannot be opened or migrated
     └── PipelineError               a cycle cannot proceed (e.g. nothing to score)
+        └── LeaseHeldError          another process holds the write lease: write nothing
 
 A bad record is never an exception: normalisation reports it as a
 :class:`~icp_sync.model.Reject` and write-back as a rejection in its
@@ -30,6 +31,7 @@ __all__ = [
     "ConnectorError",
     "FatalConnectorError",
     "IcpSyncError",
+    "LeaseHeldError",
     "PipelineError",
     "RetriableConnectorError",
     "SessionExpiredError",
@@ -104,3 +106,7 @@ class StateStoreError(IcpSyncError):
 
 class PipelineError(IcpSyncError):
     """A cycle cannot proceed, for a reason the message states."""
+
+
+class LeaseHeldError(PipelineError):
+    """Another process holds the single-writer lease (or this one lost it): write nothing."""

@@ -1,7 +1,10 @@
 """structlog, configured once: JSON lines when stderr is not a terminal, pretty when it is.
 
 Every line carries the ``run_id`` (and ``command``) bound through contextvars; secrets are
-masked by a processor that knows every resolved secret value and every secret-looking key.
+masked twice: values of secret-looking keys before rendering, and every known secret value in
+the rendered line itself (so exception text and tracebacks with locals are covered too).
+Secrets from the config are known from :func:`configure`; those obtained at run time (access
+tokens) are registered with :func:`mask` as soon as they exist.
 Each command ends with one summary line (``command_finished``) with counts and duration.
 """
 
@@ -10,13 +13,14 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 import uuid
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["MASK", "Redactor", "bind_run", "configure", "get_logger"]
+__all__ = ["MASK", "Redactor", "bind_run", "configure", "get_logger", "mask", "redact"]
 
 MASK = "***"
 
@@ -26,12 +30,65 @@ _SECRET_KEY = re.compile(
 )
 
 
+class _Secrets:
+    """The secret values known to this process: configured ones and runtime ones."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._configured: set[str] = set()
+        self._runtime: set[str] = set()
+        self.ordered: tuple[str, ...] = ()
+
+    def configure(self, values: Iterable[str]) -> None:
+        with self._lock:
+            self._configured = {v for v in values if len(v) >= 4}
+            self._order()
+
+    def add(self, value: str) -> None:
+        with self._lock:
+            if len(value) >= 4 and value not in self._runtime:
+                self._runtime.add(value)
+                self._order()
+
+    def _order(self) -> None:
+        # longest first, so a secret that contains another is masked whole
+        self.ordered = tuple(sorted(self._configured | self._runtime, key=len, reverse=True))
+
+    def scrub(self, text: str) -> str:
+        for secret in self.ordered:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+
+_SECRETS = _Secrets()
+
+
+def mask(secret: str) -> None:
+    """Register a secret obtained at run time (an access token): masked in every later line."""
+    _SECRETS.add(secret)
+
+
+def redact(text: str) -> str:
+    """``text`` with every known secret masked (for output that bypasses logging)."""
+    return _SECRETS.scrub(text)
+
+
+def _mask_rendered(_: object, __: str, rendered: Any) -> Any:
+    """Last processor: every known secret masked in the rendered line, tracebacks included."""
+    if isinstance(rendered, str):
+        return _SECRETS.scrub(rendered)
+    if isinstance(rendered, bytes):
+        return _SECRETS.scrub(rendered.decode("utf-8", "replace")).encode("utf-8")
+    return rendered
+
+
 class Redactor:
     """Processor that masks secret values anywhere in an event, and values of secret keys."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        # longest first, so a secret that contains another is masked whole
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self._extra = _Secrets()
+        self._extra.configure(secrets)
 
     def __call__(
         self, _: object, __: str, event_dict: MutableMapping[str, Any]
@@ -44,10 +101,7 @@ class Redactor:
         if _SECRET_KEY.search(key) and value not in (None, ""):
             return MASK
         if isinstance(value, str):
-            for secret in self._secrets:
-                if secret in value:
-                    value = value.replace(secret, MASK)
-            return value
+            return _SECRETS.scrub(self._extra.scrub(value))
         if isinstance(value, dict):
             return {k: self._clean(str(k), v) for k, v in value.items()}
         if isinstance(value, list | tuple):
@@ -68,8 +122,10 @@ def configure(
         level: Minimum level name (debug, info, warning, error).
         fmt: ``json``, ``console`` or ``auto`` (console on a terminal, JSON otherwise).
         stream: Where log lines go; stderr by default, so stdout stays for ``--json`` output.
-        secrets: Secret values to mask wherever they appear.
+        secrets: Secret values to mask wherever they appear (replaces those given before;
+            runtime ones registered with :func:`mask` stay).
     """
+    _SECRETS.configure(secrets)
     out = stream or sys.stderr
     pretty = fmt == "console" or (fmt == "auto" and out.isatty())
     renderer: structlog.types.Processor = (
@@ -85,7 +141,7 @@ def configure(
     ]
     if not pretty:
         processors.append(structlog.processors.dict_tracebacks)
-    processors.append(renderer)
+    processors += [renderer, _mask_rendered]
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(

@@ -12,13 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from icp_sync.model import WRITTEN_ACCOUNT_FIELDS, CrmObject
+from icp_sync.model import OWNED, WRITTEN_ACCOUNT_FIELDS, CrmObject, FieldKind
 
 __all__ = [
     "ACCOUNT_FIELDS",
@@ -27,7 +27,19 @@ __all__ = [
     "canonical_value",
     "desired_account_values",
     "plan",
+    "retry_due",
+    "storable",
 ]
+
+RETRY_BACKOFF: tuple[timedelta, ...] = (
+    timedelta(0),
+    timedelta(hours=1),
+    timedelta(hours=6),
+    timedelta(days=1),
+)
+"""How long a record refused n times in a row waits before it is tried again with the same
+values: the next cycle after the first refusal, then 1 h, 6 h, and a day from then on (a
+validation rule may be fixed at any time, but each try costs an API call)."""
 
 
 ACCOUNT_FIELDS: tuple[str, ...] = WRITTEN_ACCOUNT_FIELDS
@@ -182,6 +194,7 @@ def plan(
     fields = [f for f in desired.columns if writable is None or f in set(writable)]
     if not fields or desired.empty:
         return Plan()
+    desired = storable(desired[fields])
     wanted = desired[fields].map(canonical_value)
     held = current.reindex(index=desired.index, columns=fields).map(canonical_value)
     differs = wanted.ne(held)
@@ -213,6 +226,28 @@ def plan(
             key = f"{old or '(none)'} -> {new or '(none)'}"
             moves[key] = moves.get(key, 0) + 1
     return Plan(changes=changes, tier_moves=dict(sorted(moves.items())))
+
+
+def retry_due(*, times: int, last_at: datetime, now: datetime) -> bool:
+    """Whether a record refused ``times`` times in a row, last at ``last_at``, is tried again."""
+    wait = RETRY_BACKOFF[min(max(times, 1), len(RETRY_BACKOFF)) - 1]
+    return now - last_at >= wait
+
+
+def storable(values: pd.DataFrame) -> pd.DataFrame:
+    """``values`` as their CRM fields can hold them: text cut to the field's length.
+
+    The CRM keeps only that much, so the planner must want (and compare) only that much, or
+    an over-long value would differ from what was written, and be written, every cycle.
+    """
+    cut = values.copy()
+    for name in cut.columns:
+        spec = OWNED.get(str(name))
+        if spec is None or spec.kind not in (FieldKind.TEXT, FieldKind.LONG_TEXT):
+            continue
+        if spec.length:
+            cut[name] = cut[name].map(lambda v, n=spec.length: v[:n] if isinstance(v, str) else v)
+    return cut
 
 
 def _plain(value: Any) -> Any:

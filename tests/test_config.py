@@ -42,7 +42,7 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
 
     assert settings.files is not None
     assert settings.files.accounts.path == (tmp_path / "accounts.csv").resolve()
-    assert settings.store.url == f"sqlite:///{(tmp_path / 'state.db').resolve()}"
+    assert settings.store.url.get_secret_value() == f"sqlite:///{(tmp_path / 'state.db').resolve()}"
 
 
 def test_every_mistake_is_listed_with_its_toml_path(tmp_path: Path) -> None:
@@ -125,8 +125,26 @@ def test_store_password_from_a_reference_is_known_as_a_secret(
     monkeypatch.setenv("ICP_SYNC_TEST_DB", "postgresql+psycopg://app:pa55word@db.internal/icp")
     settings = load_settings(_write(tmp_path, MINIMAL + '[store]\nurl = "env:ICP_SYNC_TEST_DB"\n'))
 
-    assert settings.store.url.startswith("postgresql+psycopg://app:pa55word@")
+    assert settings.store.url.get_secret_value().startswith("postgresql+psycopg://app:pa55word@")
     assert "pa55word" in settings.secrets()
+    assert "pa55word" not in repr(settings)
+    assert "pa55word" not in str(settings)
+    assert "pa55word" not in settings.model_dump_json()
+    assert settings.store.display_url == "postgresql+psycopg://app:***@db.internal/icp"
+
+
+def test_a_malformed_store_url_is_not_echoed_in_the_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store URL that does not parse is reported without its text (it may hold a password)."""
+    monkeypatch.setenv("ICP_SYNC_TEST_DB", "postgresql+psycopg//app:pa55word@db/icp")
+    path = _write(tmp_path, MINIMAL + '[store]\nurl = "env:ICP_SYNC_TEST_DB"\n')
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+
+    assert "store.url" in str(caught.value)
+    assert "pa55word" not in str(caught.value)
 
 
 def test_settings_are_frozen(tmp_path: Path) -> None:

@@ -61,3 +61,34 @@ def test_events_can_be_captured_in_tests() -> None:
         log.get_logger().info("object_synced", inserted=3)
 
     assert captured == [{"event": "object_synced", "inserted": 3, "log_level": "info"}]
+
+
+def test_a_secret_registered_at_runtime_is_masked_from_then_on() -> None:
+    """A token obtained after logging was configured is masked once registered."""
+    stream = io.StringIO()
+    log.configure(fmt="json", stream=stream)
+    log.mask("00D!runtime-token-abcdef")
+
+    log.get_logger().info("call", header="Bearer 00D!runtime-token-abcdef")
+
+    assert "runtime-token" not in stream.getvalue()
+    assert "Bearer ***" in stream.getvalue()
+
+
+def _fail_with(secret: str) -> None:
+    token = secret  # a local the traceback renderer may show
+    raise RuntimeError(f"refused {token[:3]}...{token}")
+
+
+def test_a_logged_exception_never_shows_a_secret_in_any_format() -> None:
+    """Tracebacks (with locals, in console and JSON form) are masked after rendering."""
+    for fmt in ("console", "json"):
+        stream = io.StringIO()
+        log.configure(fmt=fmt, stream=stream, secrets=["sk-live-9876543210"])
+        try:
+            _fail_with("sk-live-9876543210")
+        except RuntimeError:
+            log.get_logger().exception("failed")
+
+        assert "refused" in stream.getvalue()
+        assert "sk-live-9876543210" not in stream.getvalue(), fmt

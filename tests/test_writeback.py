@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
 
+from icp_sync.model import CrmObject
 from icp_sync.writeback import (
     canonical_value,
     desired_account_values,
     plan,
+    retry_due,
 )
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -102,3 +104,38 @@ def test_missing_fields_and_skipped_records_are_left_out() -> None:
 def test_canonical_values_compare_equal(left: object, right: object) -> None:
     """Values that mean the same compare equal."""
     assert canonical_value(left) == canonical_value(right)
+
+
+def test_a_value_longer_than_its_field_is_planned_and_compared_as_stored() -> None:
+    """An over-long segment is planned truncated to its field length, so re-planning is empty."""
+    scores = _scores()
+    scores.loc[0, "segment"] = "S" * 300
+    desired = desired_account_values(scores, None, version="v2", scored_at=NOW)
+
+    first = plan(desired, pd.DataFrame())
+    held = pd.DataFrame.from_dict(
+        {rid: values for (_, rid), values in first.by_record().items()}, orient="index"
+    ).map(canonical_value)
+
+    assert first.by_record()[(CrmObject.ACCOUNT, "a")]["segment"] == "S" * 255
+    assert plan(desired, held).changes == ()
+
+
+@pytest.mark.parametrize(
+    ("times", "after", "due"),
+    [
+        (1, timedelta(0), True),
+        (2, timedelta(minutes=59), False),
+        (2, timedelta(hours=1), True),
+        (3, timedelta(hours=5), False),
+        (3, timedelta(hours=6), True),
+        (9, timedelta(hours=23), False),
+        (9, timedelta(days=1), True),
+    ],
+    ids=str,
+)
+def test_a_refused_record_is_retried_next_cycle_then_after_1h_6h_and_daily(
+    times: int, after: timedelta, due: bool
+) -> None:
+    """The retry backoff of refused records: next cycle, then 1 h, 6 h, then once a day."""
+    assert retry_due(times=times, last_at=NOW, now=NOW + after) is due

@@ -38,6 +38,14 @@ class Token:
     instance_url: str
     user_id: str | None = None
 
+    def __repr__(self) -> str:
+        return (
+            f"Token(access_token='***', instance_url={self.instance_url!r}, "
+            f"user_id={self.user_id!r})"
+        )
+
+    __str__ = __repr__
+
 
 def http_session(config: SalesforceConfig) -> requests.Session:
     """A requests session that verifies TLS exactly as configured.

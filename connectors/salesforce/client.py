@@ -45,7 +45,7 @@ from icp_sync.errors import (
     RetriableConnectorError,
     SessionExpiredError,
 )
-from icp_sync.log import get_logger
+from icp_sync.log import get_logger, mask
 
 __all__ = ["RETRIABLE_CODES", "Operation", "SalesforceClient", "backoff"]
 
@@ -217,6 +217,7 @@ class SalesforceClient:
     def _client(self) -> Salesforce:
         if self._sf is None:
             token = obtain_token(self._config, self._session)
+            mask(token.access_token)  # before anything can log or raise with it
             self.token = token
             if self._on_login is not None:
                 self._on_login(token)

@@ -146,6 +146,9 @@ class SalesforceConfig(Section):
     """Records per Bulk API 2.0 query result page (each page is mirrored as it arrives)."""
     bulk_write_threshold: int = Field(default=2_000, ge=0)
     """Above this many changed records, write-back uses a Bulk API 2.0 ingest job."""
+    bulk_upload_max_bytes: int = Field(default=90_000_000, ge=1_000, le=100_000_000)
+    """Most CSV bytes one ingest job uploads (Salesforce: 100 MB, 150 M characters base64;
+    about 300 bytes a record); more records are split into more jobs."""
     budget_share: float = Field(default=0.2, gt=0, le=1)
     """A cycle stops cleanly once it has used this share of the daily API limit."""
     max_org_share: float = Field(default=0.9, gt=0, le=1)

@@ -3,8 +3,9 @@
 :class:`Writer` turns a plan into Salesforce values (only owned fields that exist, checked
 before anything is sent), defers records changed in Salesforce since they were read, and
 records a write window so extraction can skip reading its own writes back. Up to the bulk
-threshold it sends sObject Collections (200 records a call, allOrNone false); above, one Bulk
-API 2.0 ingest job with failed and unprocessed records read back. Records that hit a row lock
+threshold it sends sObject Collections (200 records a call, allOrNone false); above, Bulk
+API 2.0 ingest jobs (:mod:`~connectors.salesforce.ingest`: journaled, split by size, resumed
+or aborted after a crash) with failed and unprocessed records read back. Records that hit a row lock
 are sent again in later rounds, waiting as the client's retry policy says; every other
 per-record error is a rejection, reported and not retried. One
 :class:`~connectors.base.ApplyBatch` is yielded per call or job, so that the pipeline records
@@ -13,9 +14,6 @@ what was written before the next call starts.
 
 from __future__ import annotations
 
-import csv
-import io
-import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,10 +23,11 @@ from connectors.salesforce.client import RETRIABLE_CODES, SalesforceClient
 from connectors.salesforce.config import SalesforceConfig
 from connectors.salesforce.extract import soql_datetime, soql_literal
 from connectors.salesforce.fields import Fields
-from icp_sync.errors import FatalConnectorError, RetriableConnectorError
+from connectors.salesforce.ingest import JobJournal, bulk_update, csv_cell, recover
+from icp_sync.errors import FatalConnectorError
 from icp_sync.log import get_logger
 from icp_sync.model import OWNED, CrmObject, FieldKind
-from icp_sync.writeback import Plan
+from icp_sync.writeback import Plan, canonical_value
 
 __all__ = ["COLLECTION_SIZE", "Writer", "bulk_update", "collections_update", "salesforce_value"]
 
@@ -97,6 +96,9 @@ class Writer:
                     connector="salesforce",
                 )
             records[record_id] = row
+        owned_of = {api: owned for owned, api in mapping.items()}
+        journal = JobJournal(self._state)
+        yield from self._recover(journal, records, owned_of)
         if not records:
             return
         windows = [w for w in self._state.load().get("write_windows", []) if w.get("end")]
@@ -108,15 +110,21 @@ class Writer:
             yield ApplyBatch(deferred=dict.fromkeys(conflicts, reason))
             for record_id in conflicts:
                 records.pop(record_id, None)
-        owned_of = {api: owned for owned, api in mapping.items()}
         written: str | None = None
         try:
             if len(records) > self._config.bulk_write_threshold:
                 log.info("writeback_method", method="bulk", records=len(records))
-                batches = bulk_update(self._client, records, owned_of, poll=self._bulk_wait)
+                batches = bulk_update(
+                    self._client,
+                    records,
+                    owned_of,
+                    journal,
+                    poll=self._bulk_wait,
+                    max_bytes=self._config.bulk_upload_max_bytes,
+                )
             else:
                 log.info("writeback_method", method="collections", records=len(records))
-                batches = collections_update(self._client, records, owned_of)
+                batches = collections_update(self._client, records, owned_of, self._state)
             for batch in batches:
                 written = written or next(iter(batch.written), None)
                 yield batch
@@ -125,6 +133,47 @@ class Writer:
             self._remember(write_windows=windows)
         if written and not self._state.load().get("user_id"):
             self._learn_user(written)
+
+    def _recover(
+        self, journal: JobJournal, records: dict[str, dict[str, Any]], owned_of: dict[str, str]
+    ) -> Iterator[ApplyBatch]:
+        """Settle a killed run's writes; drop from ``records`` what they already wrote.
+
+        A Collections call in flight when the run died is checked by reading its records
+        back (one query): those holding the sent values were written. Bulk jobs are resumed
+        or aborted (:func:`~connectors.salesforce.ingest.recover`).
+        """
+        intent = self._state.load().get(_INTENT)
+        batches: list[Iterator[ApplyBatch]] = []
+        if intent:
+            batches.append(self._landed(intent, owned_of))
+        if journal.pending():
+            batches.append(recover(self._client, journal, owned_of, poll=self._bulk_wait))
+        for batch in (b for source in batches for b in source):
+            for rid, values in batch.written.items():
+                if rid in records and _same(records[rid], values, owned_of):
+                    records.pop(rid)
+            yield batch
+
+    def _landed(
+        self, intent: dict[str, dict[str, Any]], owned_of: dict[str, str]
+    ) -> Iterator[ApplyBatch]:
+        fields = sorted({api for row in intent.values() for api in row})
+        ids = ", ".join(soql_literal(rid) for rid in intent)
+        soql = f"SELECT Id, {', '.join(fields)} FROM Account WHERE Id IN ({ids})"
+        found = self._client.call("verify interrupted write", lambda sf: sf.query_all(soql))
+        held = {str(r["Id"]): r for r in found.get("records", [])}
+        landed = {
+            rid: {owned_of[api]: value for api, value in row.items()}
+            for rid, row in intent.items()
+            if rid in held
+            and all(
+                canonical_value(held[rid].get(api)) == canonical_value(v) for api, v in row.items()
+            )
+        }
+        log.info("salesforce_interrupted_write", sent=len(intent), landed=len(landed))
+        yield ApplyBatch(written=landed)
+        self._remember(**{_INTENT: None})
 
     def _remember(self, **values: Any) -> None:
         state = self._state.load()
@@ -155,6 +204,7 @@ def collections_update(
     client: SalesforceClient,
     records: Mapping[str, Mapping[str, Any]],
     owned_of: Mapping[str, str],
+    state: ConnectorState | None = None,
 ) -> Iterator[ApplyBatch]:
     """Update Accounts 200 at a time with ``PATCH composite/sobjects`` (allOrNone false).
 
@@ -162,6 +212,8 @@ def collections_update(
         client: Runs each call with retries.
         records: Record id -> API field -> value.
         owned_of: API field name -> owned field name (to report what was written).
+        state: Where each call's records are noted before it is sent and cleared once its
+            results were recorded, so a run killed in between can check what landed.
     """
     max_attempts = client.max_attempts
     pending = list(records)
@@ -179,6 +231,8 @@ def collections_update(
             def update(sf: Any, body: dict[str, Any] = body) -> Any:
                 return sf.restful("composite/sobjects", method="PATCH", json=body)
 
+            if state is not None:
+                _note(state, {rid: dict(records[rid]) for rid in chunk})
             results = client.call("update Account collection", update) or []
             written: dict[str, dict[str, Any]] = {}
             rejected: dict[str, str] = {}
@@ -197,6 +251,8 @@ def collections_update(
                 else:  # still locked after every round: a transient state, not a refusal
                     deferred[rid] = f"{reason}; written next cycle"
             yield ApplyBatch(written=written, rejected=rejected, deferred=deferred)
+            if state is not None:
+                _note(state, None)
         if not locked:
             return
         log.warning("salesforce_row_locks", records=len(locked), attempt=attempt)
@@ -204,127 +260,25 @@ def collections_update(
         pending = locked
 
 
-def bulk_update(
-    client: SalesforceClient,
-    records: Mapping[str, Mapping[str, Any]],
-    owned_of: Mapping[str, str],
-    *,
-    poll: float,
-) -> Iterator[ApplyBatch]:
-    """Update Accounts with a Bulk API 2.0 ingest job; retry row locks and unprocessed rows.
+_INTENT = "collection_in_flight"
 
-    Args:
-        client: Runs each call with retries; its ``max_attempts`` bounds the jobs.
-        records: Record id -> API field -> value.
-        owned_of: API field name -> owned field name.
-        poll: First wait between job status polls, in seconds.
+
+def _note(state: ConnectorState, intent: dict[str, dict[str, Any]] | None) -> None:
+    current = state.load()
+    current[_INTENT] = intent
+    state.save(current)
+
+
+def _same(
+    row: Mapping[str, Any], recovered: Mapping[str, Any], owned_of: Mapping[str, str]
+) -> bool:
+    """Did a recovered job write these API values (compared as Bulk CSV cells)?
+
+    The scoring stamp is left out: it says when the values were computed, and the job wrote
+    the same values at an earlier stamp.
     """
-    max_attempts = client.max_attempts
-    pending = dict(records)
-    for attempt in range(1, max_attempts + 1):
-        job_id = _submit(client, pending)
-        outcome = _outcome(client, job_id, poll=poll)
-        written = {
-            rid: {owned_of[k]: v for k, v in pending[rid].items()}
-            for rid in outcome["successful"]
-            if rid in pending
-        }
-        retry = {
-            rid: pending[rid]
-            for rid, error in outcome["failed"].items()
-            if error.split(":", 1)[0] in RETRIABLE_CODES and rid in pending
-        }
-        retry |= {rid: pending[rid] for rid in outcome["unprocessed"] if rid in pending}
-        last = attempt == max_attempts
-        rejected = {rid: error for rid, error in outcome["failed"].items() if rid not in retry}
-        # still locked or unprocessed after every job: transient, so written next cycle
-        deferred = (
-            {
-                rid: f"{outcome['failed'].get(rid, 'not processed by the bulk job')}; "
-                "written next cycle"
-                for rid in retry
-            }
-            if last
-            else {}
-        )
-        yield ApplyBatch(written=written, rejected=rejected, deferred=deferred, method="bulk")
-        if not retry or last:
-            return
-        log.warning("salesforce_bulk_retry", records=len(retry), attempt=attempt)
-        client.pause(attempt)
-        pending = retry
-
-
-def _csv_cell(value: Any) -> str:
-    # in Bulk API CSV an empty cell means "leave as is"; #N/A clears the field
-    if value is None:
-        return "#N/A"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _submit(client: SalesforceClient, records: Mapping[str, Mapping[str, Any]]) -> str:
-    columns = sorted({k for row in records.values() for k in row})
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["Id", *columns])
-    for rid, row in records.items():
-        # a field this record does not change stays an empty cell: "leave as is" in Bulk CSV
-        writer.writerow([rid, *(_csv_cell(row[c]) if c in row else "" for c in columns)])
-    spec = {
-        "object": "Account",
-        "operation": "update",
-        "contentType": "CSV",
-        "lineEnding": "LF",
-        "columnDelimiter": "COMMA",
-    }
-    call = client.call
-    job = call("bulk ingest job", lambda sf: sf.restful("jobs/ingest", method="POST", json=spec))
-    job_id = str(job["id"])
-    call("bulk upload", client.upload_csv(job_id, buffer.getvalue().encode("utf-8")))
-    call(
-        "bulk close",
-        lambda sf: sf.restful(
-            f"jobs/ingest/{job_id}", method="PATCH", json={"state": "UploadComplete"}
-        ),
+    return all(
+        owned_of[api] in recovered and csv_cell(value) == csv_cell(recovered[owned_of[api]])
+        for api, value in row.items()
+        if owned_of[api] != "scored_at"
     )
-    return job_id
-
-
-def _outcome(client: SalesforceClient, job_id: str, *, poll: float) -> dict[str, Any]:
-    call = client.call
-    delay = poll
-    deadline = time.monotonic() + 3600
-    while True:
-        info = call("bulk job status", lambda sf: sf.restful(f"jobs/ingest/{job_id}"))
-        state = str(info.get("state"))
-        if state in ("JobComplete", "Failed", "Aborted"):
-            break
-        if time.monotonic() > deadline:
-            raise RetriableConnectorError(
-                f"bulk job {job_id} still {state}", connector="salesforce"
-            )
-        client.wait(delay)
-        delay = min(delay * 1.5, 30.0)
-    if state != "JobComplete":
-        log.warning("salesforce_bulk_job", job=job_id, state=state, error=info.get("errorMessage"))
-    successful = _rows(
-        call("bulk results", lambda sf: sf.bulk2.Account.get_successful_records(job_id))
-    )
-    failed = _rows(call("bulk failures", lambda sf: sf.bulk2.Account.get_failed_records(job_id)))
-    unprocessed = _rows(
-        call("bulk unprocessed", lambda sf: sf.bulk2.Account.get_unprocessed_records(job_id))
-    )
-    return {
-        "successful": [r.get("sf__Id", "") for r in successful],
-        "failed": {r.get("sf__Id", ""): r.get("sf__Error", "") for r in failed},
-        "unprocessed": [r.get("Id", "") for r in unprocessed],
-    }
-
-
-def _rows(text: object) -> list[dict[str, str]]:
-    content = str(text or "")
-    if not content.strip():
-        return []
-    return list(csv.DictReader(io.StringIO(content)))

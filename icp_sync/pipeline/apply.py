@@ -22,7 +22,14 @@ from icp_sync.pipeline.history import History
 from icp_sync.pipeline.score import score
 from icp_sync.store import Store
 from icp_sync.tiering import build_tal
-from icp_sync.writeback import ACCOUNT_FIELDS, Plan, canonical_value, desired_account_values, plan
+from icp_sync.writeback import (
+    ACCOUNT_FIELDS,
+    Plan,
+    canonical_value,
+    desired_account_values,
+    plan,
+    retry_due,
+)
 
 __all__ = ["remember_read_back", "write_back"]
 
@@ -125,11 +132,19 @@ def write_back(
     if manual and policy is ManualEditPolicy.KEEP:
         desired = keep_overrides(desired, current, manual)
     planned = plan(desired, current, writable=writable)
-    refused = store.ledger.rejected_writes(CrmObject.ACCOUNT)
-    skip = {
-        record_id: "rejected last time with the same values"
+    refused = store.ledger.rejections(CrmObject.ACCOUNT)
+    again = {
+        record_id: _same_attempt(refused[record_id].values, values)
         for (_, record_id), values in planned.by_record().items()
-        if record_id in refused and _same_attempt(refused[record_id], values)
+        if record_id in refused
+    }
+    skip = {
+        record_id: "rejected before with the same values; tried again later"
+        for record_id, same in again.items()
+        if same
+        and not retry_due(
+            times=refused[record_id].times, last_at=refused[record_id].last_at, now=now
+        )
     }
     if skip:
         planned = plan(desired, current, writable=writable, skip=skip)
@@ -139,6 +154,7 @@ def write_back(
         "overrides": scored.overrides,
         "plan": planned.summary(),
         "skipped_known_rejects": len(skip),
+        "retried_rejects": len(again) - len(skip),
         "dry_run": dry_run or not settings.writeback.enabled,
         "records_written": 0,
         "rejected": 0,
@@ -152,9 +168,8 @@ def write_back(
     if summary["dry_run"]:
         return summary
     summary |= _apply(store, connector, planned, run_id=run_id, now=now)
-    log.info(
-        "writeback_applied", **{k: summary[k] for k in ("records_written", "rejected", "deferred")}
-    )
+    counted = ("records_written", "rejected", "deferred", "retried_rejects")
+    log.info("writeback_applied", **{k: summary[k] for k in counted})
     return summary
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -27,7 +27,7 @@ from icp_sync.normalize import normalize
 from icp_sync.pipeline.apply import remember_read_back, write_back
 from icp_sync.pipeline.history import History, connector_state
 from icp_sync.segments import dimension_summary
-from icp_sync.store import Store
+from icp_sync.store import HeldLease, Store
 
 __all__ = ["ObjectSync", "SyncResult", "sync"]
 
@@ -110,8 +110,9 @@ def sync(
     full: bool = False,
     dry_run: bool = False,
     connector: Connector | None = None,
+    wait_lease: float | None = None,
 ) -> SyncResult:
-    """Run one sync cycle and record it in the run history.
+    """Run one sync cycle, holding the single-writer lease, and record it in the run history.
 
     Args:
         settings: The validated configuration.
@@ -121,7 +122,37 @@ def sync(
         full: Ignore stored cursors and read everything again.
         dry_run: Plan the write-back but write nothing to the CRM.
         connector: Use this connector instead of building one from ``settings``.
+        wait_lease: Seconds to wait for another process's lease (default: the config's).
+
+    Raises:
+        LeaseHeldError: Another process holds the lease (after the wait); nothing was done.
     """
+    wait = settings.store.lease_wait_s if wait_lease is None else wait_lease
+    ttl = timedelta(seconds=settings.store.lease_ttl_s)
+    with store.lease.hold("sync", ttl=ttl, wait=timedelta(seconds=wait)) as lease:
+        return _cycle(
+            settings,
+            store,
+            run_id=run_id,
+            now=now,
+            full=full,
+            dry_run=dry_run,
+            connector=connector,
+            lease=lease,
+        )
+
+
+def _cycle(
+    settings: Settings,
+    store: Store,
+    *,
+    run_id: str,
+    now: datetime,
+    full: bool,
+    dry_run: bool,
+    connector: Connector | None,
+    lease: HeldLease,
+) -> SyncResult:
     started = time.perf_counter()
     owned = connector is None
     connector = connector or make_connector(settings, connector_state(store, settings))
@@ -145,6 +176,7 @@ def sync(
                 )
             history = History.load(store)
             if isinstance(connector, WritableConnector):
+                lease.check()
                 writeback = write_back(
                     settings, store, connector, history, run_id=run_id, now=now, dry_run=dry_run
                 )

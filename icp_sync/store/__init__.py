@@ -3,13 +3,14 @@
 SQLAlchemy Core over SQLite (default) or PostgreSQL. ``Store.open(url)`` creates or upgrades
 the schema (:mod:`.migrations`, tables in :mod:`.schema`) and exposes one repository per
 concern: ``store.mirror``, ``store.watermarks``, ``store.runs``, ``store.versions``,
-``store.ledger``.
+``store.ledger``, ``store.lease``.
 """
 
 from __future__ import annotations
 
 from icp_sync.store.facade import Store
-from icp_sync.store.ledger import LedgerRepository, StoredConnectorState
+from icp_sync.store.lease import HeldLease, LeaseHolder, LeaseRepository
+from icp_sync.store.ledger import LedgerRepository, Rejection, StoredConnectorState
 from icp_sync.store.migrations import SCHEMA_VERSION
 from icp_sync.store.mirror import MirrorRepository, MirrorResult
 from icp_sync.store.runs import RunRecord, RunRepository
@@ -18,10 +19,14 @@ from icp_sync.store.watermarks import WatermarkRepository
 
 __all__ = [
     "SCHEMA_VERSION",
+    "HeldLease",
     "IcpVersion",
+    "LeaseHolder",
+    "LeaseRepository",
     "LedgerRepository",
     "MirrorRepository",
     "MirrorResult",
+    "Rejection",
     "RunRecord",
     "RunRepository",
     "Store",

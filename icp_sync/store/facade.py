@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from icp_sync.errors import StateStoreError
 from icp_sync.store._base import short
+from icp_sync.store.lease import LeaseRepository
 from icp_sync.store.ledger import LedgerRepository
 from icp_sync.store.migrations import current_version, migrate
 from icp_sync.store.mirror import MirrorRepository
@@ -29,7 +31,8 @@ class Store:
     - ``versions``: ICP versions, scores, TALs
       (:class:`~icp_sync.store.versions.VersionRepository`);
     - ``ledger``: CRM field values, write ledger, connector state
-      (:class:`~icp_sync.store.ledger.LedgerRepository`).
+      (:class:`~icp_sync.store.ledger.LedgerRepository`);
+    - ``lease``: the single-writer lease (:class:`~icp_sync.store.lease.LeaseRepository`).
 
     A new concern is a table in :mod:`~icp_sync.store.schema`, a step appended in
     :mod:`~icp_sync.store.migrations`, a module with a :class:`Repository` subclass, and one
@@ -44,19 +47,25 @@ class Store:
         self.runs = RunRepository(engine)
         self.versions = VersionRepository(engine)
         self.ledger = LedgerRepository(engine)
+        self.lease = LeaseRepository(engine)
 
     @classmethod
-    def open(cls, url: str) -> Store:
+    def open(cls, url: str | SecretStr) -> Store:
         """Connect to ``url``, creating or upgrading the schema as needed.
+
+        ``url`` may be the config's :class:`~pydantic.SecretStr` (it holds the password).
 
         Raises:
             StateStoreError: If the database cannot be reached, or was written by a newer
                 version of icp-sync.
         """
+        if isinstance(url, SecretStr):
+            url = url.get_secret_value()
         try:
             engine = sa.create_engine(url, connect_args=_connect_args(url))
         except (SQLAlchemyError, ImportError) as exc:
-            raise StateStoreError(f"cannot open the state store: {exc}") from exc
+            message = _without_password(str(exc).splitlines()[0], url)
+            raise StateStoreError(f"cannot open the state store: {message}") from None
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         try:
@@ -64,7 +73,8 @@ class Store:
                 migrate(conn)
         except SQLAlchemyError as exc:
             engine.dispose()
-            raise StateStoreError(f"cannot open the state store: {short(exc)}") from exc
+            message = _without_password(short(exc), url)
+            raise StateStoreError(f"cannot open the state store: {message}") from None
         except StateStoreError:
             engine.dispose()
             raise
@@ -85,6 +95,15 @@ class Store:
         """The schema version of the open database."""
         with self.engine.connect() as conn:
             return current_version(conn)
+
+
+def _without_password(text: str, url: str) -> str:
+    """``text`` with the URL's password (should a driver quote it) replaced by ``***``."""
+    try:
+        password = sa.engine.make_url(url).password
+    except (SQLAlchemyError, ValueError):
+        return text.replace(url, "***")
+    return text.replace(str(password), "***") if password else text
 
 
 def _connect_args(url: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,8 +12,23 @@ import pandas as pd
 import sqlalchemy as sa
 
 from icp_sync.model import CrmObject
-from icp_sync.store._base import CHUNK, Repository, execute_chunked, upsert
+from icp_sync.store._base import CHUNK, Repository, aware, execute_chunked, upsert
 from icp_sync.store.schema import connector_state, field_state, write_ledger
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A record whose latest write attempt the CRM refused.
+
+    Attributes:
+        values: The refused values (JSON, keys sorted).
+        times: Refusals since the record was last written (deferrals do not count).
+        last_at: When it was last refused.
+    """
+
+    values: str
+    times: int
+    last_at: datetime
 
 
 class LedgerRepository(Repository):
@@ -120,6 +136,43 @@ class LedgerRepository(Repository):
         )
         with self.engine.connect() as conn:
             return {row[0]: row[1] for row in conn.execute(query)}
+
+    def rejections(self, obj: CrmObject) -> dict[str, Rejection]:
+        """Records whose latest write attempt was rejected, with how often in a row and when."""
+        ledger = write_ledger
+        mine = ledger.c.object == str(obj)
+        attempts = ledger.c.status.in_(("written", "rejected"))
+        latest = (
+            sa.select(ledger.c.record_id, sa.func.max(ledger.c.id).label("id"))
+            .where(mine, attempts)
+            .group_by(ledger.c.record_id)
+            .subquery()
+        )
+        last_written = (
+            sa.select(ledger.c.record_id, sa.func.max(ledger.c.id).label("id"))
+            .where(mine, ledger.c.status == "written")
+            .group_by(ledger.c.record_id)
+            .subquery()
+        )
+        streak = (
+            sa.select(ledger.c.record_id, sa.func.count().label("times"))
+            .outerjoin(last_written, last_written.c.record_id == ledger.c.record_id)
+            .where(mine, ledger.c.status == "rejected")
+            .where(ledger.c.id > sa.func.coalesce(last_written.c.id, 0))
+            .group_by(ledger.c.record_id)
+            .subquery()
+        )
+        query = (
+            sa.select(ledger.c.record_id, ledger.c["values"], ledger.c.at, streak.c.times)
+            .join(latest, ledger.c.id == latest.c.id)
+            .join(streak, streak.c.record_id == ledger.c.record_id)
+            .where(ledger.c.status == "rejected")
+        )
+        with self.engine.connect() as conn:
+            return {
+                str(record): Rejection(values=str(values), times=int(times), last_at=aware(at))
+                for record, values, at, times in conn.execute(query)
+            }
 
     def counts(self, run_id: str) -> dict[str, int]:
         """Ledger entries of one run, per status."""

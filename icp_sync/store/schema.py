@@ -16,6 +16,7 @@ Tables, by the repository that owns them:
 - ``field_state`` (ledger): what the CRM holds in each owned field, as last read or written.
 - ``write_ledger`` (ledger): every write attempt per record: status, values, detail.
 - ``connector_state`` (ledger): a connector's own persistent state (write windows and such).
+- ``leases`` (lease): who may write (one row per lease name): owner, host, pid, since, expiry.
 
 A new table is declared here and created by a new step in :mod:`icp_sync.store.migrations`.
 """
@@ -174,4 +175,16 @@ write_ledger = sa.Table(
     sa.Column("values", sa.Text, nullable=False),
     sa.Column("detail", sa.Text, nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("renewed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
 )

@@ -54,6 +54,10 @@ class Org:
             bulk_wait=0.01,
         )
 
+    def connector_state(self) -> StoredConnectorState:
+        """The connector's own state as the store keeps it."""
+        return StoredConnectorState(self.store.ledger, "salesforce")
+
     def sync(self, *, now: datetime | None = None, **kwargs: Any) -> SyncResult:
         """One sync cycle, as `icp-sync sync` runs it (``now``: the client's clock)."""
         stamp = now or datetime.now(UTC)

@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from connectors.salesforce.auth import Token
 from connectors.salesforce.connector import SalesforceConnector
 from icp_sync.sandbox.faults import FaultProfile
 from icp_sync.sandbox.service import Sandbox
@@ -108,3 +109,12 @@ def test_wrong_credentials_are_reported_by_check_without_the_secret(
     assert not items[0].ok
     assert "refused" in items[0].detail
     assert "not-the-secret" not in items[0].detail
+
+
+def test_a_token_never_shows_its_access_token() -> None:
+    """repr and str of a Token mask the access token."""
+    token = Token(access_token="00D!secret-session-id", instance_url="https://x", user_id="005")
+
+    assert "secret-session-id" not in repr(token)
+    assert "secret-session-id" not in str(token)
+    assert token.access_token == "00D!secret-session-id"

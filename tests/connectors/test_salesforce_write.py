@@ -12,6 +12,7 @@ import pytest
 from connectors.salesforce.write import salesforce_value
 from icp_sync.model import CrmObject
 from icp_sync.sandbox.faults import FaultProfile
+from icp_sync.writeback import FieldChange, Plan
 from tests.conftest import SandboxFactory
 from tests.connectors.salesforce_org import (
     count,
@@ -74,7 +75,6 @@ def test_validation_rule_rejections_are_reported_and_only_those_records_differ(
     org.setup_fields()
     org.faults(FaultProfile(seed=7, validation=0.05))
     result = org.sync()
-    org.faults(FaultProfile())
 
     writeback = result.writeback or {}
     assert result.status == "ok"
@@ -84,10 +84,40 @@ def test_validation_rule_rejections_are_reported_and_only_those_records_differ(
     now = org.icp_fields()
     differing = {n for n in now if now[n] != reference[n]}
     assert differing == rejected
-    # the same refusal is not retried with the same values (it would fail again)
+    # the rule still refuses them: the next cycle tries once more; then they wait (1 h first)
     again = org.sync()
-    assert (again.writeback or {})["skipped_known_rejects"] == len(rejected)
+    assert (again.writeback or {})["retried_rejects"] == len(rejected)
+    assert (again.writeback or {})["rejected"] == len(rejected)
     assert again.records_written == 0
+    later = org.sync()
+    assert (later.writeback or {})["skipped_known_rejects"] == len(rejected)
+    assert (later.writeback or {})["retried_rejects"] == 0
+    assert later.records_written == 0
+
+
+def test_refused_records_are_written_once_after_the_rule_is_fixed(
+    sandbox_factory: SandboxFactory,
+    tmp_path: Path,
+    reference: dict[str, dict[str, Any]],
+) -> None:
+    """Once the validation rule is fixed the next cycle retries the refused records, once."""
+    org = make_org(sandbox_factory, tmp_path)
+    org.setup_fields()
+    org.faults(FaultProfile(seed=7, validation=0.05))
+    refused = (org.sync().writeback or {})["rejected"]
+    org.faults(FaultProfile())
+    org.reset_stats()
+
+    fixed = org.sync()
+    written = org.stats()["records_written"]
+    quiet = org.sync()
+
+    assert refused > 0
+    assert (fixed.writeback or {})["retried_rejects"] == refused
+    assert fixed.records_written == refused
+    assert written == refused
+    assert quiet.records_written == 0
+    assert org.icp_fields() == reference
 
 
 def test_without_icp_fields_sync_reads_scores_and_writes_nothing(
@@ -126,3 +156,34 @@ def test_planned_values_take_the_form_of_their_salesforce_field(
 ) -> None:
     """Values are converted by the owned field's kind and length in the table."""
     assert salesforce_value(key, value) == expected
+
+
+def test_a_collections_call_cut_off_before_its_results_were_recorded_is_not_sent_again(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    """A run killed between a Collections call and recording it: the next checks, not resends."""
+    org = make_org(sandbox_factory, tmp_path)
+    org.setup_fields()
+    ids = sorted(org.icp_fields())[:300]
+    planned = Plan(
+        changes=tuple(
+            FieldChange(
+                crm_object=CrmObject.ACCOUNT, record_id=i, field="tier", old=None, new="Red"
+            )
+            for i in ids
+        )
+    )
+    org.reset_stats()
+    first = org.connector()
+    cut_off = first.apply(planned)
+    assert len(next(cut_off).written) == 200  # sent and answered; the run dies here
+    del cut_off
+    first.close()
+
+    second = org.connector()
+    batches = list(second.apply(planned))
+    second.close()
+
+    assert sum(len(b.written) for b in batches) == 300
+    assert org.stats()["records_written"] == 300
+    assert all(org.icp_fields()[i]["ICP_Tier__c"] == "Red" for i in ids)

@@ -44,10 +44,11 @@ def test_an_older_schema_is_upgraded_in_place(store_url: str, now: datetime, old
         migrate(conn, target=old)
     with engine.connect() as conn:
         assert current_version(conn) == old
-        assert not sa.inspect(conn).has_table("write_ledger")
+        assert not sa.inspect(conn).has_table("leases")
     engine.dispose()
     with Store.open(store_url) as upgraded:
         assert upgraded.schema_version == SCHEMA_VERSION
+        assert upgraded.lease.holder("sync") is None
         upgraded.mirror.upsert(CrmObject.ACCOUNT, accounts(), now=now)
         upgraded.ledger.log_writes("r1", CrmObject.ACCOUNT, [("A0", "ok", {}, "")], now=now)
         assert upgraded.ledger.counts("r1") == {"ok": 1}

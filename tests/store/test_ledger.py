@@ -105,3 +105,30 @@ def test_known_values_and_manual_fields(store: Store, now: datetime) -> None:
         CrmObject.ACCOUNT, {"A2": {"tier": "Red"}}, source="written", now=now
     )
     assert ledger.manual_fields(CrmObject.ACCOUNT) == set()
+
+
+def test_rejections_count_the_refusals_since_the_last_write(store: Store, now: datetime) -> None:
+    """Each refused record carries its refused values, how often in a row, and when last."""
+    minute = timedelta(minutes=1)
+    entries = [
+        ("A1", "rejected", {"t": 1}),
+        ("A1", "written", {"t": 1}),
+        ("A1", "rejected", {"t": 2}),
+        ("A1", "deferred", {}),
+        ("A1", "rejected", {"t": 2}),
+        ("A2", "rejected", {"t": 3}),
+        ("A3", "rejected", {"t": 4}),
+        ("A3", "written", {"t": 4}),
+    ]
+    for i, (record, status, values) in enumerate(entries):
+        store.ledger.log_writes(
+            f"r{i}", CrmObject.ACCOUNT, [(record, status, values, "")], now=now + i * minute
+        )
+
+    found = store.ledger.rejections(CrmObject.ACCOUNT)
+
+    assert set(found) == {"A1", "A2"}
+    assert found["A1"].times == 2
+    assert found["A1"].values == '{"t": 2}'
+    assert found["A1"].last_at == now + 4 * minute
+    assert found["A2"].times == 1

@@ -69,13 +69,14 @@ class _Job:
     unprocessed: list[list[str]] = field(default_factory=list)
     error: str = ""
     reads: int = 0
+    created_by: str = ""
 
     def info(self, version: str) -> dict[str, Any]:
         body: dict[str, Any] = {
             "id": self.id,
             "operation": self.operation,
             "object": self.sobject,
-            "createdById": "",
+            "createdById": self.created_by,
             "createdDate": format_datetime(self.created),
             "systemModstamp": format_datetime(self.created),
             "state": self.state,
@@ -202,7 +203,11 @@ class BulkJobs:
         )
 
     async def create_ingest(self, request: Request) -> Response:
-        """``POST jobs/ingest``."""
+        """``POST jobs/ingest`` (create), ``GET jobs/ingest`` (list every ingest job)."""
+        if request.method == "GET":
+            version = request.path_params["version"]
+            listed = [j.info(version) for j in self.jobs.values() if j.kind == "ingest"]
+            return JSONResponse({"done": True, "records": listed, "nextRecordsUrl": None})
         body = await request.json()
         operation = str(body.get("operation", ""))
         if operation not in _OPERATIONS:
@@ -223,6 +228,7 @@ class BulkJobs:
             delimiter=_DELIMITERS.get(str(body.get("columnDelimiter", "COMMA")), ","),
             line_ending=str(body.get("lineEnding", "LF")),
             external_id=body.get("externalIdFieldName"),
+            created_by=self.org.integration_user,
         )
         self.jobs[job.id] = job
         return JSONResponse(job.info(request.path_params["version"]))
@@ -373,7 +379,7 @@ class BulkJobs:
                 bind(self.query_results),
                 ["GET"],
             ),
-            *route(f"{data}/jobs/ingest", "jobs/ingest", bind(self.create_ingest), ["POST"]),
+            *route(f"{data}/jobs/ingest", "jobs/ingest", bind(self.create_ingest), ["POST", "GET"]),
             *route(
                 f"{data}/jobs/ingest/{{job_id}}",
                 "jobs/ingest/job",
