@@ -17,7 +17,7 @@ import pandas as pd
 
 from connectors.base import ApiUsage, Batch, CheckItem
 from connectors.files.config import FileObjectConfig, FilesConfig
-from connectors.files.mapping import map_frame, mapping_problems, matches
+from connectors.files.mapping import date_order_problems, map_frame, mapping_problems, matches
 from icp_sync.errors import ConfigError, ConnectorError
 from icp_sync.model import CrmObject
 
@@ -61,7 +61,10 @@ class FileConnector:
                 continue
             try:
                 frame = self._read(spec.path, spec)
-                problems = mapping_problems(section, spec, frame, self._read_lookups(spec))
+                lookups = self._read_lookups(spec)
+                problems = mapping_problems(section, spec, frame, lookups)
+                if not problems:
+                    problems = date_order_problems(section, spec, frame, lookups, obj)
             except ConnectorError as exc:
                 items.append(
                     CheckItem(
@@ -98,6 +101,9 @@ class FileConnector:
         if problems:
             raise ConfigError(problems)
         source = source[matches(source, spec.where)]
+        problems = date_order_problems(_SECTION[obj], spec, source, lookups, obj)
+        if problems:
+            raise ConfigError(problems)
         yield Batch(frame=map_frame(obj, spec, source, lookups), cursor=cursor, snapshot=True)
 
     def usage(self) -> ApiUsage:
@@ -142,5 +148,21 @@ def _read_file(path: Path, spec: FileObjectConfig) -> pd.DataFrame:
             skipinitialspace=False,
             on_bad_lines="warn",
         )
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise ConnectorError(_encoding_message(path, spec), connector="files") from None
+    except (OSError, ValueError) as exc:
         raise ConnectorError(f"cannot read {path}: {exc}", connector="files") from exc
+
+
+def _encoding_message(path: Path, spec: FileObjectConfig) -> str:
+    """Where the file stops being ``spec.encoding``, and the config key that fixes it."""
+    offset, byte = "?", ""
+    try:
+        with path.open("rb") as handle:
+            handle.read().decode(spec.encoding)
+    except UnicodeDecodeError as exc:
+        offset, byte = f"{exc.start:,}", f" (0x{exc.object[exc.start]:02x})"
+    return (
+        f"cannot read {path}: byte {offset}{byte} is not valid {spec.encoding}. Set the file's "
+        f'encoding, e.g. files.{spec.section_name()}.encoding = "latin-1" (or "cp1252")'
+    )
