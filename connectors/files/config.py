@@ -93,7 +93,7 @@ class FileObjectConfig(Section):
     path: Path
     """The export (CSV or Parquet)."""
     format: Literal["auto", "csv", "parquet"] = "auto"
-    delimiter: str = ","
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
     encoding: str = "utf-8"
     """Text encoding of a CSV export (e.g. ``latin-1``, ``cp1252``); lookups use it too."""
     day_first: bool = False

@@ -9,6 +9,7 @@ fingerprint of the files and the mapping, so an unchanged export costs nothing t
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -19,9 +20,12 @@ from connectors.base import ApiUsage, Batch, CheckItem
 from connectors.files.config import FileObjectConfig, FilesConfig
 from connectors.files.mapping import date_order_problems, map_frame, mapping_problems, matches
 from icp_sync.errors import ConfigError, ConnectorError
+from icp_sync.log import get_logger
 from icp_sync.model import CrmObject
 
 __all__ = ["FileConnector"]
+
+log = get_logger(connector="files")
 
 _NA_VALUES = ["", "NULL", "null", "NaN", "nan", "N/A", "n/a", "#N/A", "None", "none"]
 _SECTION = {CrmObject.ACCOUNT: "accounts", CrmObject.OPPORTUNITY: "opportunities"}
@@ -138,16 +142,21 @@ def _read_file(path: Path, spec: FileObjectConfig) -> pd.DataFrame:
     try:
         if kind == "parquet":
             return pd.read_parquet(path)
-        return pd.read_csv(
-            path,
-            dtype=str,
-            sep=spec.delimiter,
-            encoding=spec.encoding,
-            keep_default_na=False,
-            na_values=_NA_VALUES,
-            skipinitialspace=False,
-            on_bad_lines="warn",
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                path,
+                dtype=str,
+                sep=spec.delimiter,
+                encoding=spec.encoding,
+                keep_default_na=False,
+                na_values=_NA_VALUES,
+                skipinitialspace=False,
+                on_bad_lines="warn",
+            )
+        for warning in caught:  # e.g. rows with too many fields: skipped, and said so
+            log.warning("export_rows_skipped", file=str(path), detail=str(warning.message))
+        return frame
     except UnicodeDecodeError:
         raise ConnectorError(_encoding_message(path, spec), connector="files") from None
     except (OSError, ValueError) as exc:
