@@ -282,6 +282,9 @@ def _why_empty(coverage: dict[str, Any]) -> str:
     )
 
 
+_GROUPS = ("Green", "Yellow", "Red", "rest")
+
+
 def print_review(document: dict[str, Any]) -> None:
     """What happened after an ICP version's as-of date; "not enough data" where it is too early."""
     stdout.print(
@@ -302,7 +305,7 @@ def print_review(document: dict[str, Any]) -> None:
         test = part["green_vs_rest"]
         table.add_row(
             words,
-            *(_rate(part[t]) for t in ("Green", "Yellow", "Red", "rest")),
+            *(_rate(part[t]) for t in _GROUPS),
             "-" if test["lift"] is None else f"{test['lift']:.2f}",
             significance(test["p_value"]),
         )
@@ -318,7 +321,12 @@ def print_review(document: dict[str, Any]) -> None:
             else f" (lift {test['lift']:.2f}, p {significance(test['p_value'])})"
         )
     )
-    if document.get("note"):
+    parts = [
+        *(document[k][t] for k in ("win_rate_after", "retention_after") for t in _GROUPS),
+        conversion["tal"],
+        conversion["other_prospects"],
+    ]
+    if document.get("note") and any(part["rate"] is None for part in parts):
         stdout.print(f"n/a: {document['note']}")
 
 
