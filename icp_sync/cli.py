@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from icp_sync import console, log
+from icp_sync import __version__, console, log
 from icp_sync.config import Settings, config_path, load_settings
 from icp_sync.errors import ConfigError, IcpSyncError
 from icp_sync.store import Store
@@ -33,6 +33,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+_FLAG = ""
+"""Metavar of boolean flags: Typer would otherwise show ``<bool>`` as if they took a value."""
+
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
@@ -43,7 +46,10 @@ ConfigOption = Annotated[
     ),
 ]
 JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document on stdout; logs go to stderr.")
+    bool,
+    typer.Option(
+        "--json", metavar=_FLAG, help="Print one JSON document on stdout; logs go to stderr."
+    ),
 ]
 
 
@@ -86,13 +92,39 @@ sandbox_app = typer.Typer(
 app.add_typer(sandbox_app, name="sandbox")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"icp-sync {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            metavar=_FLAG,
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Derive a shared Ideal Customer Profile from CRM history and keep the CRM aligned."""
+    del version
+
+
 @sandbox_app.command("generate")
 def sandbox_generate(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the dataset into.")],
-    accounts: Annotated[int, typer.Option("--accounts", min=100, help="How many accounts.")] = 5000,
+    accounts: Annotated[
+        int, typer.Option("--accounts", min=100, max=1_000_000, help="How many accounts.")
+    ] = 5000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random draw.")] = 0,
     no_signal: Annotated[
-        bool, typer.Option("--no-signal", help="No planted ICP: outcomes are noise only.")
+        bool,
+        typer.Option("--no-signal", metavar=_FLAG, help="No planted ICP: outcomes are noise only."),
     ] = False,
     as_of: Annotated[
         datetime | None,
@@ -161,7 +193,7 @@ def sandbox_generate(
 @sandbox_app.command("serve")
 def sandbox_serve(
     accounts: Annotated[
-        int, typer.Option("--accounts", min=100, help="Accounts to generate.")
+        int, typer.Option("--accounts", min=100, max=1_000_000, help="Accounts to generate.")
     ] = 5000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated data.")] = 0,
     faults: Annotated[
@@ -169,16 +201,23 @@ def sandbox_serve(
         typer.Option("--faults", help="Fault profile: none, flaky, hostile, or key=value,..."),
     ] = "none",
     salesforce_port: Annotated[
-        int, typer.Option("--salesforce-port", help="0: any free port.")
+        int, typer.Option("--salesforce-port", min=0, max=65535, help="0: any free port.")
     ] = 0,
-    hubspot_port: Annotated[int, typer.Option("--hubspot-port", help="0: any free port.")] = 0,
+    hubspot_port: Annotated[
+        int, typer.Option("--hubspot-port", min=0, max=65535, help="0: any free port.")
+    ] = 0,
     directory: Annotated[
         Path, typer.Option("--dir", help="Folder for the CA, credentials and saved state.")
     ] = Path(".sandbox"),
     persist: Annotated[
-        bool, typer.Option("--persist", help="Reload saved state at start; save it on stop.")
+        bool,
+        typer.Option(
+            "--persist", metavar=_FLAG, help="Reload saved state at start; save it on stop."
+        ),
     ] = False,
-    no_signal: Annotated[bool, typer.Option("--no-signal", help="No planted ICP.")] = False,
+    no_signal: Annotated[
+        bool, typer.Option("--no-signal", metavar=_FLAG, help="No planted ICP.")
+    ] = False,
     write_config: Annotated[
         Path | None, typer.Option("--write-config", help="Also write an icp-sync config here.")
     ] = None,
@@ -192,6 +231,7 @@ def sandbox_serve(
     import threading
 
     from icp_sync.sandbox.faults import parse_profile
+    from icp_sync.sandbox.server import PortInUseError, port_available
     from icp_sync.sandbox.service import Sandbox, SandboxSettings
 
     log.configure(level="warning")
@@ -202,6 +242,12 @@ def sandbox_serve(
         problems.append(f"--faults: {exc}")
     if crm not in ("salesforce", "hubspot"):
         problems.append(f"--crm: {crm!r} is not salesforce or hubspot")
+    # a taken port is a flag value to change, like any other bad argument: exit 2
+    problems += [
+        f"{flag}: port {port} on 127.0.0.1 is already in use; pick another, or 0 for any free one"
+        for flag, port in (("--salesforce-port", salesforce_port), ("--hubspot-port", hubspot_port))
+        if port and not port_available("127.0.0.1", port)
+    ]
     if problems:
         raise ConfigError(problems)
     sandbox = Sandbox(
@@ -215,13 +261,20 @@ def sandbox_serve(
             hubspot_port=hubspot_port,
             persist=persist,
         )
-    ).start()
+    )
+    try:
+        sandbox.start()
+    except PortInUseError as exc:  # taken between the check above and the bind
+        raise ConfigError([f"port {exc.port} on {exc.host} is already in use"]) from None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         if write_config is not None:
-            sandbox.write_config(write_config, crm=crm)
+            try:
+                sandbox.write_config(write_config, crm=crm)
+            except OSError as exc:
+                raise ConfigError([f"--write-config: cannot write {write_config}: {exc}"]) from None
         info = sandbox.info()
         if json_output:
             console.print_json(info)
@@ -258,9 +311,14 @@ def check(config: ConfigOption = None, json_output: JsonOption = False) -> None:
 def sync(
     config: ConfigOption = None,
     json_output: JsonOption = False,
-    full: Annotated[bool, typer.Option("--full", help="Ignore cursors; read everything.")] = False,
+    full: Annotated[
+        bool, typer.Option("--full", metavar=_FLAG, help="Ignore cursors; read everything.")
+    ] = False,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Plan the write-back but write nothing to the CRM.")
+        bool,
+        typer.Option(
+            "--dry-run", metavar=_FLAG, help="Plan the write-back but write nothing to the CRM."
+        ),
     ] = False,
     wait_lease: Annotated[
         float | None,
@@ -305,7 +363,8 @@ def setup_fields(
     config: ConfigOption = None,
     json_output: JsonOption = False,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Say what would be created; create nothing.")
+        bool,
+        typer.Option("--dry-run", metavar=_FLAG, help="Say what would be created; create nothing."),
     ] = False,
 ) -> None:
     """Create the ICP fields in the CRM (idempotent: existing fields are left alone)."""
@@ -413,14 +472,35 @@ def demo(
     run_demo(workdir, invoke=lambda args: app(args, standalone_mode=False))
 
 
-def main() -> None:
-    """Console-script entry point: Typer handles usage errors (exit 2); ours are mapped here."""
+def run(args: list[str] | None = None) -> int:
+    """Run one command line (default: ``sys.argv``) and return its exit code.
+
+    Typer handles usage errors (2); ours are mapped here to one line on stderr: 2 for bad
+    config or usage, 1 for failures. Anything else propagates (a bug: :func:`main` catches it).
+    """
     try:
-        app()
+        app(args, prog_name="icp-sync")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except ConfigError as exc:
         typer.echo(log.redact(f"icp-sync: {exc}"), err=True)
-        sys.exit(2)
+        return 2
     except IcpSyncError as exc:
         log.get_logger().error("command_failed", error=str(exc), kind=type(exc).__name__)
         typer.echo(log.redact(f"icp-sync: error: {exc}"), err=True)
-        sys.exit(1)
+        return 1
+    return 0
+
+
+def main() -> None:
+    """Console-script entry point; the one place an unexpected exception becomes one line."""
+    try:
+        code = run()
+    except Exception as exc:  # noqa: BLE001 (the CLI's job boundary: never a raw traceback)
+        log.get_logger().error("command_crashed", error=repr(exc))
+        typer.echo(
+            log.redact(f"icp-sync: internal error ({type(exc).__name__}: {exc}); please report it"),
+            err=True,
+        )
+        code = 1
+    sys.exit(code)

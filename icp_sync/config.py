@@ -352,6 +352,14 @@ def load_settings(path: str | Path) -> Settings:
         raise ConfigError(
             [f"{path}: config file not found (pass --config PATH or set {CONFIG_ENV})"]
         ) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: is a folder, not a config file"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"{path}: not a text file (byte {exc.start} is not UTF-8); give a TOML config"]
+        ) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot be read: {exc.strerror or exc}"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
     return parse_settings(raw, base_dir=path.resolve().parent, source=path)

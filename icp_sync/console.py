@@ -12,6 +12,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from icp_sync.text import shorten
+
 if TYPE_CHECKING:
     from connectors.base import CheckItem
     from icp_sync.pipeline import SyncResult
@@ -71,6 +73,9 @@ def print_sync(result: SyncResult) -> None:
             f"{len(outcome.report.rejects) if outcome.report else 0:,}",
         )
     stdout.print(table)
+    for obj, outcome in result.objects.items():
+        if not outcome.source_unchanged:
+            stdout.print(_reconciliation(str(obj), outcome))
     _print_repairs(result)
     if result.writeback is None:
         _print_segments(result.segments)
@@ -83,6 +88,17 @@ def print_sync(result: SyncResult) -> None:
     )
     if result.status != "ok":
         stdout.print(f"[yellow]cycle stopped early ({result.status}); the next cycle resumes[/]")
+
+
+def _reconciliation(name: str, outcome: Any) -> str:
+    """``account: 0 live before + 5,000 new - 10 ... = 4,990 live in the mirror``."""
+    terms = [f"{outcome.mirror_before:,} live before", f"+ {outcome.inserted:,} new"]
+    if outcome.arrived_deleted:
+        terms.append(f"- {outcome.arrived_deleted:,} read already deleted in the CRM")
+    terms.append(f"- {outcome.deleted:,} deleted")
+    if outcome.restored:
+        terms.append(f"+ {outcome.restored:,} restored")
+    return f"{name}: {' '.join(terms)} = {outcome.mirror_after:,} live in the mirror"
 
 
 def _print_writeback(summary: dict[str, Any]) -> None:
@@ -223,36 +239,68 @@ def print_derive(document: dict[str, Any]) -> None:
 
 
 def print_tal(document: dict[str, Any], limit: int = 15) -> None:
-    """The TAL's head, its size and its coverage of the Green segments."""
-    table = Table(
-        title=f"{document['name']} ({document['version']}): {document['size']:,} accounts"
+    """The TAL's head, its size and its coverage of the Green segments; why when it is empty."""
+    accounts = document["accounts"]
+    coverage = document["coverage"]
+    if not accounts:
+        stdout.print(
+            f"{document['name']} ({document['version']}): no accounts. {_why_empty(coverage)}"
+        )
+        return
+    shown = accounts[:limit]
+    heading = (
+        f"{len(accounts):,} accounts"
+        if len(shown) == len(accounts)
+        else (f"top {len(shown):,} of {len(accounts):,} accounts")
     )
+    table = Table(title=f"{document['name']} ({document['version']}): {heading}")
     for column in ("rank", "account", "score", "tier", "segment", "why"):
         table.add_column(column, justify="right" if column in ("rank", "score") else "left")
-    for account in document["accounts"][:limit]:
+    for account in shown:
         table.add_row(
             str(account["rank"]),
             str(account["name"] or account["account_id"]),
             str(account["score"]),
             str(account["tier"]),
             str(account["segment"]),
-            str(account["reasons"])[:90],
+            shorten(str(account["reasons"]), 90),
         )
     stdout.print(table)
-    coverage = document["coverage"]
     stdout.print(
         f"Green share {percent(coverage['green_share'])}; Green segments covered "
         f"{coverage['green_segments_covered']} of {len(coverage['green_segments'])}; "
         f"{coverage['prospects_considered']:,} prospects considered."
     )
+    if len(shown) < len(accounts):
+        stdout.print(f"{len(accounts) - len(shown):,} more on the list: --json prints them all.")
+
+
+def _why_empty(coverage: dict[str, Any]) -> str:
+    total = coverage.get("accounts", 0)
+    customers = coverage.get("customers", 0)
+    red = coverage.get("red_prospects", 0)
+    if total == 0:
+        return "The mirror holds no accounts: run `icp-sync sync` first."
+    if customers == total:
+        return f"Every one of the {total:,} accounts is already a customer."
+    return (
+        f"Of {total:,} accounts, {customers:,} are already customers and {red:,} are Red "
+        "(outside the ICP): a TAL holds only prospects that are not Red."
+    )
+
+
+_GROUPS = ("Green", "Yellow", "Red", "rest")
 
 
 def print_review(document: dict[str, Any]) -> None:
-    """What happened after an ICP version's as-of date."""
+    """What happened after an ICP version's as-of date; "not enough data" where it is too early."""
     stdout.print(
         f"[bold]Review of {document['version']}[/]: {document['observed_months']} months "
         f"observed after {document['as_of'][:10]}"
     )
+    if not document.get("enough_data", True):
+        stdout.print(f"[yellow]not enough data: {document.get('note', '')}[/]")
+        return
     table = Table()
     for column in ("measure", "Green", "Yellow", "Red", "rest", "lift", "p"):
         table.add_column(column, justify="left" if column == "measure" else "right")
@@ -264,10 +312,7 @@ def print_review(document: dict[str, Any]) -> None:
         test = part["green_vs_rest"]
         table.add_row(
             words,
-            *(
-                f"{percent(part[t]['rate'])} ({part[t]['n']:,})"
-                for t in ("Green", "Yellow", "Red", "rest")
-            ),
+            *(_rate(part[t]) for t in _GROUPS),
             "-" if test["lift"] is None else f"{test['lift']:.2f}",
             significance(test["p_value"]),
         )
@@ -275,14 +320,27 @@ def print_review(document: dict[str, Any]) -> None:
     conversion = document["tal_conversion"]
     test = conversion["tal_vs_other"]
     stdout.print(
-        f"TAL conversion {percent(conversion['tal']['rate'])} of {conversion['tal']['n']:,} vs "
-        f"{percent(conversion['other_prospects']['rate'])} of other prospects"
+        f"TAL conversion {_rate(conversion['tal'])} vs {_rate(conversion['other_prospects'])} "
+        "of other prospects"
         + (
             ""
             if test["lift"] is None
             else f" (lift {test['lift']:.2f}, p {significance(test['p_value'])})"
         )
     )
+    parts = [
+        *(document[k][t] for k in ("win_rate_after", "retention_after") for t in _GROUPS),
+        conversion["tal"],
+        conversion["other_prospects"],
+    ]
+    if document.get("note") and any(part["rate"] is None for part in parts):
+        stdout.print(f"n/a: {document['note']}")
+
+
+def _rate(part: dict[str, Any]) -> str:
+    """``42% (n=120)``, or ``n/a (n=3)`` when the group is too small to judge."""
+    shown = "n/a" if part["rate"] is None else percent(part["rate"])
+    return f"{shown} (n={part['n']:,})"
 
 
 def significance(value: object) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from icp_sync.icp import IcpDefinition, SegmentRule, rule_label
+from icp_sync.text import neutralize_list
 from icp_sync.model import Tier
 from icp_sync.reasons import metric_sentence
 
@@ -132,7 +133,7 @@ def summary(
         lines.append(f"{len(red)} segment(s) perform measurably worse (Red):")
         lines += [f"  - {_rule_line(r, definition)}" for r in red]
     if excluded:
-        labels = "; ".join(rule_label(r.rule) for r in excluded)
+        labels = "; ".join(neutralize_list(rule_label(r.rule)) for r in excluded)
         lines.append(f"Excluded by policy (Red whatever the data say): {labels}.")
     if model.get("trained"):
         lines.append(
@@ -148,7 +149,7 @@ def summary(
 def _rule_line(rule: SegmentRule, definition: IcpDefinition) -> str:
     sentence = metric_sentence(rule.metrics, definition.baseline)
     return (
-        f"{rule_label(rule.rule)}: {rule.n:,} accounts; {sentence}; "
+        f"{neutralize_list(rule_label(rule.rule))}: {rule.n:,} accounts; {sentence}; "
         f"composite lift {rule.lift:.2f}x ({_q(rule.q_value)})"
     )
 
@@ -247,7 +248,7 @@ def _segment_table(frame: pd.DataFrame) -> str:
     for row in _rows(frame):
         cells = [
             str(row["tier"]),
-            rule_label(row["rule"]),
+            neutralize_list(rule_label(row["rule"])),
             f"{int(row['accounts']):,}",
             f"{int(row['customers']):,}",
         ]

@@ -16,6 +16,7 @@ import pandas as pd
 
 from icp_sync.icp import IcpDefinition, rule_label
 from icp_sync.model import Tier
+from icp_sync.text import neutralize_list
 
 __all__ = ["compose", "metric_sentence"]
 
@@ -66,9 +67,13 @@ def compose(
         if rule.source == "exclusion":
             sentence = "excluded from the ICP (a segment we cannot serve)"
         evidence.setdefault(label, sentence)
-    segment = tiers["segment"].astype(str)
-    matched = segment.map(evidence).astype(object)  # all-missing would otherwise be float
+    raw_segment = tiers["segment"].astype(str)
+    matched = raw_segment.map(evidence).astype(object)  # all-missing would otherwise be float
     yellow = "outcomes in line with the company average"
+    # values from the export are neutralised where they enter; our own numbers are not
+    segment = raw_segment.map(neutralize_list)
+    signals = signals.astype(str).map(neutralize_list)
+    similar = similar.astype(str).map(neutralize_list)
     first = segment + ": " + matched.fillna(yellow)
     first = first.where(matched.ne("") | matched.isna(), segment)
     text = first + "."

@@ -18,7 +18,12 @@ from icp_sync.lifecycle import LifecycleSettings, account_outcomes, history_as_o
 from icp_sync.model import DealType, Tier
 from icp_sync.tiering import build_tal
 
-__all__ = ["backtest"]
+__all__ = ["MIN_MONTHS", "MIN_N", "backtest"]
+
+MIN_MONTHS = 3.0
+"""Below this many months after the as-of date, retention and conversion are not judged."""
+MIN_N = 5
+"""Below this many deals or accounts in a group, its rate is not reported (``rate`` is null)."""
 
 
 def backtest(
@@ -80,11 +85,21 @@ def backtest(
     }
     conversion_test = _compare(pd.Series(converted[in_tal]), pd.Series(converted[~in_tal]))
     months = (now - as_of).days / 30.44
+    enough_time = months >= MIN_MONTHS
+    if not enough_time:
+        # nobody can have churned or converted yet: 100% retention would be a fake result
+        retention = {key: {"rate": None, "n": part["n"]} for key, part in retention.items()}
+        retention_test = {"lift": None, "p_value": None}
+        conversion = {key: {"rate": None, "n": part["n"]} for key, part in conversion.items()}
+        conversion_test = {"lift": None, "p_value": None}
+    judged = [*win.values(), *retention.values(), *conversion.values()]
     return {
         "version": definition.version,
         "as_of": as_of.isoformat(),
         "history_end": now.date().isoformat(),
         "observed_months": round(months, 1),
+        "enough_data": any(part["rate"] is not None for part in judged),
+        "note": _note(months, enough_time),
         "win_rate_after": win | {"green_vs_rest": win_test},
         "retention_after": retention | {"green_vs_rest": retention_test},
         "tal_conversion": conversion
@@ -92,9 +107,18 @@ def backtest(
     }
 
 
+def _note(months: float, enough_time: bool) -> str:
+    if not enough_time:
+        return (
+            f"only {months:.1f} months observed after the as-of date (at least "
+            f"{MIN_MONTHS:.0f} needed): not enough data to judge retention or conversion"
+        )
+    return f"rates need at least {MIN_N} deals or accounts per group; fewer: not enough data"
+
+
 def _rate(values: pd.Series) -> dict[str, float | int | None]:
     n = int(values.count())
-    return {"rate": round(float(values.mean()), 4) if n else None, "n": n}
+    return {"rate": round(float(values.mean()), 4) if n >= MIN_N else None, "n": n}
 
 
 def _compare(a: pd.Series, b: pd.Series) -> dict[str, float | None]:

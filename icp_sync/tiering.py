@@ -18,6 +18,7 @@ from icp_sync.lookalike import LookalikeModel, score_accounts, similar_customers
 from icp_sync.model import Tier
 from icp_sync.reasons import compose, tier_counts
 from icp_sync.segments import members
+from icp_sync.text import neutralize_list
 
 __all__ = ["ScoreResult", "TalResult", "build_tal", "rule_lifts", "score"]
 
@@ -119,6 +120,10 @@ class TalResult:
         """The ``tal --json`` document (contract: ``version`` and ``accounts``)."""
         records = self.accounts[TAL_COLUMNS].astype(object)
         records = records.where(self.accounts[TAL_COLUMNS].notna(), None)
+        for column in ("name", "segment"):
+            records[column] = records[column].map(
+                lambda v: None if v is None else neutralize_list(str(v))
+            )
         return {
             "name": self.name,
             "version": self.version,
@@ -149,5 +154,8 @@ def build_tal(
         "green_segments": by_segment,
         "green_segments_covered": sum(1 for n in by_segment.values() if n > 0),
         "prospects_considered": len(prospects),
+        "accounts": len(scored),
+        "customers": int(scored["is_customer"].sum()),
+        "red_prospects": int((~scored["is_customer"] & (scored["tier"] == str(Tier.RED))).sum()),
     }
     return chosen, coverage

@@ -10,7 +10,7 @@ scored-at stamp only moves on records that change for another reason.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from icp_sync.model import OWNED, WRITTEN_ACCOUNT_FIELDS, CrmObject, FieldKind
+from icp_sync.model import OWNED, OWNED_FIELDS, WRITTEN_ACCOUNT_FIELDS, CrmObject, FieldKind
+from icp_sync.text import neutralize_list, safe_text
 
 __all__ = [
     "ACCOUNT_FIELDS",
@@ -46,6 +47,8 @@ ACCOUNT_FIELDS: tuple[str, ...] = WRITTEN_ACCOUNT_FIELDS
 """The owned Account fields the planner may change (see :data:`icp_sync.model.OWNED_FIELDS`)."""
 _TIER = "tier"
 _STAMP = "scored_at"
+_SEGMENT_LENGTH = next(f.length for f in OWNED_FIELDS if f.key == "segment") or 255
+_REASONS_LENGTH = next(f.length for f in OWNED_FIELDS if f.key == "reasons") or 32768
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -156,8 +159,8 @@ def desired_account_values(
         {
             "tier": scores["tier"].to_numpy(),
             "score": scores["score"].to_numpy(),
-            "segment": scores["segment"].to_numpy(),
-            "reasons": scores["reasons"].to_numpy(),
+            "segment": scores["segment"].map(_crm_text(_SEGMENT_LENGTH, items=True)).to_numpy(),
+            "reasons": scores["reasons"].map(_crm_text(_REASONS_LENGTH)).to_numpy(),
         },
         index=pd.Index(scores["account_id"].astype(str), name="record_id"),
     )
@@ -170,6 +173,21 @@ def desired_account_values(
     frame["version"] = version
     frame["scored_at"] = scored_at
     return frame
+
+
+def _crm_text(width: int, *, items: bool = False) -> Callable[[Any], Any]:
+    """Text for a CRM field: formula-safe and cut at a word boundary to the field's length.
+
+    ``items``: the text is a list of export values (a segment label), each neutralised.
+    """
+
+    def safe(value: Any) -> Any:
+        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+            return value
+        text = neutralize_list(str(value)) if items else str(value)
+        return safe_text(text, width)
+
+    return safe
 
 
 def plan(

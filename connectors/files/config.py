@@ -6,6 +6,7 @@ filters) is applied by :mod:`connectors.files.mapping`.
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -92,8 +93,9 @@ class FileObjectConfig(Section):
     path: Path
     """The export (CSV or Parquet)."""
     format: Literal["auto", "csv", "parquet"] = "auto"
-    delimiter: str = ","
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
     encoding: str = "utf-8"
+    """Text encoding of a CSV export (e.g. ``latin-1``, ``cp1252``); lookups use it too."""
     day_first: bool = False
     """Read ambiguous dates such as 03/04/2024 as 3 April (default: 4 March)."""
     where: dict[str, list[str]] = Field(default_factory=dict)
@@ -108,6 +110,22 @@ class FileObjectConfig(Section):
     @classmethod
     def _resolve(cls, value: Path, info: ValidationInfo) -> Path:
         return existing_file(value, info)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                f"unknown encoding {value!r} (e.g. utf-8, latin-1, cp1252, utf-16)"
+            ) from None
+        return value
+
+    @classmethod
+    def section_name(cls) -> str:
+        """``accounts`` or ``opportunities``: the TOML table under ``[files]``."""
+        return cls._section
 
     @field_validator("columns")
     @classmethod

@@ -9,6 +9,7 @@ fingerprint of the files and the mapping, so an unchanged export costs nothing t
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -17,11 +18,14 @@ import pandas as pd
 
 from connectors.base import ApiUsage, Batch, CheckItem
 from connectors.files.config import FileObjectConfig, FilesConfig
-from connectors.files.mapping import map_frame, mapping_problems, matches
+from connectors.files.mapping import date_order_problems, map_frame, mapping_problems, matches
 from icp_sync.errors import ConfigError, ConnectorError
+from icp_sync.log import get_logger
 from icp_sync.model import CrmObject
 
 __all__ = ["FileConnector"]
+
+log = get_logger(connector="files")
 
 _NA_VALUES = ["", "NULL", "null", "NaN", "nan", "N/A", "n/a", "#N/A", "None", "none"]
 _SECTION = {CrmObject.ACCOUNT: "accounts", CrmObject.OPPORTUNITY: "opportunities"}
@@ -61,7 +65,10 @@ class FileConnector:
                 continue
             try:
                 frame = self._read(spec.path, spec)
-                problems = mapping_problems(section, spec, frame, self._read_lookups(spec))
+                lookups = self._read_lookups(spec)
+                problems = mapping_problems(section, spec, frame, lookups)
+                if not problems:
+                    problems = date_order_problems(section, spec, frame, lookups, obj)
             except ConnectorError as exc:
                 items.append(
                     CheckItem(
@@ -98,6 +105,9 @@ class FileConnector:
         if problems:
             raise ConfigError(problems)
         source = source[matches(source, spec.where)]
+        problems = date_order_problems(_SECTION[obj], spec, source, lookups, obj)
+        if problems:
+            raise ConfigError(problems)
         yield Batch(frame=map_frame(obj, spec, source, lookups), cursor=cursor, snapshot=True)
 
     def usage(self) -> ApiUsage:
@@ -132,15 +142,36 @@ def _read_file(path: Path, spec: FileObjectConfig) -> pd.DataFrame:
     try:
         if kind == "parquet":
             return pd.read_parquet(path)
-        return pd.read_csv(
-            path,
-            dtype=str,
-            sep=spec.delimiter,
-            encoding=spec.encoding,
-            keep_default_na=False,
-            na_values=_NA_VALUES,
-            skipinitialspace=False,
-            on_bad_lines="warn",
-        )
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                path,
+                dtype=str,
+                sep=spec.delimiter,
+                encoding=spec.encoding,
+                keep_default_na=False,
+                na_values=_NA_VALUES,
+                skipinitialspace=False,
+                on_bad_lines="warn",
+            )
+        for warning in caught:  # e.g. rows with too many fields: skipped, and said so
+            log.warning("export_rows_skipped", file=str(path), detail=str(warning.message))
+        return frame
+    except UnicodeDecodeError:
+        raise ConnectorError(_encoding_message(path, spec), connector="files") from None
+    except (OSError, ValueError) as exc:
         raise ConnectorError(f"cannot read {path}: {exc}", connector="files") from exc
+
+
+def _encoding_message(path: Path, spec: FileObjectConfig) -> str:
+    """Where the file stops being ``spec.encoding``, and the config key that fixes it."""
+    offset, byte = "?", ""
+    try:
+        with path.open("rb") as handle:
+            handle.read().decode(spec.encoding)
+    except UnicodeDecodeError as exc:
+        offset, byte = f"{exc.start:,}", f" (0x{exc.object[exc.start]:02x})"
+    return (
+        f"cannot read {path}: byte {offset}{byte} is not valid {spec.encoding}. Set the file's "
+        f'encoding, e.g. files.{spec.section_name()}.encoding = "latin-1" (or "cp1252")'
+    )

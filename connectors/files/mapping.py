@@ -12,7 +12,10 @@ import pandas as pd
 from connectors.files.config import ColumnSpec, FileObjectConfig, LookupConfig
 from icp_sync.model import ATTR_PREFIX, COLUMNS, DATETIME, CrmObject
 
-__all__ = ["map_frame", "mapping_problems", "matches"]
+__all__ = ["date_order_problems", "map_frame", "mapping_problems", "matches"]
+
+_SLASH_DATE = r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-](?:\d{4}|\d{2})\b"
+_EXAMPLES = 3
 
 
 def mapping_problems(
@@ -68,6 +71,78 @@ def mapping_problems(
             if column not in table.columns
         )
     return problems
+
+
+def date_order_problems(
+    section: str,
+    spec: FileObjectConfig,
+    frame: pd.DataFrame,
+    lookups: dict[str, pd.DataFrame],
+    obj: CrmObject,
+) -> list[str]:
+    """Date columns whose day/month order cannot be trusted, each with its TOML path and fix.
+
+    A column is refused when it holds values only valid day-first (``13/02/2017``) and values
+    only valid month-first (``02/13/2017``): it was mangled (e.g. edited in two locales) and
+    every value that reads both ways (``03/04/2017``) could be either date. It is also refused
+    when such evidence contradicts ``day_first`` while values that read both ways exist. A
+    ``format`` on the column says how to read it and silences the check.
+    """
+    problems: list[str] = []
+    canonical = COLUMNS[obj]
+    for name, column in spec.columns.items():
+        if canonical.get(name) != DATETIME or column.column is None or column.format:
+            continue
+        source = frame if column.lookup is None else lookups.get(column.lookup)
+        if source is None or column.column not in source.columns:
+            continue
+        where = spec.path.name if column.lookup is None else spec.lookups[column.lookup].path.name
+        finding = _date_order(source[column.column], day_first=spec.day_first)
+        if finding:
+            problems.append(
+                f"files.{section}.columns.{name}: {where} column {column.column!r} {finding}; "
+                f"its values are not imported. Set how to read it, e.g. "
+                f'{name} = {{ column = {column.column!r}, format = "%d/%m/%Y" }} '
+                f'(or "%m/%d/%Y"); values in the other order are then dropped as not a date'
+            )
+    return problems
+
+
+def _date_order(values: pd.Series, *, day_first: bool) -> str:
+    """Why the day/month order of ``values`` is ambiguous, or ``""`` when it is not."""
+    if not (values.dtype == object or pd.api.types.is_string_dtype(values)):
+        return ""
+    parts = values.astype("string").str.extract(_SLASH_DATE)
+    first = pd.to_numeric(parts[0], errors="coerce")
+    second = pd.to_numeric(parts[1], errors="coerce")
+    as_day_first = first.between(1, 31) & second.between(1, 12)
+    as_month_first = first.between(1, 12) & second.between(1, 31)
+    text = values.astype("string").str.strip()
+    only_day = text[as_day_first & ~as_month_first]
+    only_month = text[as_month_first & ~as_day_first]
+    either = text[as_day_first & as_month_first & (first != second)]
+
+    def shown(sample: pd.Series) -> str:
+        return ", ".join(repr(str(v)) for v in sample.head(_EXAMPLES))
+
+    if len(only_day) and len(only_month):
+        return (
+            f"mixes day-first and month-first dates ({len(only_day):,} only valid day-first "
+            f"such as {shown(only_day)}; {len(only_month):,} only valid month-first such as "
+            f"{shown(only_month)}; {len(either):,} read either way)"
+        )
+    if len(either) and len(only_day) and not day_first:
+        return (
+            f"holds day-first dates such as {shown(only_day)} but is read month-first, so "
+            f"{len(either):,} values such as {shown(either)} would be read wrongly "
+            "(or set day_first = true on the file)"
+        )
+    if len(either) and len(only_month) and day_first:
+        return (
+            f"holds month-first dates such as {shown(only_month)} but day_first = true, so "
+            f"{len(either):,} values such as {shown(either)} would be read wrongly"
+        )
+    return ""
 
 
 def map_frame(

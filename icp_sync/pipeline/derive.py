@@ -95,6 +95,7 @@ def derive_icp(
     """
     base = history.base(settings, as_of=as_of, now=now)
     cut = base.as_of
+    _require_history(base.outcomes, history, cut)
     dimensions = settings.segments.dimensions
     leakage = coverage_asymmetry(base.accounts, base.outcomes, dimensions)
     evidence = evidence_table(
@@ -231,6 +232,24 @@ def active_definition(
         if stored is None:
             raise PipelineError("deriving the first ICP version stored nothing")
     return from_toml(stored.definition, source=f"stored {stored.version}"), load_model(stored.model)
+
+
+def _require_history(outcomes: pd.DataFrame, history: History, cut: pd.Timestamp) -> None:
+    """Refuse to derive from a history with no customer and no closed deal before ``cut``."""
+    closed = int((outcomes["nb_won"] + outcomes["nb_lost"]).sum())
+    if closed or outcomes["is_customer"].any():
+        return
+    dates = history.opportunities.get("close_date", pd.Series(dtype="datetime64[ns, UTC]"))
+    earliest = dates.dropna().min() if len(dates) else None
+    since = (
+        ""
+        if earliest is None or pd.isna(earliest)
+        else (f"; the earliest deal closed on {earliest:%Y-%m-%d}")
+    )
+    raise PipelineError(
+        f"no customer and no closed deal before {cut:%Y-%m-%d}: nothing to learn an ICP from"
+        f"{since}. Pick a later --as-of"
+    )
 
 
 def load_model(blob: bytes | None) -> LookalikeModel | None:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from icp_sync import tiering
 from icp_sync.config import Settings
-from icp_sync.errors import PipelineError
+from icp_sync.errors import ConfigError, PipelineError
 from icp_sync.icp import IcpDefinition, from_toml
 from icp_sync.log import get_logger
 from icp_sync.lookalike import LookalikeModel
@@ -83,6 +83,10 @@ def review(
     """What happened after an ICP version's as-of date: did its predictions come true?"""
     stored = store.versions.get(version)
     if stored is None:
+        known = [name for name, *_ in store.versions.history()]
+        if version is not None and known:
+            problem = f"--version: no ICP version {version!r}; the versions that exist: "
+            raise ConfigError([problem + ", ".join(known)])
         raise PipelineError("no ICP version to review: run `icp-sync derive` first")
     definition = from_toml(stored.definition, source=f"stored {stored.version}")
     then = score(

@@ -46,7 +46,20 @@ class ObjectSync:
     unchanged: int = 0
     deleted: int = 0
     manual_edits: int = 0
+    mirror_before: int = 0
+    """Live records of the object in the mirror before this sync."""
+    arrived_deleted: int = 0
+    """New records read already flagged deleted in the CRM: mirrored as deleted, never live."""
+    restored: int = 0
+    """Records deleted in the mirror that came back live (undeleted in the CRM)."""
     report: NormalizeReport | None = None
+
+    @property
+    def mirror_after(self) -> int:
+        """Live records after this sync: before + new - arrived deleted - deleted + restored."""
+        return (
+            self.mirror_before + self.inserted - self.arrived_deleted - self.deleted + self.restored
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -58,6 +71,9 @@ class ObjectSync:
             "unchanged": self.unchanged,
             "deleted": self.deleted,
             "manual_edits": self.manual_edits,
+            "mirror_before": self.mirror_before,
+            "arrived_deleted": self.arrived_deleted,
+            "restored": self.restored,
             "rejected": len(self.report.rejects) if self.report else 0,
             "normalization": self.report.as_dict() if self.report else None,
         }
@@ -220,20 +236,34 @@ def _sync_object(
 ) -> None:
     obj = outcome.crm_object
     since = store.watermarks.get(connector.name, obj)
+    # live and known ids, kept current in memory, so the counts add up to the mirror's
+    live = store.mirror.ids(obj)
+    known = store.mirror.ids(obj, include_deleted=True)
+    outcome.mirror_before = len(live)
     for batch in connector.extract(obj, since=since, now=now):
         if batch.deleted:
             outcome.deleted += store.mirror.mark_deleted(obj, batch.deleted, now=now)
+            live -= set(batch.deleted)
         if batch.live is not None:
-            gone = store.mirror.ids(obj) - batch.live
+            gone = live - batch.live
             outcome.deleted += store.mirror.mark_deleted(obj, gone, now=now)
+            live -= gone
         if batch.frame.empty and (batch.deleted or batch.live is not None):
             continue
         outcome.source_unchanged = False
         clean, report = normalize(batch.frame, obj, settings.normalize, now=now)
+        ids = set(clean[ID_COLUMN[obj]])
+        flagged = set(clean.loc[clean["is_deleted"].astype(bool), ID_COLUMN[obj]])
+        outcome.arrived_deleted += len(flagged - known)
+        outcome.deleted += len(flagged & live)
+        outcome.restored += len((ids - flagged) & (known - live))
+        live = (live - flagged) | (ids - flagged)
+        known |= ids
         written = store.mirror.upsert(obj, clean, now=now)
         if batch.snapshot:
-            gone = store.mirror.ids(obj) - set(clean[ID_COLUMN[obj]])
+            gone = live - ids
             outcome.deleted += store.mirror.mark_deleted(obj, gone, now=now)
+            live -= gone
         outcome.manual_edits += remember_read_back(
             store,
             obj,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import trustme
 import uvicorn
 from starlette.types import ASGIApp
 
-__all__ = ["ServerThread", "TlsFiles", "make_tls"]
+__all__ = ["PortInUseError", "ServerThread", "TlsFiles", "make_tls", "port_available"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,6 +46,26 @@ def make_tls(directory: Path) -> TlsFiles:
             out.write(blob.bytes())
     files.key_file.chmod(0o600)
     return files
+
+
+class PortInUseError(RuntimeError):
+    """The port a server should bind is taken by another process."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        super().__init__(f"{host}:{port} is already in use")
+
+
+def port_available(host: str, port: int) -> bool:
+    """Whether ``host:port`` can be bound now (the way uvicorn binds it: SO_REUSEADDR)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 class ServerThread:
@@ -89,8 +110,11 @@ class ServerThread:
         """Start serving and return once the socket accepts connections.
 
         Raises:
+            PortInUseError: If the port is taken by another process.
             RuntimeError: If the server did not start within ``timeout`` seconds.
         """
+        if self._port and not port_available(self._host, self._port):
+            raise PortInUseError(self._host, self._port)
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:

@@ -140,7 +140,11 @@ class Sandbox:
     def start(self) -> Sandbox:
         """Serve both CRMs; returns once both accept connections."""
         self.salesforce.start()
-        self.hubspot.start()
+        try:
+            self.hubspot.start()
+        except BaseException:
+            self.salesforce.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -174,12 +178,13 @@ class Sandbox:
     def write_config(self, path: Path, *, crm: str = "salesforce") -> Path:
         """Write a complete icp-sync config that connects to this sandbox.
 
-        Secrets go to files beside it (mode 600), referenced as ``file:`` paths; the state
-        store is a SQLite file in the same folder.
+        Secrets go to files in the sandbox's own folder (``<dir>/secrets``, mode 600),
+        referenced as ``file:`` paths, so nothing secret lands beside the config (e.g. in a
+        checkout); the state store is a SQLite file beside the config.
         """
-        folder = path.resolve().parent
-        secret_dir = folder / "secrets"
+        secret_dir = self.directory / "secrets"
         secret_dir.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
 
         def secret(name: str, value: str) -> str:
             target = secret_dir / name
