@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from icp_sync.icp import IcpDefinition, SegmentRule, rule_label
-from icp_sync.text import neutralize_list
 from icp_sync.model import Tier
 from icp_sync.reasons import metric_sentence
+from icp_sync.text import neutralize_list
 
 __all__ = ["markdown", "segment_records", "summary"]
 
