@@ -89,6 +89,12 @@ def _print_writeback(summary: dict[str, Any]) -> None:
     if "skipped" in summary:
         stdout.print(f"[yellow]write-back skipped: {summary['skipped']}[/]")
         return
+    if "activated" in summary:
+        stdout.print(
+            f"[yellow]ICP {summary['activated']['version']} activated automatically "
+            "(first run on an empty store); later versions go live only with "
+            "`icp-sync activate`[/]"
+        )
     plan = summary["plan"]
     tiers = ", ".join(f"{n:,} {t}" for t, n in summary["tiers"].items())
     stdout.print(f"ICP {summary['version']}: {tiers}")
@@ -106,6 +112,58 @@ def _print_writeback(summary: dict[str, Any]) -> None:
             )
         )
     )
+
+
+def print_activation(document: dict[str, Any]) -> None:
+    """The preview (and outcome) of ``activate``: CRM changes, tier moves, TAL changes."""
+    plan, tal = document["plan"], document["tal"]
+    previous = document["previous"] or "none"
+    kind = "rollback to" if document["rollback"] else "activate"
+    stdout.print(f"{kind} ICP {document['version']} (active now: {previous})")
+    tiers = ", ".join(f"{n:,} {t}" for t, n in document["tiers"].items())
+    stdout.print(f"  tiers: {tiers}")
+    for move, count in plan["tier_moves"].items():
+        stdout.print(f"  {count:,} accounts {move}")
+    stdout.print(
+        f"  TAL ({tal['source']}): {tal['size']:,} accounts, "
+        f"{tal['added']:,} added, {tal['removed']:,} removed"
+    )
+    if document["crm_writes"]:
+        fields = ", ".join(f"{f} {n:,}" for f, n in plan["by_field"].items())
+        stdout.print(
+            f"  the next sync would change {plan['records']:,} records, "
+            f"{plan['field_changes']:,} fields" + (f" ({fields})" if fields else "")
+        )
+    else:
+        stdout.print("  this connector writes nothing to a CRM")
+    if document["activated"]:
+        stdout.print(
+            f"[green]ICP {document['version']} is active (by {document['by']}); "
+            "the next sync writes it[/]"
+        )
+    else:
+        stdout.print(f"dry run: to make it live, `icp-sync activate {document['version']}`")
+
+
+def print_versions(rows: Sequence[dict[str, Any]]) -> None:
+    """The ``versions`` table."""
+    if not rows:
+        stdout.print("no ICP version yet: `icp-sync derive` proposes one")
+        return
+    table = Table(title="ICP versions")
+    for column in ("version", "status", "derived", "as of", "activated", "by", "TAL"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["version"],
+            row["status"],
+            row["created_at"][:16].replace("T", " "),
+            row["as_of"][:10],
+            (row["activated_at"] or "")[:16].replace("T", " "),
+            row["activated_by"] or "",
+            str(row["tal_id"] or ""),
+        )
+    stdout.print(table)
 
 
 def print_field_setup(document: dict[str, Any]) -> None:

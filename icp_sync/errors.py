@@ -104,3 +104,10 @@ class StateStoreError(IcpSyncError):
 
 class PipelineError(IcpSyncError):
     """A cycle cannot proceed, for a reason the message states."""
+
+
+class MassChangeError(PipelineError):
+    """A sync would delete or re-tier more than the configured share; nothing was written.
+
+    ``sync --allow-mass-change`` lets it through once the change is understood.
+    """

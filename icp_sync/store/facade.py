@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from icp_sync.errors import StateStoreError
 from icp_sync.store._base import short
+from icp_sync.store.activations import ActivationRepository
 from icp_sync.store.ledger import LedgerRepository
 from icp_sync.store.migrations import current_version, migrate
 from icp_sync.store.mirror import MirrorRepository
@@ -29,7 +31,9 @@ class Store:
     - ``versions``: ICP versions, scores, TALs
       (:class:`~icp_sync.store.versions.VersionRepository`);
     - ``ledger``: CRM field values, write ledger, connector state
-      (:class:`~icp_sync.store.ledger.LedgerRepository`).
+      (:class:`~icp_sync.store.ledger.LedgerRepository`);
+    - ``activations``: which ICP version and TAL are live, and since when
+      (:class:`~icp_sync.store.activations.ActivationRepository`).
 
     A new concern is a table in :mod:`~icp_sync.store.schema`, a step appended in
     :mod:`~icp_sync.store.migrations`, a module with a :class:`Repository` subclass, and one
@@ -44,6 +48,7 @@ class Store:
         self.runs = RunRepository(engine)
         self.versions = VersionRepository(engine)
         self.ledger = LedgerRepository(engine)
+        self.activations = ActivationRepository(engine)
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -69,6 +74,29 @@ class Store:
             engine.dispose()
             raise
         return cls(engine)
+
+    @staticmethod
+    def inspect(url: str) -> int:
+        """The schema version of the database at ``url`` (0 when empty), changing nothing.
+
+        Creates no file, table or journal: a missing SQLite file is reported as empty.
+
+        Raises:
+            StateStoreError: If the database cannot be reached.
+        """
+        database = sa.engine.make_url(url).database if url.startswith("sqlite") else None
+        if database and database != ":memory:" and not Path(database).exists():
+            return 0
+        try:
+            engine = sa.create_engine(url, connect_args=_connect_args(url))
+            try:
+                with engine.connect() as conn:
+                    return current_version(conn)
+            finally:
+                engine.dispose()
+        except (SQLAlchemyError, ImportError) as exc:
+            detail = short(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
+            raise StateStoreError(f"cannot open the state store: {detail}") from exc
 
     def close(self) -> None:
         """Release every pooled connection."""

@@ -1,0 +1,121 @@
+"""The write-back plan of an ICP version: score, desired values, and what would change.
+
+One function serves both the sync (which then applies the plan) and the activation preview
+(which shows it), so a preview's counts are what the next sync writes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from icp_sync.config import Settings
+from icp_sync.icp import IcpDefinition
+from icp_sync.lookalike import LookalikeModel
+from icp_sync.model import CrmObject
+from icp_sync.pipeline.history import History
+from icp_sync.pipeline.score import score
+from icp_sync.store import Store
+from icp_sync.tiering import ScoreResult
+from icp_sync.writeback import Plan, canonical_value, desired_account_values, plan
+
+__all__ = ["IcpInForce", "WritePlan", "plan_writes"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IcpInForce:
+    """An ICP version with its model and the TAL that goes with it."""
+
+    definition: IcpDefinition
+    model: LookalikeModel | None
+    tal_id: int | None
+    members: pd.DataFrame
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WritePlan:
+    """What writing ``icp`` to the CRM would change."""
+
+    planned: Plan
+    scored: ScoreResult
+    skipped_known_rejects: int
+    retiered: int
+    tiered: int
+
+    @property
+    def retier_share(self) -> float:
+        """Accounts moving tier under the version the CRM already holds, as a share."""
+        return self.retiered / self.tiered if self.tiered else 0.0
+
+
+def plan_writes(
+    settings: Settings,
+    store: Store,
+    history: History,
+    icp: IcpInForce,
+    *,
+    writable: set[str] | None,
+    now: datetime,
+    keep: bool,
+) -> WritePlan:
+    """Score with ``icp`` and plan the owned-field changes against what the CRM holds.
+
+    Args:
+        writable: Owned fields that exist in the CRM (``None``: every owned field).
+        keep: Store the scores (a sync does; a preview does not).
+    """
+    definition = icp.definition
+    scored = score(
+        settings, store, history, now=now, definition=definition, model=icp.model, keep=keep
+    )
+    desired = desired_account_values(
+        scored.frame, icp.members, version=definition.version, scored_at=now
+    )
+    current = store.ledger.field_values(CrmObject.ACCOUNT)
+    planned = plan(desired, current, writable=writable)
+    refused = store.ledger.rejected_writes(CrmObject.ACCOUNT)
+    skip = {
+        record_id: "rejected last time with the same values"
+        for (_, record_id), values in planned.by_record().items()
+        if record_id in refused and _same_attempt(refused[record_id], values)
+    }
+    if skip:
+        planned = plan(desired, current, writable=writable, skip=skip)
+    retiered, tiered = _retiers(desired, current)
+    return WritePlan(
+        planned=planned,
+        scored=scored,
+        skipped_known_rejects=len(skip),
+        retiered=retiered,
+        tiered=tiered,
+    )
+
+
+def _retiers(desired: pd.DataFrame, current: pd.DataFrame) -> tuple[int, int]:
+    """(accounts whose tier would move under the version they already hold, accounts tiered).
+
+    A move that comes with a version change was previewed and approved at activation.
+    """
+    if current.empty or "tier" not in current:
+        return 0, 0
+    held = current.reindex(index=desired.index)
+    held_tier = held["tier"].map(canonical_value)
+    tiered = held_tier.ne("")
+    same_version = (
+        held["version"].map(canonical_value).eq(desired["version"].map(canonical_value))
+        if "version" in held
+        else pd.Series(True, index=held.index)
+    )
+    moved = tiered & same_version & held_tier.ne(desired["tier"].map(canonical_value))
+    return int(moved.sum()), int(tiered.sum())
+
+
+def _same_attempt(refused: str, values: dict[str, Any]) -> bool:
+    """Would this write repeat a refused one? (The scoring time alone does not count.)"""
+    before = {k: v for k, v in json.loads(refused).items() if k != "scored_at"}
+    now = {k: v for k, v in values.items() if k != "scored_at"}
+    return bool(before == json.loads(json.dumps(now, default=str)))
