@@ -100,6 +100,8 @@ def _print_writeback(summary: dict[str, Any]) -> None:
     stdout.print(f"ICP {summary['version']}: {tiers}")
     for move, count in plan["tier_moves"].items():
         stdout.print(f"  {count:,} accounts move {move}")
+    if "guard" in summary:
+        stdout.print(f"[yellow]without --dry-run this sync would stop: {summary['guard']}[/]")
     verb = "would change" if summary["dry_run"] else "changed"
     stdout.print(
         f"write-back {verb}: {plan['records']:,} records, {plan['field_changes']:,} fields"
@@ -271,6 +273,10 @@ def print_derive(document: dict[str, Any]) -> None:
         print_review(document["backtest"])
     for kind, path in document["files"].items():
         stdout.print(f"{kind}: {path}")
+    stdout.print(
+        f"ICP {document['version']} is a proposal: the CRM is unchanged until "
+        f"`icp-sync activate {document['version']}` (preview it with --dry-run)"
+    )
 
 
 def print_tal(document: dict[str, Any], limit: int = 15) -> None:
@@ -295,6 +301,10 @@ def print_tal(document: dict[str, Any], limit: int = 15) -> None:
         f"Green share {percent(coverage['green_share'])}; Green segments covered "
         f"{coverage['green_segments_covered']} of {len(coverage['green_segments'])}; "
         f"{coverage['prospects_considered']:,} prospects considered."
+    )
+    stdout.print(
+        f"A proposal: it goes live with `icp-sync activate {document['version']}` "
+        "(the newest TAL of a version goes live with it)"
     )
 
 

@@ -113,7 +113,7 @@ def _salesforce(workdir: Path, _icp_sync: Callable[..., None]) -> None:
         _quiet(config)
         _icp_sync("check", "--config", str(config))
         _icp_sync("setup-fields", "--config", str(config))
-        stdout.rule("10. First cycle: extract, derive the ICP, score, write tier and TAL back")
+        stdout.rule("10. First cycle: extract, derive and activate v1, write tier and TAL back")
         _icp_sync("sync", "--config", str(config))
         _show_records(sandbox, "What a sales rep now sees on the Account record")
 

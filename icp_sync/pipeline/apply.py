@@ -98,7 +98,11 @@ def write_back(
             "by": first.activated_by,
             "reason": "first run on an empty store: activated automatically",
         }
-    _guard_retiers(settings, proposal, allow=allow_mass_change or summary["dry_run"])
+    tripped = None if allow_mass_change else _retier_guard(settings, proposal)
+    if tripped and summary["dry_run"]:
+        summary["guard"] = tripped
+    elif tripped:
+        raise MassChangeError(tripped)
     if summary["dry_run"]:
         return summary
     summary |= _apply(store, connector, planned, run_id=run_id, now=now)
@@ -108,11 +112,12 @@ def write_back(
     return summary
 
 
-def _guard_retiers(settings: Settings, proposal: WritePlan, *, allow: bool) -> None:
+def _retier_guard(settings: Settings, proposal: WritePlan) -> str | None:
+    """Why this write-back is a mass change (``None`` when it is not)."""
     limit = settings.guards.max_retier_share
-    if allow or proposal.retier_share <= limit:
-        return
-    raise MassChangeError(
+    if proposal.retier_share <= limit:
+        return None
+    return (
         f"this sync would move {proposal.retiered:,} of {proposal.tiered:,} tiered accounts "
         f"({proposal.retier_share:.0%}) to another tier under the same ICP version, above "
         f"guards.max_retier_share = {limit:g}; nothing was written. Check the data "

@@ -7,23 +7,25 @@ One function serves both the sync (which then applies the plan) and the activati
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
+from connectors import make_connector
+from connectors.base import WritableConnector
 from icp_sync.config import Settings
 from icp_sync.icp import IcpDefinition
 from icp_sync.lookalike import LookalikeModel
 from icp_sync.model import CrmObject
-from icp_sync.pipeline.history import History
+from icp_sync.pipeline.history import History, connector_state
 from icp_sync.pipeline.score import score
-from icp_sync.store import Store
+from icp_sync.store import Activation, Store
 from icp_sync.tiering import ScoreResult
 from icp_sync.writeback import Plan, canonical_value, desired_account_values, plan
 
-__all__ = ["IcpInForce", "WritePlan", "plan_writes"]
+__all__ = ["IcpInForce", "WritePlan", "plan_writes", "preview_writes"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,6 +36,7 @@ class IcpInForce:
     model: LookalikeModel | None
     tal_id: int | None
     members: pd.DataFrame
+    coverage: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,6 +96,61 @@ def plan_writes(
         retiered=retiered,
         tiered=tiered,
     )
+
+
+def preview_writes(
+    settings: Settings,
+    store: Store,
+    history: History,
+    icp: IcpInForce,
+    current: Activation | None,
+    *,
+    now: datetime,
+) -> dict[str, Any]:
+    """What making ``icp`` live changes: CRM records and fields, tier moves, TAL changes.
+
+    Planned as the sync plans (:func:`plan_writes`), against the CRM values of the last sync.
+    A connector that writes to no CRM gets tier moves against the active version's last scores.
+    """
+    connector = make_connector(settings, connector_state(store, settings))
+    try:
+        writes = isinstance(connector, WritableConnector)
+        writable = (
+            set(connector.writable_fields()) if isinstance(connector, WritableConnector) else None
+        )
+    finally:
+        connector.close()
+    proposal = plan_writes(settings, store, history, icp, writable=writable, now=now, keep=False)
+    summary = proposal.planned.summary()
+    if not writes:
+        summary = {"records": 0, "field_changes": 0, "by_field": {}, "tier_moves": {}}
+        summary["tier_moves"] = _moves_from_scores(store, current, proposal.scored.frame)
+    before = set()
+    if current is not None and current.tal_id is not None:
+        held = store.versions.tal(current.tal_id)
+        before = set(held.members["account_id"].astype(str)) if held is not None else set()
+    after = set(icp.members["account_id"].astype(str))
+    return {
+        "tiers": proposal.scored.tiers,
+        "plan": summary,
+        "crm_writes": writes,
+        "tal": {"size": len(after), "added": len(after - before), "removed": len(before - after)},
+    }
+
+
+def _moves_from_scores(store: Store, current: Activation | None, frame: Any) -> dict[str, int]:
+    """Tier moves against the active version's last stored scores (no CRM to compare with)."""
+    if current is None:
+        return {}
+    held = store.versions.load_scores(current.version)
+    if held.empty:
+        return {}
+    old = held.set_index("account_id")["tier"]
+    new = frame.set_index("account_id")["tier"]
+    both = new.to_frame("new").join(old.rename("old"), how="left").fillna("(none)")
+    moved = both[both["new"] != both["old"]]
+    counts = moved.groupby(["old", "new"]).size()
+    return {f"{o} -> {n}": int(c) for (o, n), c in sorted(counts.items())}
 
 
 def _retiers(desired: pd.DataFrame, current: pd.DataFrame) -> tuple[int, int]:

@@ -18,8 +18,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from connectors import make_connector
-from connectors.base import WritableConnector
 from icp_sync import tiering
 from icp_sync.config import Settings
 from icp_sync.errors import PipelineError
@@ -27,8 +25,8 @@ from icp_sync.icp import IcpDefinition, from_toml, to_toml
 from icp_sync.log import get_logger
 from icp_sync.lookalike import LookalikeModel
 from icp_sync.pipeline.derive import derive_icp, load_model
-from icp_sync.pipeline.history import History, connector_state
-from icp_sync.pipeline.planning import IcpInForce, plan_writes
+from icp_sync.pipeline.history import History
+from icp_sync.pipeline.planning import IcpInForce, preview_writes
 from icp_sync.pipeline.score import score
 from icp_sync.store import Activation, IcpVersion, Store
 
@@ -143,19 +141,24 @@ def activate(
     if tal is not None:
         members, tal_source = tal.members, f"TAL {tal.tal_id} ({tal.created_at:%Y-%m-%d %H:%M})"
     else:
-        members, _ = tiering.build_tal(scored.frame, definition, settings.tal.size)
-        tal_source = f"built now ({settings.tal.size} accounts)"
+        members, coverage = tiering.build_tal(scored.frame, definition, settings.tal.size)
+        tal_source = f"built at activation, tal.size = {settings.tal.size}"
     icp = IcpInForce(
-        definition=definition, model=model, tal_id=tal.tal_id if tal else None, members=members
+        definition=definition,
+        model=model,
+        tal_id=tal.tal_id if tal else None,
+        members=members,
+        coverage=coverage if tal is None else tal.coverage,
     )
     current = store.activations.current()
-    preview = _preview(settings, store, history, icp, current, now=now)
+    preview = preview_writes(settings, store, history, icp, current, now=now)
     preview["tal"]["source"] = tal_source
     by = operator(by)
     document: dict[str, Any] = {
         "version": definition.version,
         "previous": current.version if current else None,
-        "rollback": source is not None
+        "rollback": current is not None
+        and current.version != definition.version
         and any(a.version == definition.version for a in store.activations.history()),
         "dry_run": dry_run,
         "activated": False,
@@ -220,15 +223,17 @@ def _activate_stored(
     stored = _stored(store, version)
     definition, model = _definition(stored), load_model(stored.model)
     tal = store.versions.latest_tal(version)
-    members = tal.members if tal is not None else None
-    if members is None:
+    if tal is not None:
+        members, coverage = tal.members, tal.coverage
+    else:
         scored = score(settings, store, history, now=now, definition=definition, model=model)
-        members, _ = tiering.build_tal(scored.frame, definition, settings.tal.size)
+        members, coverage = tiering.build_tal(scored.frame, definition, settings.tal.size)
     icp = IcpInForce(
         definition=definition,
         model=model,
         tal_id=tal.tal_id if tal is not None else None,
         members=members,
+        coverage=coverage,
     )
     return _record(settings, store, icp, by=by, note="first run on an empty store", now=now)
 
@@ -242,63 +247,12 @@ def _record(
             name=settings.tal.name,
             version=icp.definition.version,
             members=icp.members,
-            coverage={},
+            coverage=icp.coverage,
             now=now,
         )
     return store.activations.activate(
         icp.definition.version, tal_id=tal_id, by=by, note=note, now=now
     )
-
-
-def _preview(
-    settings: Settings,
-    store: Store,
-    history: History,
-    icp: IcpInForce,
-    current: Activation | None,
-    *,
-    now: datetime,
-) -> dict[str, Any]:
-    """What activating ``icp`` changes: CRM records and fields, tier moves, TAL changes."""
-    connector = make_connector(settings, connector_state(store, settings))
-    try:
-        writes = isinstance(connector, WritableConnector)
-        writable = (
-            set(connector.writable_fields()) if isinstance(connector, WritableConnector) else None
-        )
-    finally:
-        connector.close()
-    proposal = plan_writes(settings, store, history, icp, writable=writable, now=now, keep=False)
-    summary = proposal.planned.summary()
-    if not writes:
-        summary = {"records": 0, "field_changes": 0, "by_field": {}, "tier_moves": {}}
-        summary["tier_moves"] = _moves_from_scores(store, current, proposal.scored.frame)
-    before = set()
-    if current is not None and current.tal_id is not None:
-        held = store.versions.tal(current.tal_id)
-        before = set(held.members["account_id"].astype(str)) if held is not None else set()
-    after = set(icp.members["account_id"].astype(str))
-    return {
-        "tiers": proposal.scored.tiers,
-        "plan": summary,
-        "crm_writes": writes,
-        "tal": {"size": len(after), "added": len(after - before), "removed": len(before - after)},
-    }
-
-
-def _moves_from_scores(store: Store, current: Activation | None, frame: Any) -> dict[str, int]:
-    """Tier moves against the active version's last stored scores (no CRM to compare with)."""
-    if current is None:
-        return {}
-    held = store.versions.load_scores(current.version)
-    if held.empty:
-        return {}
-    old = held.set_index("account_id")["tier"]
-    new = frame.set_index("account_id")["tier"]
-    both = new.to_frame("new").join(old.rename("old"), how="left").fillna("(none)")
-    moved = both[both["new"] != both["old"]]
-    counts = moved.groupby(["old", "new"]).size()
-    return {f"{o} -> {n}": int(c) for (o, n), c in sorted(counts.items())}
 
 
 def _resolve(
