@@ -262,7 +262,8 @@ class GuardsConfig(Section):
     (e.g. a header-only or partial export). A first sync into an empty mirror never stops."""
     max_retier_share: float = Field(default=0.2, ge=0, le=1)
     """Stop before moving more than this share of the tiered accounts to another tier under the
-    same ICP version (moves from activating another version are reviewed with ``activate``)."""
+    same ICP version (moves from activating another version are reviewed with ``activate``;
+    moves that follow a human tier override are not counted)."""
 
 
 class Settings(Section):

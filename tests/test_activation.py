@@ -113,7 +113,7 @@ def test_activating_an_older_version_rolls_back(org: Org) -> None:
 
 
 def test_an_edited_definition_file_is_imported_as_a_new_version_when_activated(
-    org: Org, tmp_path: Path
+    org: Org, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """activate FILE.toml stores the edit as v2 and makes it live; naming the file does not."""
     stored = org.store.versions.get("v1")
@@ -125,12 +125,15 @@ def test_an_edited_definition_file_is_imported_as_a_new_version_when_activated(
         update={"icp": org.settings.icp.model_copy(update={"definition": edited_file})}
     )
     org.settings = settings
+    capsys.readouterr()
     assert org.sync().records_written == 0
+    assert "icp_definition_not_live" in capsys.readouterr().out
 
     history = History.load(org.store)
     document = activate(settings, org.store, history, str(edited_file), now=_now())
     result = org.sync()
 
+    assert "icp_definition_not_live" not in capsys.readouterr().out
     assert document["version"] == "v2"
     assert {v["version"]: v["status"] for v in version_list(org.store)}["v2"] == "active"
     assert result.records_written == org.store.mirror.counts()["account"]

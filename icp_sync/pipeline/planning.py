@@ -88,7 +88,11 @@ def plan_writes(
     }
     if skip:
         planned = plan(desired, current, writable=writable, skip=skip)
-    retiered, tiered = _retiers(desired, current)
+    overridden = pd.Series(
+        scored.frame["overridden"].to_numpy(dtype=bool),
+        index=scored.frame["account_id"].astype(str),
+    )
+    retiered, tiered = _retiers(desired, current, overridden)
     return WritePlan(
         planned=planned,
         scored=scored,
@@ -153,10 +157,13 @@ def _moves_from_scores(store: Store, current: Activation | None, frame: Any) -> 
     return {f"{o} -> {n}": int(c) for (o, n), c in sorted(counts.items())}
 
 
-def _retiers(desired: pd.DataFrame, current: pd.DataFrame) -> tuple[int, int]:
+def _retiers(
+    desired: pd.DataFrame, current: pd.DataFrame, overridden: pd.Series
+) -> tuple[int, int]:
     """(accounts whose tier would move under the version they already hold, accounts tiered).
 
-    A move that comes with a version change was previewed and approved at activation.
+    A move that comes with a version change was previewed and approved at activation; one
+    that follows a human tier override is that human's decision.
     """
     if current.empty or "tier" not in current:
         return 0, 0
@@ -168,7 +175,8 @@ def _retiers(desired: pd.DataFrame, current: pd.DataFrame) -> tuple[int, int]:
         if "version" in held
         else pd.Series(True, index=held.index)
     )
-    moved = tiered & same_version & held_tier.ne(desired["tier"].map(canonical_value))
+    by_hand = overridden.reindex(desired.index, fill_value=False).astype(bool)
+    moved = tiered & same_version & ~by_hand & held_tier.ne(desired["tier"].map(canonical_value))
     return int(moved.sum()), int(tiered.sum())
 
 

@@ -74,9 +74,7 @@ def tal(
         )
     definition = from_toml(stored.definition, source=f"stored {stored.version}")
     model = load_model(stored.model)
-    scored = score(
-        settings, store, history, now=now, definition=definition, model=model, keep=False
-    )
+    scored = score(settings, store, history, now=now, definition=definition, model=model)
     members, coverage = tiering.build_tal(scored.frame, definition, size or settings.tal.size)
     tal_id = store.versions.save_tal(
         name=settings.tal.name,

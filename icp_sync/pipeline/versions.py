@@ -63,12 +63,6 @@ def icp_in_force(
     On a store without any version, v1 is derived and activated (a first run). With versions
     but none active, there is nothing in force: ``(None, None)``.
     """
-    if settings.icp.definition is not None:
-        log.warning(
-            "icp_definition_not_live",
-            file=str(settings.icp.definition),
-            fix=f"review it, then `icp-sync activate {settings.icp.definition}`",
-        )
     current = store.activations.current()
     first: Activation | None = None
     if current is None:
@@ -87,6 +81,7 @@ def icp_in_force(
         )
         current = first
     stored = _stored(store, current.version)
+    _warn_unless_live(settings.icp.definition, stored)
     tal = store.versions.tal(current.tal_id) if current.tal_id is not None else None
     if tal is None:
         raise PipelineError(f"the TAL of active ICP {current.version} is missing from the store")
@@ -291,6 +286,22 @@ def _import(store: Store, definition: IcpDefinition, *, target: str, now: dateti
         now=now,
     )
     log.info("icp_imported", version=definition.version, file=target, origin=origin_name)
+
+
+def _warn_unless_live(path: Path | None, active: IcpVersion) -> None:
+    """``icp.definition`` names a file; say so when it is not what is live."""
+    if path is None:
+        return
+    edited = from_toml(path.read_text(encoding="utf-8"), source=str(path))
+    live = _definition(active)
+    if to_toml(dataclasses.replace(edited, version=live.version)) == to_toml(live):
+        return
+    log.warning(
+        "icp_definition_not_live",
+        file=str(path),
+        active=active.version,
+        fix=f"icp.definition does not make a file live: review it, then `icp-sync activate {path}`",
+    )
 
 
 def _stored(store: Store, version: str) -> IcpVersion:
