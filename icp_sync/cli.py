@@ -331,8 +331,16 @@ def sync(
             show_default=False,
         ),
     ] = None,
+    allow_mass_change: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mass-change",
+            metavar=_FLAG,
+            help="Let through deletions and tier moves above the [guards] shares.",
+        ),
+    ] = False,
 ) -> None:
-    """One cycle: extract changes, mirror them, score, and write tiers back to the CRM."""
+    """One cycle: extract changes, mirror them, score, and write the active ICP to the CRM."""
     from icp_sync.pipeline import sync as run_sync
 
     with _command("sync", config) as run, Store.open(run.settings.store.url) as store:
@@ -344,6 +352,7 @@ def sync(
             full=full,
             dry_run=dry_run,
             wait_lease=wait_lease,
+            allow_mass_change=allow_mass_change,
         )
         log.get_logger().info(
             "sync_summary",
@@ -423,17 +432,77 @@ def tal(
     size: Annotated[
         int | None, typer.Option("--size", min=1, help="Accounts on the list (default: tal.size).")
     ] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="ICP version (default: the newest).")
+    ] = None,
 ) -> None:
-    """Build the named Target Account List: the best-fit prospects, ranked, with reasons."""
+    """Propose a Target Account List: the best-fit prospects, ranked, with reasons.
+
+    The list goes live when its version is activated (`icp-sync activate VERSION`).
+    """
     from icp_sync.pipeline import History
     from icp_sync.pipeline import tal as build
 
     with _command("tal", config) as run, Store.open(run.settings.store.url) as store:
-        result = build(run.settings, store, History.load(store), now=run.now, size=size)
+        result = build(
+            run.settings, store, History.load(store), now=run.now, size=size, version=version
+        )
         if json_output:
             console.print_json(result.as_dict())
         else:
             console.print_tal(result.as_dict())
+
+
+@app.command()
+def activate(
+    target: Annotated[
+        str, typer.Argument(help="A stored version (v3; an older one rolls back) or a TOML file.")
+    ],
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change in the CRM; activate nothing.")
+    ] = False,
+    tal_id: Annotated[
+        int | None,
+        typer.Option("--tal", help="TAL id to go live with (default: the version's newest)."),
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who activates (default: the OS user).")
+    ] = None,
+) -> None:
+    """Make an ICP version live, after showing what the next sync would change in the CRM."""
+    from icp_sync.pipeline import History
+    from icp_sync.pipeline import activate as run_activate
+
+    with _command("activate", config) as run, Store.open(run.settings.store.url) as store:
+        document = run_activate(
+            run.settings,
+            store,
+            History.load(store),
+            target,
+            now=run.now,
+            by=by,
+            tal_id=tal_id,
+            dry_run=dry_run,
+        )
+        if json_output:
+            console.print_json(document)
+        else:
+            console.print_activation(document)
+
+
+@app.command()
+def versions(config: ConfigOption = None, json_output: JsonOption = False) -> None:
+    """List the ICP versions: proposed, active or retired; who activated them, and when."""
+    from icp_sync.pipeline import version_list
+
+    with _command("versions", config) as run, Store.open(run.settings.store.url) as store:
+        rows = version_list(store)
+        if json_output:
+            console.print_json({"versions": rows})
+        else:
+            console.print_versions(rows)
 
 
 @app.command()

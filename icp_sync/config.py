@@ -209,7 +209,8 @@ class IcpConfig(Section):
     exclusions: list[dict[str, str | list[str]]] = Field(default_factory=list)
     """Segments you cannot serve, Red whatever the data say: [{ industry = "Gambling" }]."""
     definition: Path | None = None
-    """Use this (edited) ICP definition file instead of the latest derived one."""
+    """An edited ICP definition file. It is not live by being named here: sync warns until it
+    is made live with ``icp-sync activate PATH`` (imported as a new version)."""
     output_dir: Path = Path("icp")
     """Where derive writes the definition and evidence report (relative to this file)."""
 
@@ -269,6 +270,18 @@ class WritebackConfig(Section):
     "revert" writes the ICP value again (logged), "keep" leaves the edit as an override."""
 
 
+class GuardsConfig(Section):
+    """Brakes on a sync that would change much at once (``sync --allow-mass-change`` lifts them)."""
+
+    max_delete_share: float = Field(default=0.2, ge=0, le=1)
+    """Stop before marking more than this share of the mirrored records of an object deleted
+    (e.g. a header-only or partial export). A first sync into an empty mirror never stops."""
+    max_retier_share: float = Field(default=0.2, ge=0, le=1)
+    """Stop before moving more than this share of the tiered accounts to another tier under the
+    same ICP version (moves from activating another version are reviewed with ``activate``;
+    moves that follow a human tier override are not counted)."""
+
+
 class Settings(Section):
     """The whole configuration."""
 
@@ -285,6 +298,7 @@ class Settings(Section):
     lookalike: LookalikeConfig = LookalikeConfig()
     tal: TalConfig = TalConfig()
     tiers: TiersConfig = TiersConfig()
+    guards: GuardsConfig = GuardsConfig()
     source: Path | None = Field(default=None, exclude=True)
     """The file these settings came from (set by :func:`load_settings`)."""
 

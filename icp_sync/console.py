@@ -105,11 +105,19 @@ def _print_writeback(summary: dict[str, Any]) -> None:
     if "skipped" in summary:
         stdout.print(f"[yellow]write-back skipped: {summary['skipped']}[/]")
         return
+    if "activated" in summary:
+        stdout.print(
+            f"[yellow]ICP {summary['activated']['version']} activated automatically "
+            "(first run on an empty store); later versions go live only with "
+            "`icp-sync activate`[/]"
+        )
     plan = summary["plan"]
     tiers = ", ".join(f"{n:,} {t}" for t, n in summary["tiers"].items())
     stdout.print(f"ICP {summary['version']}: {tiers}")
     for move, count in plan["tier_moves"].items():
         stdout.print(f"  {count:,} accounts move {move}")
+    if "guard" in summary:
+        stdout.print(f"[yellow]without --dry-run this sync would stop: {summary['guard']}[/]")
     verb = "would change" if summary["dry_run"] else "changed"
     stdout.print(
         f"write-back {verb}: {plan['records']:,} records, {plan['field_changes']:,} fields"
@@ -123,6 +131,58 @@ def _print_writeback(summary: dict[str, Any]) -> None:
             )
         )
     )
+
+
+def print_activation(document: dict[str, Any]) -> None:
+    """The preview (and outcome) of ``activate``: CRM changes, tier moves, TAL changes."""
+    plan, tal = document["plan"], document["tal"]
+    previous = document["previous"] or "none"
+    kind = "rollback to" if document["rollback"] else "activate"
+    stdout.print(f"{kind} ICP {document['version']} (active now: {previous})")
+    tiers = ", ".join(f"{n:,} {t}" for t, n in document["tiers"].items())
+    stdout.print(f"  tiers: {tiers}")
+    for move, count in plan["tier_moves"].items():
+        stdout.print(f"  {count:,} accounts {move}")
+    stdout.print(
+        f"  TAL ({tal['source']}): {tal['size']:,} accounts, "
+        f"{tal['added']:,} added, {tal['removed']:,} removed"
+    )
+    if document["crm_writes"]:
+        fields = ", ".join(f"{f} {n:,}" for f, n in plan["by_field"].items())
+        stdout.print(
+            f"  the next sync would change {plan['records']:,} records, "
+            f"{plan['field_changes']:,} fields" + (f" ({fields})" if fields else "")
+        )
+    else:
+        stdout.print("  this connector writes nothing to a CRM")
+    if document["activated"]:
+        stdout.print(
+            f"[green]ICP {document['version']} is active (by {document['by']}); "
+            "the next sync writes it[/]"
+        )
+    else:
+        stdout.print(f"dry run: to make it live, `icp-sync activate {document['version']}`")
+
+
+def print_versions(rows: Sequence[dict[str, Any]]) -> None:
+    """The ``versions`` table."""
+    if not rows:
+        stdout.print("no ICP version yet: `icp-sync derive` proposes one")
+        return
+    table = Table(title="ICP versions")
+    for column in ("version", "status", "derived", "as of", "activated", "by", "TAL"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["version"],
+            row["status"],
+            row["created_at"][:16].replace("T", " "),
+            row["as_of"][:10],
+            (row["activated_at"] or "")[:16].replace("T", " "),
+            row["activated_by"] or "",
+            str(row["tal_id"] or ""),
+        )
+    stdout.print(table)
 
 
 def print_field_setup(document: dict[str, Any]) -> None:
@@ -236,6 +296,10 @@ def print_derive(document: dict[str, Any]) -> None:
         print_review(document["backtest"])
     for kind, path in document["files"].items():
         stdout.print(f"{kind}: {path}")
+    stdout.print(
+        f"ICP {document['version']} is a proposal: the CRM is unchanged until "
+        f"`icp-sync activate {document['version']}` (preview it with --dry-run)"
+    )
 
 
 def print_tal(document: dict[str, Any], limit: int = 15) -> None:
@@ -273,6 +337,10 @@ def print_tal(document: dict[str, Any], limit: int = 15) -> None:
     )
     if len(shown) < len(accounts):
         stdout.print(f"{len(accounts) - len(shown):,} more on the list: --json prints them all.")
+    stdout.print(
+        f"A proposal: it goes live with `icp-sync activate {document['version']}` "
+        "(the newest TAL of a version goes live with it)"
+    )
 
 
 def _why_empty(coverage: dict[str, Any]) -> str:

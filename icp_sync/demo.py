@@ -86,7 +86,7 @@ def _derivation(workdir: Path, _icp_sync: Callable[..., None]) -> None:
     config = str(data / "icp-sync.toml")
     _icp_sync("sync", "--config", config)
 
-    stdout.rule("6. The ICP, derived from which segments retain, expand and win")
+    stdout.rule("6. The ICP, derived from which segments retain, expand and win (a proposal)")
     _icp_sync("derive", "--config", config)
     truth = json.loads((data / "truth.json").read_text(encoding="utf-8"))
     stdout.print("planted in the data (truth.json):")
@@ -94,7 +94,7 @@ def _derivation(workdir: Path, _icp_sync: Callable[..., None]) -> None:
         for rule in truth[f"{tier}_segments"]:
             stdout.print(f"  {tier.title():5} {_rule(rule)}")
 
-    stdout.rule("7. The Target Account List: best-fit prospects, with reasons")
+    stdout.rule("7. A Target Account List proposal: best-fit prospects, with reasons")
     _icp_sync("tal", "--config", config, "--size", "15")
 
     stdout.rule("8. The falsifiable test: derive on history before 2025, see what happened after")
@@ -113,14 +113,22 @@ def _salesforce(workdir: Path, _icp_sync: Callable[..., None]) -> None:
         _quiet(config)
         _icp_sync("check", "--config", str(config))
         _icp_sync("setup-fields", "--config", str(config))
-        stdout.rule("10. First cycle: extract, derive the ICP, score, write tier and TAL back")
+        stdout.rule("10. First cycle: extract, derive and activate v1, write tier and TAL back")
         _icp_sync("sync", "--config", str(config))
         _show_records(sandbox, "What a sales rep now sees on the Account record")
 
-        stdout.rule("11. Reps set tier overrides by hand; the next cycle writes only those")
+        stdout.rule("11. A new derivation is a proposal: the CRM changes only once it is activated")
+        _icp_sync("derive", "--config", str(config))
+        _icp_sync("sync", "--config", str(config))
+        _icp_sync("versions", "--config", str(config))
+        _icp_sync("activate", "v2", "--dry-run", "--config", str(config))
+        _icp_sync("activate", "v2", "--config", str(config))
+        _icp_sync("sync", "--config", str(config))
+
+        stdout.rule("12. Reps set tier overrides by hand; the next cycle writes only those")
         _override_by_hand(sandbox, count=3, tier="Red")
         _icp_sync("sync", "--config", str(config))
-        stdout.rule("12. Nothing changed: a cycle costs a handful of API calls and writes nothing")
+        stdout.rule("13. Nothing changed: a cycle costs a handful of API calls and writes nothing")
         _icp_sync("sync", "--config", str(config))
 
 

@@ -110,3 +110,10 @@ class PipelineError(IcpSyncError):
 
 class LeaseHeldError(PipelineError):
     """Another process holds the single-writer lease (or this one lost it): write nothing."""
+
+
+class MassChangeError(PipelineError):
+    """A sync would delete or re-tier more than the configured share; nothing was written.
+
+    ``sync --allow-mass-change`` lets it through once the change is understood.
+    """

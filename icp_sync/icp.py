@@ -312,7 +312,7 @@ def to_toml(definition: IcpDefinition) -> str:
     """The definition as commented, human-editable TOML."""
     doc = tomlkit.document()
     doc.add(tomlkit.comment(f"icp-sync ICP definition {definition.version}"))
-    doc.add(tomlkit.comment("Edit tiers or rules, then point [icp] definition at this file."))
+    doc.add(tomlkit.comment("Edit tiers or rules, then make it live: icp-sync activate FILE"))
     doc.add(tomlkit.comment("Accounts no rule matches are Yellow; Red rules win over Green."))
     doc["version"] = definition.version
     doc["as_of"] = definition.as_of

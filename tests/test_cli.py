@@ -83,3 +83,28 @@ def test_unknown_command_is_a_usage_error() -> None:
 
     assert outcome.code == 2
     assert "synk" in outcome.stderr
+
+
+def test_versions_and_activate_speak_json_and_record_who(example: Path) -> None:
+    """derive proposes v1; activate --dry-run changes nothing; activate --by records who."""
+    config = str(example / "icp-sync.toml")
+    assert icp_sync("sync", "--config", config).code == 0
+    assert icp_sync("derive", "--config", config).code == 0
+
+    proposed = json.loads(icp_sync("versions", "--config", config, "--json").stdout)
+    preview = icp_sync("activate", "v1", "--dry-run", "--config", config, "--json")
+    still = json.loads(icp_sync("versions", "--config", config, "--json").stdout)
+    done = icp_sync("activate", "v1", "--by", "Dana", "--config", config, "--json")
+    active = json.loads(icp_sync("versions", "--config", config, "--json").stdout)
+    unknown = icp_sync("activate", "v9", "--config", config)
+
+    assert [v["status"] for v in proposed["versions"]] == ["proposed"]
+    assert preview.code == 0
+    assert json.loads(preview.stdout)["activated"] is False
+    assert [v["status"] for v in still["versions"]] == ["proposed"]
+    assert done.code == 0
+    assert json.loads(done.stdout)["activated"] is True
+    assert active["versions"][0]["status"] == "active"
+    assert active["versions"][0]["activated_by"] == "Dana"
+    assert unknown.code == 1
+    assert "'v9' is neither a stored ICP version (v1)" in unknown.stderr

@@ -1,18 +1,20 @@
 """The only wiring of connectors, the state store and the pure core; the CLI calls it.
 
 One module per command: ``sync`` (with its write-back step in ``apply``), ``derive``,
-``score`` (``tal``, ``review``), ``check`` and ``fields`` (``setup-fields``). Each run loads
+``score`` (``tal``, ``review``), ``versions`` (``activate``, ``versions``; the plan it shares
+with the sync is in ``planning``), ``check`` and ``fields`` (``setup-fields``). Each run loads
 the mirror once (:class:`~icp_sync.pipeline.history.History`).
 """
 
 from __future__ import annotations
 
 from icp_sync.pipeline.check import CheckReport, check
-from icp_sync.pipeline.derive import DeriveResult, active_definition, derive_icp
+from icp_sync.pipeline.derive import DeriveResult, derive_icp
 from icp_sync.pipeline.fields import setup_fields
 from icp_sync.pipeline.history import History
 from icp_sync.pipeline.score import review, score, tal
 from icp_sync.pipeline.sync import ObjectSync, SyncResult, sync
+from icp_sync.pipeline.versions import activate, active_definition, version_list
 
 __all__ = [
     "CheckReport",
@@ -20,6 +22,7 @@ __all__ = [
     "History",
     "ObjectSync",
     "SyncResult",
+    "activate",
     "active_definition",
     "check",
     "derive_icp",
@@ -28,4 +31,5 @@ __all__ = [
     "setup_fields",
     "sync",
     "tal",
+    "version_list",
 ]

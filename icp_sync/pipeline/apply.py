@@ -1,4 +1,4 @@
-"""The write-back step of a sync: score with the ICP in force, plan, apply, record.
+"""The write-back step of a sync: score with the active ICP and its TAL, plan, apply, record.
 
 Owned-field values read from the CRM and those written are recorded as the current state
 the planner compares with, so an unchanged value never costs a call.
@@ -6,7 +6,6 @@ the planner compares with, so an unchanged value never costs a call.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any, cast
 
@@ -14,22 +13,15 @@ import pandas as pd
 
 from connectors.base import WritableConnector
 from icp_sync.config import Settings
+from icp_sync.errors import MassChangeError
 from icp_sync.log import get_logger
-from icp_sync.manual_edits import ManualEditPolicy, detect, keep_overrides
+from icp_sync.manual_edits import ManualEditPolicy, detect
 from icp_sync.model import CrmObject
-from icp_sync.pipeline.derive import active_definition
 from icp_sync.pipeline.history import History
-from icp_sync.pipeline.score import score
+from icp_sync.pipeline.planning import WritePlan, plan_writes
+from icp_sync.pipeline.versions import icp_in_force
 from icp_sync.store import Store
-from icp_sync.tiering import build_tal
-from icp_sync.writeback import (
-    ACCOUNT_FIELDS,
-    Plan,
-    canonical_value,
-    desired_account_values,
-    plan,
-    retry_due,
-)
+from icp_sync.writeback import ACCOUNT_FIELDS, Plan, canonical_value
 
 __all__ = ["remember_read_back", "write_back"]
 
@@ -96,8 +88,14 @@ def write_back(
     run_id: str,
     now: datetime,
     dry_run: bool,
+    allow_mass_change: bool = False,
 ) -> dict[str, Any]:
-    """Score with the active ICP, plan the field changes, and (unless a dry run) apply them."""
+    """Score with the active ICP and its TAL, plan the changes, and (unless a dry run) apply.
+
+    Raises:
+        MassChangeError: If more accounts would move tier under the same version than
+            ``guards.max_retier_share`` allows (and ``allow_mass_change`` is false).
+    """
     writable = connector.writable_fields()
     if not writable:
         log.warning(
@@ -109,52 +107,28 @@ def write_back(
             "skipped": "no ICP fields exist in the CRM; run `icp-sync setup-fields`",
             "records_written": 0,
         }
-    definition, model = active_definition(settings, store, history, now=now)
-    scored = score(settings, store, history, now=now, definition=definition, model=model)
-    stored_tal = store.versions.latest_tal(definition.version)
-    if stored_tal is None:
-        members, coverage = build_tal(scored.frame, definition, settings.tal.size)
-        store.versions.save_tal(
-            name=settings.tal.name,
-            version=definition.version,
-            members=members,
-            coverage=coverage,
-            now=now,
+    icp, first = icp_in_force(settings, store, history, now=now)
+    if icp is None:
+        proposed = ", ".join(v for v, _, _ in store.versions.history())
+        reason = (
+            f"no ICP version is active (proposed: {proposed}); preview one with "
+            "`icp-sync activate VERSION --dry-run`, then activate it"
         )
-    else:
-        members = stored_tal.members
-    desired = desired_account_values(
-        scored.frame, members, version=definition.version, scored_at=now
+        log.warning("writeback_skipped", reason=reason)
+        return {"skipped": reason, "records_written": 0}
+    proposal = plan_writes(
+        settings, store, history, icp, writable=set(writable), now=now, keep=True
     )
-    current = store.ledger.field_values(CrmObject.ACCOUNT)
-    manual = store.ledger.manual_fields(CrmObject.ACCOUNT)
-    policy = ManualEditPolicy(settings.writeback.manual_edits)
-    if manual and policy is ManualEditPolicy.KEEP:
-        desired = keep_overrides(desired, current, manual)
-    planned = plan(desired, current, writable=writable)
-    refused = store.ledger.rejections(CrmObject.ACCOUNT)
-    again = {
-        record_id: _same_attempt(refused[record_id].values, values)
-        for (_, record_id), values in planned.by_record().items()
-        if record_id in refused
-    }
-    skip = {
-        record_id: "rejected before with the same values; tried again later"
-        for record_id, same in again.items()
-        if same
-        and not retry_due(
-            times=refused[record_id].times, last_at=refused[record_id].last_at, now=now
-        )
-    }
-    if skip:
-        planned = plan(desired, current, writable=writable, skip=skip)
+    planned = proposal.planned
+    manual, policy = proposal.manual, proposal.policy
     summary: dict[str, Any] = {
-        "version": definition.version,
-        "tiers": scored.tiers,
-        "overrides": scored.overrides,
+        "version": icp.definition.version,
+        "tal_id": icp.tal_id,
+        "tiers": proposal.scored.tiers,
+        "overrides": proposal.scored.overrides,
         "plan": planned.summary(),
-        "skipped_known_rejects": len(skip),
-        "retried_rejects": len(again) - len(skip),
+        "skipped_known_rejects": proposal.skipped_known_rejects,
+        "retried_rejects": proposal.retried_rejects,
         "dry_run": dry_run or not settings.writeback.enabled,
         "records_written": 0,
         "rejected": 0,
@@ -165,6 +139,17 @@ def write_back(
             "reverting": _reverting(planned, manual) if policy is ManualEditPolicy.REVERT else 0,
         },
     }
+    if first is not None:
+        summary["activated"] = {
+            "version": first.version,
+            "by": first.activated_by,
+            "reason": "first run on an empty store: activated automatically",
+        }
+    tripped = None if allow_mass_change else _retier_guard(settings, proposal)
+    if tripped and summary["dry_run"]:
+        summary["guard"] = tripped
+    elif tripped:
+        raise MassChangeError(tripped)
     if summary["dry_run"]:
         return summary
     summary |= _apply(store, connector, planned, run_id=run_id, now=now)
@@ -187,11 +172,18 @@ def _reverting(planned: Plan, manual: set[tuple[str, str]]) -> int:
     return len(reverted)
 
 
-def _same_attempt(refused: str, values: dict[str, Any]) -> bool:
-    """Would this write repeat a refused one? (The scoring time alone does not count.)"""
-    before = {k: v for k, v in json.loads(refused).items() if k != "scored_at"}
-    now = {k: v for k, v in values.items() if k != "scored_at"}
-    return bool(before == json.loads(json.dumps(now, default=str)))
+def _retier_guard(settings: Settings, proposal: WritePlan) -> str | None:
+    """Why this write-back is a mass change (``None`` when it is not)."""
+    limit = settings.guards.max_retier_share
+    if proposal.retier_share <= limit:
+        return None
+    return (
+        f"this sync would move {proposal.retiered:,} of {proposal.tiered:,} tiered accounts "
+        f"({proposal.retier_share:.0%}) to another tier under the same ICP version, above "
+        f"guards.max_retier_share = {limit:g}; nothing was written. Check the data "
+        "(`icp-sync sync --dry-run` shows the moves); if the change is right, run "
+        "`icp-sync sync --allow-mass-change`"
+    )
 
 
 def _apply(

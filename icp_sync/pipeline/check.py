@@ -1,4 +1,7 @@
-"""``check``: the config, the state store and the connector, each with what to do about it."""
+"""``check``: the config, the state store and the connector, each with what to do about it.
+
+A check writes nothing: the state store is inspected, never created or upgraded.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from connectors import make_connector
 from connectors.base import CheckItem
 from icp_sync.config import Settings
 from icp_sync.errors import IcpSyncError
-from icp_sync.store import Store
+from icp_sync.store import SCHEMA_VERSION, Store
 
 __all__ = ["CheckReport", "check"]
 
@@ -51,22 +54,38 @@ def check(settings: Settings, path: Path) -> CheckReport:
         CheckItem(name="config", ok=True, detail=f"{path} is valid"),
         CheckItem(name="connector", ok=True, detail=settings.crm.connector),
     ]
-    try:
-        with Store.open(settings.store.url) as store:
-            detail = f"{settings.store.display_url} (schema version {store.schema_version})"
-            items.append(CheckItem(name="state store", ok=True, detail=detail))
-    except IcpSyncError as exc:
-        items.append(
-            CheckItem(
-                name="state store",
-                ok=False,
-                detail=str(exc),
-                fix="fix store.url or start the database",
-            )
-        )
+    items.append(_store_item(settings))
     connector = make_connector(settings)
     try:
         items += connector.check()
     finally:
         connector.close()
     return CheckReport(config=path, items=items)
+
+
+def _store_item(settings: Settings) -> CheckItem:
+    """The state store's schema version, read without creating or upgrading anything."""
+    url = settings.store.display_url
+    try:
+        found = Store.inspect(settings.store.url)
+    except IcpSyncError as exc:
+        return CheckItem(
+            name="state store", ok=False, detail=str(exc), fix="fix store.url or start the database"
+        )
+    if found == 0:
+        detail = f"{url}: empty database: the first sync creates the schema"
+    elif found < SCHEMA_VERSION:
+        detail = (
+            f"{url}: schema v{found} is older than this release's v{SCHEMA_VERSION}: "
+            "the next sync upgrades it"
+        )
+    elif found > SCHEMA_VERSION:
+        return CheckItem(
+            name="state store",
+            ok=False,
+            detail=f"{url}: schema v{found} is newer than this release's v{SCHEMA_VERSION}",
+            fix="upgrade icp-sync",
+        )
+    else:
+        detail = f"{url} (schema version {found})"
+    return CheckItem(name="state store", ok=True, detail=detail)

@@ -20,7 +20,7 @@ from icp_sync import evidence as evidence_report
 from icp_sync.config import Settings
 from icp_sync.diagnostics import DataWarning, ObservationWindow, coverage_asymmetry
 from icp_sync.errors import PipelineError
-from icp_sync.icp import DeriveSettings, IcpDefinition, derive, from_toml, to_toml
+from icp_sync.icp import DeriveSettings, IcpDefinition, derive, to_toml
 from icp_sync.log import get_logger
 from icp_sync.lookalike import LookalikeModel, best_fit_labels, train
 from icp_sync.model import Tier
@@ -35,7 +35,7 @@ from icp_sync.quality import (
 from icp_sync.segments import METRICS, evidence_table
 from icp_sync.store import Store
 
-__all__ = ["DeriveResult", "active_definition", "derive_icp", "load_model"]
+__all__ = ["DeriveResult", "derive_icp", "load_model"]
 
 log = get_logger()
 
@@ -210,28 +210,6 @@ def derive_icp(
         baseline_detail=baseline_detail(evidence.baseline),
         leakage=leakage.coverage,
     )
-
-
-def active_definition(
-    settings: Settings, store: Store, history: History, *, now: datetime
-) -> tuple[IcpDefinition, LookalikeModel | None]:
-    """The ICP in force: the configured (edited) file, else the latest derived version.
-
-    With neither, a first version is derived now.
-    """
-    if settings.icp.definition is not None:
-        path = settings.icp.definition
-        definition = from_toml(path.read_text(encoding="utf-8"), source=str(path))
-        stored = store.versions.get(definition.version)
-        return definition, load_model(stored.model) if stored else None
-    stored = store.versions.get()
-    if stored is None:
-        log.info("icp_missing", action="deriving the first ICP version")
-        derive_icp(settings, store, history, now=now)
-        stored = store.versions.get()
-        if stored is None:
-            raise PipelineError("deriving the first ICP version stored nothing")
-    return from_toml(stored.definition, source=f"stored {stored.version}"), load_model(stored.model)
 
 
 def _require_history(outcomes: pd.DataFrame, history: History, cut: pd.Timestamp) -> None:

@@ -17,7 +17,7 @@ from icp_sync.errors import ConfigError, PipelineError
 from icp_sync.icp import IcpDefinition, from_toml
 from icp_sync.log import get_logger
 from icp_sync.lookalike import LookalikeModel
-from icp_sync.pipeline.derive import active_definition, load_model
+from icp_sync.pipeline.derive import load_model
 from icp_sync.pipeline.history import History
 from icp_sync.review import backtest
 from icp_sync.store import Store
@@ -54,10 +54,26 @@ def score(
 
 
 def tal(
-    settings: Settings, store: Store, history: History, *, now: datetime, size: int | None = None
+    settings: Settings,
+    store: Store,
+    history: History,
+    *,
+    now: datetime,
+    size: int | None = None,
+    version: str | None = None,
 ) -> TalResult:
-    """Build, store and return the named TAL of the ICP in force."""
-    definition, model = active_definition(settings, store, history, now=now)
+    """Build and store a TAL proposal for ``version`` (default: the newest version).
+
+    A proposal: the TAL in force changes only when a version is activated
+    (``icp-sync activate VERSION`` takes the newest TAL proposed for it).
+    """
+    stored = store.versions.get(version)
+    if stored is None:
+        raise PipelineError(
+            f"no ICP version {version}" if version else "no ICP version yet: run `icp-sync derive`"
+        )
+    definition = from_toml(stored.definition, source=f"stored {stored.version}")
+    model = load_model(stored.model)
     scored = score(settings, store, history, now=now, definition=definition, model=model)
     members, coverage = tiering.build_tal(scored.frame, definition, size or settings.tal.size)
     tal_id = store.versions.save_tal(
@@ -67,7 +83,14 @@ def tal(
         coverage=coverage,
         now=now,
     )
-    log.info("tal_built", name=settings.tal.name, version=definition.version, size=len(members))
+    log.info(
+        "tal_proposed",
+        name=settings.tal.name,
+        version=definition.version,
+        size=len(members),
+        tal_id=tal_id,
+        next=f"goes live with `icp-sync activate {definition.version}`",
+    )
     return TalResult(
         name=settings.tal.name,
         version=definition.version,

@@ -10,6 +10,7 @@ one resumes.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +20,7 @@ import pandas as pd
 from connectors import Connector, make_connector
 from connectors.base import WritableConnector
 from icp_sync.config import Settings
-from icp_sync.errors import BudgetExhaustedError
+from icp_sync.errors import BudgetExhaustedError, MassChangeError
 from icp_sync.log import get_logger
 from icp_sync.manual_edits import ManualEditPolicy
 from icp_sync.model import ID_COLUMN, CrmObject, NormalizeReport
@@ -125,6 +126,7 @@ def sync(
     now: datetime,
     full: bool = False,
     dry_run: bool = False,
+    allow_mass_change: bool = False,
     connector: Connector | None = None,
     wait_lease: float | None = None,
 ) -> SyncResult:
@@ -137,6 +139,8 @@ def sync(
         now: Start of the run.
         full: Ignore stored cursors and read everything again.
         dry_run: Plan the write-back but write nothing to the CRM.
+        allow_mass_change: Let through deletions and tier moves above the ``[guards]``
+            shares (otherwise such a sync stops before writing, with ``MassChangeError``).
         connector: Use this connector instead of building one from ``settings``.
         wait_lease: Seconds to wait for another process's lease (default: the config's).
 
@@ -153,6 +157,7 @@ def sync(
             now=now,
             full=full,
             dry_run=dry_run,
+            allow_mass_change=allow_mass_change,
             connector=connector,
             lease=lease,
         )
@@ -166,13 +171,21 @@ def _cycle(
     now: datetime,
     full: bool,
     dry_run: bool,
+    allow_mass_change: bool,
     connector: Connector | None,
     lease: HeldLease,
 ) -> SyncResult:
     started = time.perf_counter()
     owned = connector is None
     connector = connector or make_connector(settings, connector_state(store, settings))
-    store.runs.start(run_id, "sync", now=now)
+    for run in store.runs.start(run_id, "sync", now=now):
+        log.warning(
+            "run_abandoned",
+            abandoned_run=run.run_id,
+            command=run.command,
+            started_at=run.started_at.isoformat(),
+            detected_at=now.isoformat(),
+        )
     objects = {obj: ObjectSync(crm_object=obj) for obj in CrmObject}
     status = "ok"
     writeback: dict[str, Any] | None = None
@@ -189,12 +202,20 @@ def _cycle(
                     outcome=objects[obj],
                     run_id=run_id,
                     now=now,
+                    allow_mass_change=allow_mass_change,
                 )
             history = History.load(store)
             if isinstance(connector, WritableConnector):
                 lease.check()
                 writeback = write_back(
-                    settings, store, connector, history, run_id=run_id, now=now, dry_run=dry_run
+                    settings,
+                    store,
+                    connector,
+                    history,
+                    run_id=run_id,
+                    now=now,
+                    dry_run=dry_run,
+                    allow_mass_change=allow_mass_change,
                 )
         except BudgetExhaustedError as exc:
             status = "budget_exhausted"
@@ -233,6 +254,7 @@ def _sync_object(
     outcome: ObjectSync,
     run_id: str,
     now: datetime,
+    allow_mass_change: bool,
 ) -> None:
     obj = outcome.crm_object
     since = store.watermarks.get(connector.name, obj)
@@ -240,19 +262,28 @@ def _sync_object(
     live = store.mirror.ids(obj)
     known = store.mirror.ids(obj, include_deleted=True)
     outcome.mirror_before = len(live)
+    guard = _DeleteGuard(
+        store, obj, limit=settings.guards.max_delete_share, allow=allow_mass_change
+    )
     for batch in connector.extract(obj, since=since, now=now):
         if batch.deleted:
+            guard.check(batch.deleted)
             outcome.deleted += store.mirror.mark_deleted(obj, batch.deleted, now=now)
             live -= set(batch.deleted)
         if batch.live is not None:
-            gone = live - batch.live
-            outcome.deleted += store.mirror.mark_deleted(obj, gone, now=now)
-            live -= gone
+            missing = live - batch.live
+            guard.check(missing)
+            outcome.deleted += store.mirror.mark_deleted(obj, missing, now=now)
+            live -= missing
         if batch.frame.empty and (batch.deleted or batch.live is not None):
             continue
         outcome.source_unchanged = False
         clean, report = normalize(batch.frame, obj, settings.normalize, now=now)
         ids = set(clean[ID_COLUMN[obj]])
+        gone: set[str] = set()
+        if batch.snapshot:
+            gone = live - ids
+            guard.check(gone)
         flagged = set(clean.loc[clean["is_deleted"].astype(bool), ID_COLUMN[obj]])
         outcome.arrived_deleted += len(flagged - known)
         outcome.deleted += len(flagged & live)
@@ -260,8 +291,7 @@ def _sync_object(
         live = (live - flagged) | (ids - flagged)
         known |= ids
         written = store.mirror.upsert(obj, clean, now=now)
-        if batch.snapshot:
-            gone = live - ids
+        if gone:
             outcome.deleted += store.mirror.mark_deleted(obj, gone, now=now)
             live -= gone
         outcome.manual_edits += remember_read_back(
@@ -290,3 +320,30 @@ def _sync_object(
         connector=connector.name,
         **{k: v for k, v in outcome.as_dict().items() if k != "normalization"},
     )
+
+
+class _DeleteGuard:
+    """Stops a sync before it marks more than ``limit`` of an object's mirror deleted."""
+
+    def __init__(self, store: Store, obj: CrmObject, *, limit: float, allow: bool) -> None:
+        self.store, self.obj, self.limit, self.allow = store, obj, limit, allow
+        self.live: set[str] | None = None
+        self.deleting: set[str] = set()
+
+    def check(self, ids: Iterable[str]) -> None:
+        """Count ``ids`` as deletions; raise before the share would pass the limit."""
+        if self.allow:
+            return
+        if self.live is None:
+            self.live = self.store.mirror.ids(self.obj)
+        self.deleting |= self.live.intersection(ids)
+        share = len(self.deleting) / len(self.live) if self.live else 0.0
+        if share <= self.limit:
+            return
+        raise MassChangeError(
+            f"this sync would mark {len(self.deleting):,} of {len(self.live):,} mirrored "
+            f"{self.obj} records deleted ({share:.0%}), above guards.max_delete_share = "
+            f"{self.limit:g}; nothing was deleted and nothing written to the CRM. A partial or "
+            "header-only export looks like this; if the deletions are real, run "
+            "`icp-sync sync --allow-mass-change`"
+        )

@@ -3,11 +3,12 @@
 SQLAlchemy Core over SQLite (default) or PostgreSQL. ``Store.open(url)`` creates or upgrades
 the schema (:mod:`.migrations`, tables in :mod:`.schema`) and exposes one repository per
 concern: ``store.mirror``, ``store.watermarks``, ``store.runs``, ``store.versions``,
-``store.ledger``, ``store.lease``.
+``store.ledger``, ``store.lease``, ``store.activations``.
 """
 
 from __future__ import annotations
 
+from icp_sync.store.activations import Activation, ActivationRepository
 from icp_sync.store.facade import Store
 from icp_sync.store.lease import HeldLease, LeaseHolder, LeaseRepository
 from icp_sync.store.ledger import LedgerRepository, Rejection, StoredConnectorState
@@ -19,6 +20,8 @@ from icp_sync.store.watermarks import WatermarkRepository
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Activation",
+    "ActivationRepository",
     "HeldLease",
     "IcpVersion",
     "LeaseHolder",

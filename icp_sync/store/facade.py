@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from icp_sync.errors import StateStoreError
 from icp_sync.store._base import short
+from icp_sync.store.activations import ActivationRepository
 from icp_sync.store.lease import LeaseRepository
 from icp_sync.store.ledger import LedgerRepository
 from icp_sync.store.migrations import current_version, migrate
@@ -33,6 +35,8 @@ class Store:
     - ``ledger``: CRM field values, write ledger, connector state
       (:class:`~icp_sync.store.ledger.LedgerRepository`);
     - ``lease``: the single-writer lease (:class:`~icp_sync.store.lease.LeaseRepository`).
+    - ``activations``: which ICP version and TAL are live, and since when
+      (:class:`~icp_sync.store.activations.ActivationRepository`).
 
     A new concern is a table in :mod:`~icp_sync.store.schema`, a step appended in
     :mod:`~icp_sync.store.migrations`, a module with a :class:`Repository` subclass, and one
@@ -48,6 +52,7 @@ class Store:
         self.versions = VersionRepository(engine)
         self.ledger = LedgerRepository(engine)
         self.lease = LeaseRepository(engine)
+        self.activations = ActivationRepository(engine)
 
     @classmethod
     def open(cls, url: str | SecretStr) -> Store:
@@ -79,6 +84,31 @@ class Store:
             engine.dispose()
             raise
         return cls(engine)
+
+    @staticmethod
+    def inspect(url: str | SecretStr) -> int:
+        """The schema version of the database at ``url`` (0 when empty), changing nothing.
+
+        Creates no file, table or journal: a missing SQLite file is reported as empty.
+
+        Raises:
+            StateStoreError: If the database cannot be reached.
+        """
+        if isinstance(url, SecretStr):
+            url = url.get_secret_value()
+        database = sa.engine.make_url(url).database if url.startswith("sqlite") else None
+        if database and database != ":memory:" and not Path(database).exists():
+            return 0
+        try:
+            engine = sa.create_engine(url, connect_args=_connect_args(url))
+            try:
+                with engine.connect() as conn:
+                    return current_version(conn)
+            finally:
+                engine.dispose()
+        except (SQLAlchemyError, ImportError) as exc:
+            detail = short(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
+            raise StateStoreError(f"cannot open the state store: {detail}") from exc
 
     def close(self) -> None:
         """Release every pooled connection."""

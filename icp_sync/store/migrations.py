@@ -41,7 +41,12 @@ def _v4(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.leases])
 
 
-STEPS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4)
+def _v5(conn: Connection) -> None:
+    """ICP activations (which version is live) and the process that owns each run."""
+    schema.metadata.create_all(conn, tables=[schema.icp_activations, schema.run_owners])
+
+
+STEPS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5)
 """Step ``n`` (1-based) brings a database from version ``n - 1`` to ``n``."""
 
 SCHEMA_VERSION = len(STEPS)

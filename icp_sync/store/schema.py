@@ -13,6 +13,10 @@ Tables, by the repository that owns them:
 - ``icp_versions`` (versions): derived ICP versions: TOML definition, evidence, model.
 - ``account_scores`` (versions): score, tier and reasons per account and ICP version.
 - ``tals``, ``tal_members`` (versions): Target Account Lists and their ranked members.
+- ``icp_activations`` (activations): which ICP version (and TAL) is live: one row per
+  activation, who and when, and the version it replaced; the newest row is the one in force.
+- ``run_owners`` (runs): the host and process id of each run, to tell a killed run from a
+  live one.
 - ``field_state`` (ledger): what the CRM holds in each owned field, as last read or written.
 - ``write_ledger`` (ledger): every write attempt per record: status, values, detail.
 - ``connector_state`` (ledger): a connector's own persistent state (write windows and such).
@@ -187,4 +191,24 @@ leases = sa.Table(
     sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("renewed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+icp_activations = sa.Table(
+    "icp_activations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("tal_id", sa.Integer),
+    sa.Column("activated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("activated_by", sa.String(255), nullable=False),
+    sa.Column("previous_version", sa.String(64)),
+    sa.Column("note", sa.Text, nullable=False),
+)
+
+run_owners = sa.Table(
+    "run_owners",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
 )

@@ -155,6 +155,13 @@ class VersionRepository(Repository):
         query = sa.select(tals).order_by(tals.c.tal_id.desc()).limit(1)
         if version is not None:
             query = query.where(tals.c.version == version)
+        return self._tal(query)
+
+    def tal(self, tal_id: int) -> StoredTal | None:
+        """The TAL with id ``tal_id``."""
+        return self._tal(sa.select(tals).where(tals.c.tal_id == tal_id))
+
+    def _tal(self, query: sa.Select[Any]) -> StoredTal | None:
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
             if row is None:
