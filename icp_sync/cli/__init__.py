@@ -8,10 +8,6 @@ logs go to stderr. Exit codes: 0 ok, 1 failure, 2 bad usage or bad config.
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -19,11 +15,12 @@ from typing import Annotated
 import typer
 
 from icp_sync import __version__, console, log
-from icp_sync.config import Settings, config_path, load_settings
+from icp_sync.cli.options import FLAG, ConfigOption, JsonOption, command
+from icp_sync.cli.sandbox import sandbox_app
 from icp_sync.errors import ConfigError, IcpSyncError
 from icp_sync.store import Store
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run"]
 
 app = typer.Typer(
     name="icp-sync",
@@ -33,62 +30,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_FLAG = ""
-"""Metavar of boolean flags: Typer would otherwise show ``<bool>`` as if they took a value."""
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="Config file (default ./icp-sync.toml, then $ICP_SYNC_CONFIG).",
-        show_default=False,
-    ),
-]
-JsonOption = Annotated[
-    bool,
-    typer.Option(
-        "--json", metavar=_FLAG, help="Print one JSON document on stdout; logs go to stderr."
-    ),
-]
-
-
-@dataclass(frozen=True, slots=True)
-class Run:
-    """What every command starts with: settings, a run id and the start time."""
-
-    settings: Settings
-    run_id: str
-    now: datetime
-    path: Path
-
-
-@contextmanager
-def _command(name: str, config: Path | None) -> Iterator[Run]:
-    """Load the config, set up logging and the run id; log one summary line at the end."""
-    path = config_path(config)
-    settings = load_settings(path)
-    log.configure(
-        level=settings.logging.level, fmt=settings.logging.format, secrets=settings.secrets()
-    )
-    run_id = log.bind_run(name)
-    started = time.perf_counter()
-    logger = log.get_logger()
-    logger.info("command_started", config=str(path))
-    status = "failed"
-    try:
-        yield Run(settings=settings, run_id=run_id, now=datetime.now(UTC), path=path)
-        status = "ok"
-    finally:
-        logger.info(
-            "command_finished", status=status, duration_s=round(time.perf_counter() - started, 3)
-        )
-
-
-sandbox_app = typer.Typer(
-    help="The local CRM sandbox: synthetic data and Salesforce / HubSpot API emulators.",
-    no_args_is_help=True,
-)
 app.add_typer(sandbox_app, name="sandbox")
 
 
@@ -104,7 +45,7 @@ def _root(
         bool,
         typer.Option(
             "--version",
-            metavar=_FLAG,
+            metavar=FLAG,
             callback=_print_version,
             is_eager=True,
             help="Print the version and exit.",
@@ -115,189 +56,12 @@ def _root(
     del version
 
 
-@sandbox_app.command("generate")
-def sandbox_generate(
-    out: Annotated[Path, typer.Option("--out", help="Folder to write the dataset into.")],
-    accounts: Annotated[
-        int, typer.Option("--accounts", min=100, max=1_000_000, help="How many accounts.")
-    ] = 5000,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of every random draw.")] = 0,
-    no_signal: Annotated[
-        bool,
-        typer.Option("--no-signal", metavar=_FLAG, help="No planted ICP: outcomes are noise only."),
-    ] = False,
-    as_of: Annotated[
-        datetime | None,
-        typer.Option("--as-of", formats=["%Y-%m-%d"], help="'Today' in the generated world."),
-    ] = None,
-    history_end: Annotated[
-        datetime | None,
-        typer.Option(
-            "--history-end",
-            formats=["%Y-%m-%d"],
-            help="The recorded history stops here (an export that ended long before today).",
-        ),
-    ] = None,
-    won_only_attributes: Annotated[
-        int,
-        typer.Option(
-            "--won-only-attributes",
-            min=0,
-            max=3,
-            help="Attributes recorded only for won accounts, like onboarding fields.",
-        ),
-    ] = 0,
-    tiny_segments: Annotated[
-        int,
-        typer.Option(
-            "--tiny-segments",
-            min=0,
-            help="Values of an effect-free attribute, most of them a handful of accounts.",
-        ),
-    ] = 0,
-    json_output: JsonOption = False,
-) -> None:
-    """Write a synthetic CRM (CSVs), its ground truth and a ready config into a folder."""
-    from icp_sync.sandbox.generate import generate, write_dataset
-
-    log.configure(level="warning")
-    crm = generate(
-        accounts,
-        seed=seed,
-        signal=not no_signal,
-        as_of=as_of.replace(tzinfo=UTC) if as_of else None,
-        history_end=history_end.replace(tzinfo=UTC) if history_end else None,
-        won_only_attributes=won_only_attributes,
-        tiny_segments=tiny_segments,
-    )
-    paths = write_dataset(crm, out)
-    document = {
-        "out": str(out.resolve()),
-        "files": {k: str(v.resolve()) for k, v in paths.items()},
-        "accounts": len(crm.accounts),
-        "opportunities": len(crm.opportunities),
-        "green_segments": crm.truth["green_segments"],
-        "red_segments": crm.truth["red_segments"],
-        "pathologies": crm.truth["pathologies"],
-    }
-    if json_output:
-        console.print_json(document)
-        return
-    console.stdout.print(
-        f"wrote {document['accounts']:,} accounts and {document['opportunities']:,} "
-        f"opportunities to {document['out']}"
-    )
-    console.stdout.print(f"next: icp-sync sync --config {paths['config']}")
-
-
-@sandbox_app.command("serve")
-def sandbox_serve(
-    accounts: Annotated[
-        int, typer.Option("--accounts", min=100, max=1_000_000, help="Accounts to generate.")
-    ] = 5000,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the generated data.")] = 0,
-    faults: Annotated[
-        str,
-        typer.Option("--faults", help="Fault profile: none, flaky, hostile, or key=value,..."),
-    ] = "none",
-    salesforce_port: Annotated[
-        int, typer.Option("--salesforce-port", min=0, max=65535, help="0: any free port.")
-    ] = 0,
-    hubspot_port: Annotated[
-        int, typer.Option("--hubspot-port", min=0, max=65535, help="0: any free port.")
-    ] = 0,
-    directory: Annotated[
-        Path, typer.Option("--dir", help="Folder for the CA, credentials and saved state.")
-    ] = Path(".sandbox"),
-    persist: Annotated[
-        bool,
-        typer.Option(
-            "--persist", metavar=_FLAG, help="Reload saved state at start; save it on stop."
-        ),
-    ] = False,
-    no_signal: Annotated[
-        bool, typer.Option("--no-signal", metavar=_FLAG, help="No planted ICP.")
-    ] = False,
-    write_config: Annotated[
-        Path | None, typer.Option("--write-config", help="Also write an icp-sync config here.")
-    ] = None,
-    crm: Annotated[
-        str, typer.Option("--crm", help="CRM of --write-config: salesforce or hubspot.")
-    ] = "salesforce",
-    json_output: JsonOption = False,
-) -> None:
-    """Serve the Salesforce and HubSpot emulators until interrupted."""
-    import signal
-    import threading
-
-    from icp_sync.sandbox.faults import parse_profile
-    from icp_sync.sandbox.server import PortInUseError, port_available
-    from icp_sync.sandbox.service import Sandbox, SandboxSettings
-
-    log.configure(level="warning")
-    problems = []
-    try:
-        profile = parse_profile(faults)
-    except ValueError as exc:
-        problems.append(f"--faults: {exc}")
-    if crm not in ("salesforce", "hubspot"):
-        problems.append(f"--crm: {crm!r} is not salesforce or hubspot")
-    # a taken port is a flag value to change, like any other bad argument: exit 2
-    problems += [
-        f"{flag}: port {port} on 127.0.0.1 is already in use; pick another, or 0 for any free one"
-        for flag, port in (("--salesforce-port", salesforce_port), ("--hubspot-port", hubspot_port))
-        if port and not port_available("127.0.0.1", port)
-    ]
-    if problems:
-        raise ConfigError(problems)
-    sandbox = Sandbox(
-        SandboxSettings(
-            directory=directory.resolve(),
-            accounts=accounts,
-            seed=seed,
-            signal=not no_signal,
-            faults=profile,
-            salesforce_port=salesforce_port,
-            hubspot_port=hubspot_port,
-            persist=persist,
-        )
-    )
-    try:
-        sandbox.start()
-    except PortInUseError as exc:  # taken between the check above and the bind
-        raise ConfigError([f"port {exc.port} on {exc.host} is already in use"]) from None
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    try:
-        if write_config is not None:
-            try:
-                sandbox.write_config(write_config, crm=crm)
-            except OSError as exc:
-                raise ConfigError([f"--write-config: cannot write {write_config}: {exc}"]) from None
-        info = sandbox.info()
-        if json_output:
-            console.print_json(info)
-        else:
-            salesforce = info["salesforce"]
-            console.stdout.print(
-                f"Salesforce: {salesforce['instance_url']} (CA {salesforce['ca_file']})"
-            )
-            console.stdout.print(f"HubSpot:    {info['hubspot']['base_url']}")
-            if write_config is not None:
-                console.stdout.print(f"config:     {write_config}")
-            console.stdout.print("serving; Ctrl-C stops")
-        stop.wait()
-    finally:
-        sandbox.stop()
-
-
 @app.command()
 def check(config: ConfigOption = None, json_output: JsonOption = False) -> None:
     """Validate the config and the connection; say what was found and what to fix."""
     from icp_sync.pipeline import check as run_check
 
-    with _command("check", config) as run:
+    with command("check", config) as run:
         report = run_check(run.settings, run.path)
         if json_output:
             console.print_json(report.as_dict())
@@ -312,12 +76,12 @@ def sync(
     config: ConfigOption = None,
     json_output: JsonOption = False,
     full: Annotated[
-        bool, typer.Option("--full", metavar=_FLAG, help="Ignore cursors; read everything.")
+        bool, typer.Option("--full", metavar=FLAG, help="Ignore cursors; read everything.")
     ] = False,
     dry_run: Annotated[
         bool,
         typer.Option(
-            "--dry-run", metavar=_FLAG, help="Plan the write-back but write nothing to the CRM."
+            "--dry-run", metavar=FLAG, help="Plan the write-back but write nothing to the CRM."
         ),
     ] = False,
     wait_lease: Annotated[
@@ -335,7 +99,7 @@ def sync(
         bool,
         typer.Option(
             "--allow-mass-change",
-            metavar=_FLAG,
+            metavar=FLAG,
             help="Let through deletions and tier moves above the [guards] shares.",
         ),
     ] = False,
@@ -343,7 +107,7 @@ def sync(
     """One cycle: extract changes, mirror them, score, and write the active ICP to the CRM."""
     from icp_sync.pipeline import sync as run_sync
 
-    with _command("sync", config) as run, Store.open(run.settings.store.url) as store:
+    with command("sync", config) as run, Store.open(run.settings.store.url) as store:
         result = run_sync(
             run.settings,
             store,
@@ -373,13 +137,13 @@ def setup_fields(
     json_output: JsonOption = False,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", metavar=_FLAG, help="Say what would be created; create nothing."),
+        typer.Option("--dry-run", metavar=FLAG, help="Say what would be created; create nothing."),
     ] = False,
 ) -> None:
     """Create the ICP fields in the CRM (idempotent: existing fields are left alone)."""
     from icp_sync.pipeline import setup_fields as run_setup
 
-    with _command("setup-fields", config) as run, Store.open(run.settings.store.url) as store:
+    with command("setup-fields", config) as run, Store.open(run.settings.store.url) as store:
         document = run_setup(run.settings, store, dry_run=dry_run)
         if json_output:
             console.print_json(document)
@@ -407,7 +171,7 @@ def derive(
     """Propose an ICP from the CRM history: evidence per segment, tiers, look-alike model."""
     from icp_sync.pipeline import History, derive_icp, review
 
-    with _command("derive", config) as run, Store.open(run.settings.store.url) as store:
+    with command("derive", config) as run, Store.open(run.settings.store.url) as store:
         cut = as_of.replace(tzinfo=UTC) if as_of else None
         if cut is not None and cut > run.now:
             raise ConfigError([f"--as-of: {cut:%Y-%m-%d} is in the future"])
@@ -443,7 +207,7 @@ def tal(
     from icp_sync.pipeline import History
     from icp_sync.pipeline import tal as build
 
-    with _command("tal", config) as run, Store.open(run.settings.store.url) as store:
+    with command("tal", config) as run, Store.open(run.settings.store.url) as store:
         result = build(
             run.settings, store, History.load(store), now=run.now, size=size, version=version
         )
@@ -475,7 +239,7 @@ def activate(
     from icp_sync.pipeline import History
     from icp_sync.pipeline import activate as run_activate
 
-    with _command("activate", config) as run, Store.open(run.settings.store.url) as store:
+    with command("activate", config) as run, Store.open(run.settings.store.url) as store:
         document = run_activate(
             run.settings,
             store,
@@ -497,7 +261,7 @@ def versions(config: ConfigOption = None, json_output: JsonOption = False) -> No
     """List the ICP versions: proposed, active or retired; who activated them, and when."""
     from icp_sync.pipeline import version_list
 
-    with _command("versions", config) as run, Store.open(run.settings.store.url) as store:
+    with command("versions", config) as run, Store.open(run.settings.store.url) as store:
         rows = version_list(store)
         if json_output:
             console.print_json({"versions": rows})
@@ -517,7 +281,7 @@ def review(
     from icp_sync.pipeline import History
     from icp_sync.pipeline import review as run_review
 
-    with _command("review", config) as run, Store.open(run.settings.store.url) as store:
+    with command("review", config) as run, Store.open(run.settings.store.url) as store:
         history = History.load(store)
         document = run_review(run.settings, store, history, now=run.now, version=version)
         if json_output:
