@@ -75,7 +75,8 @@ class StoreConfig(Section):
     @property
     def display_url(self) -> str:
         """The URL with its password hidden, for output and logs."""
-        return make_url(self.url.get_secret_value()).render_as_string(hide_password=True)
+        url = self.url.get_secret_value() if isinstance(self.url, SecretStr) else str(self.url)
+        return make_url(url).render_as_string(hide_password=True)
 
     @field_validator("url", mode="before")
     @classmethod

@@ -132,6 +132,7 @@ def test_review_of_an_unknown_version_lists_the_versions(cli: Cli, generated: Pa
 
 def test_tal_heading_says_how_many_rows_are_shown(cli: Cli, generated: Path) -> None:
     """A 40-account TAL printed 15 rows deep is headed "top 15 of 40 accounts"."""
+    assert cli("derive", "--config", str(generated), "--json").code == 0
     outcome = cli("tal", "--config", str(generated), "--size", "40")
 
     assert outcome.code == 0
@@ -143,6 +144,7 @@ def test_tal_without_prospects_says_why(cli: Cli, example: Path) -> None:
     """Where every account is a customer, ``tal`` says so instead of printing an empty table."""
     config = str(example / "icp-sync.toml")
     assert cli("sync", "--config", config, "--json").code == 0
+    assert cli("derive", "--config", config, "--json").code == 0
 
     outcome = cli("tal", "--config", config)
 

@@ -94,7 +94,8 @@ def test_a_re_tier_above_the_share_writes_nothing_to_the_crm(
     sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:
     """Moving many accounts to another tier under the same version stops before any write."""
-    org = make_org(sandbox_factory, tmp_path)
+    # 3,000 accounts: enough history for the derivation to find Green segments to demote
+    org = make_org(sandbox_factory, tmp_path, accounts=3000)
     org.setup_fields()
     org.sync()
     org.settings = org.settings.model_copy(

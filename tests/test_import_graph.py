@@ -127,7 +127,7 @@ def test_import_graph_sees_lazy_and_relative_imports() -> None:
     graph = import_graph()
     assert "icp_sync.sandbox.service" in graph
     assert "icp_sync.sandbox.salesforce.org" in graph["icp_sync.sandbox.salesforce.load"]
-    assert "icp_sync.sandbox.service" in graph["icp_sync.cli"]  # imported inside a command
+    assert "icp_sync.sandbox.service" in graph["icp_sync.cli.sandbox"]  # inside a command
 
 
 def test_no_import_cycles() -> None:

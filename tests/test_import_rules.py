@@ -77,7 +77,7 @@ def test_a_forbidden_import_fails_the_lint(path: str, source: str) -> None:
         pytest.param(
             "icp_sync/pipeline/sync.py", "from icp_sync.store import Store", id="pipeline"
         ),
-        pytest.param("icp_sync/cli.py", "from icp_sync.pipeline import sync", id="cli"),
+        pytest.param("icp_sync/cli/__init__.py", "from icp_sync.pipeline import sync", id="cli"),
         pytest.param("icp_sync/tiering.py", "from icp_sync.icp import derive", id="core-core"),
         pytest.param(
             "connectors/salesforce/client.py",

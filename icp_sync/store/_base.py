@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -74,3 +75,14 @@ def short(exc: SQLAlchemyError) -> str:
     """The first line of the driver's message: enough to act on, no SQL dump."""
     original = getattr(exc, "orig", None)
     return str(original or exc).splitlines()[0]
+
+
+def process_alive(pid: int) -> bool:
+    """Does process ``pid`` exist on this host? (Signal 0 checks without signalling.)"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by another user
+    return True

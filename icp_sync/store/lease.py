@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from icp_sync.errors import LeaseHeldError
-from icp_sync.store._base import Repository, aware
+from icp_sync.store._base import Repository, aware, process_alive
 from icp_sync.store.schema import leases
 
 __all__ = ["HeldLease", "LeaseHolder", "LeaseRepository"]
@@ -67,12 +67,15 @@ class LeaseRepository(Repository):
             "expires_at": now + ttl,
         }
         table = leases
+        free = sa.or_(table.c.expires_at < now, table.c.owner == owner)
+        current = self.holder(name)
+        if current is not None and _dead_here(current):
+            # a holder killed on this host frees the lease at once, not at its expiry; the
+            # owner in the condition makes this a compare-and-swap against a racing taker
+            free = sa.or_(free, table.c.owner == current.owner)
         with self._tx() as conn:
             taken = conn.execute(
-                table.update()
-                .where(table.c.name == name)
-                .where(sa.or_(table.c.expires_at < now, table.c.owner == owner))
-                .values(**row)
+                table.update().where(table.c.name == name).where(free).values(**row)
             ).rowcount
             if not taken:
                 insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
@@ -203,3 +206,12 @@ class HeldLease:
         if threading.current_thread() is not self._thread:
             self._thread.join()
         self._repository.release(self.name, self.owner)
+
+
+def _dead_here(holder: LeaseHolder) -> bool:
+    """Was the lease taken by a process of this host that no longer exists?"""
+    return (
+        holder.host == socket.gethostname()
+        and holder.pid != os.getpid()
+        and not process_alive(holder.pid)
+    )

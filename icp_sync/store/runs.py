@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from icp_sync.model import CrmObject, Reject
 from icp_sync.store import schema
-from icp_sync.store._base import Repository, aware, execute_chunked
+from icp_sync.store._base import Repository, aware, execute_chunked, process_alive
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,7 +55,7 @@ class RunRepository(Repository):
         ``abandoned`` first; they are returned.
         """
         host = host or socket.gethostname()
-        abandoned = self.mark_abandoned(now=now, host=host, alive=alive or _alive)
+        abandoned = self.mark_abandoned(now=now, host=host, alive=alive or process_alive)
         with self._tx() as conn:
             conn.execute(
                 schema.runs.insert().values(
@@ -159,14 +159,3 @@ class RunRepository(Repository):
                 Reject(crm_object=CrmObject(row.object), record_id=row.record_id, reason=row.reason)
                 for row in conn.execute(query)
             ]
-
-
-def _alive(pid: int) -> bool:
-    """Does process ``pid`` exist on this host? (Signal 0 checks without signalling.)"""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, owned by another user
-    return True

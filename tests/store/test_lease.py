@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from datetime import datetime, timedelta
 
@@ -9,6 +11,7 @@ import pytest
 
 from icp_sync.errors import LeaseHeldError
 from icp_sync.store import Store
+from icp_sync.store.schema import leases
 
 TTL = timedelta(seconds=60)
 
@@ -83,3 +86,22 @@ def test_heartbeat_renews_the_lease_while_held(store: Store) -> None:
         renewed = store.lease.holder("sync")
         assert renewed is not None
         assert renewed.expires_at > first
+
+
+def test_a_lease_whose_process_died_on_this_host_is_taken_at_once(
+    store: Store, now: datetime
+) -> None:
+    """A holder killed on this host (its pid is gone) frees the lease before its expiry."""
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    store.lease.try_acquire("sync", "killed", ttl=TTL, now=now)
+    with store.engine.begin() as conn:
+        conn.execute(leases.update().values(pid=int(gone.stdout)))
+
+    taken = store.lease.try_acquire("sync", "owner-b", ttl=TTL, now=now + timedelta(seconds=1))
+
+    assert taken.owner == "owner-b"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from icp_sync.sandbox.salesforce.replication import Replication
 from icp_sync.sandbox.salesforce.schema import (
     RecordError,
     SfField,
@@ -66,7 +67,7 @@ class SObject:
     deleted: list[tuple[str, int]] = field(default_factory=list)
 
 
-class SalesforceOrg:
+class SalesforceOrg(Replication):
     """An in-memory org. Thread-safe: every public method holds the org lock.
 
     Args:
@@ -380,56 +381,6 @@ class SalesforceOrg:
             record["IsDeleted"] = True
             self._stamp(record, user)
             obj.deleted.append((record_id, record["SystemModstamp"]))
-
-    def hard_delete(self, sobject: str, record_id: str) -> None:
-        """Delete a record for good: it leaves queryAll at once (logged for getDeleted).
-
-        Raises:
-            RecordError: ``NOT_FOUND``.
-        """
-        name = self.canonical_name(sobject)
-        with self.lock:
-            obj = self.objects[name]
-            record = obj.records.pop(record_id, None)
-            if record is None:
-                raise RecordError("NOT_FOUND", "The requested resource does not exist")
-            if not record["IsDeleted"]:
-                obj.deleted.append((record_id, self.now_ms()))
-
-    def purge(self, sobject: str) -> int:
-        """Empty the recycle bin: deleted records leave queryAll; returns how many."""
-        name = self.canonical_name(sobject)
-        with self.lock:
-            records = self.objects[name].records
-            gone = [i for i, r in records.items() if r["IsDeleted"]]
-            for record_id in gone:
-                del records[record_id]
-            return len(gone)
-
-    def earliest_deleted_ms(self) -> int:
-        """The oldest moment getDeleted still covers (the replication retention window)."""
-        return self.now_ms() - int(self.retention_days * 86_400_000)
-
-    def deleted_between(self, sobject: str, start_ms: int, end_ms: int) -> list[tuple[str, int]]:
-        """(id, deleted at) of records deleted in the window, within the retention window."""
-        name = self.canonical_name(sobject)
-        earliest = self.earliest_deleted_ms()
-        with self.lock:
-            return [
-                (i, t)
-                for i, t in self.objects[name].deleted
-                if max(start_ms, earliest) <= t <= end_ms
-            ]
-
-    def updated_between(self, sobject: str, start_ms: int, end_ms: int) -> list[str]:
-        """Ids of live records modified in the window."""
-        name = self.canonical_name(sobject)
-        with self.lock:
-            return [
-                r["Id"]
-                for r in self.objects[name].records.values()
-                if not r["IsDeleted"] and start_ms <= r["SystemModstamp"] <= end_ms
-            ]
 
     def _stamp(self, record: dict[str, Any], user: str, stamp: int | None = None) -> None:
         moment = stamp if stamp is not None else self.now_ms()
