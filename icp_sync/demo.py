@@ -37,7 +37,8 @@ def examples_folder() -> Path:
 
 def run(workdir: Path | None, *, invoke: Invoke) -> None:
     """Run every demo step in ``workdir`` (a fresh temporary folder by default)."""
-    workdir = workdir or Path(tempfile.mkdtemp(prefix="icp-sync-demo-"))
+    # absolute: the configs the demo writes name files relative to their own folder
+    workdir = (workdir or Path(tempfile.mkdtemp(prefix="icp-sync-demo-"))).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     stdout.rule("[bold]icp-sync demo[/]")
     stdout.print(f"working in {workdir}")
