@@ -64,15 +64,20 @@ def test_second_cycle_without_change_makes_a_handful_of_calls(
     query per object), 8 once a minute has passed (getDeleted per object), and writes nothing."""
     org = make_org(sandbox_factory, tmp_path)
     org.setup_fields()
+    started_ms = org.sandbox.org.now_ms()
     first = org.sync()
     org.reset_stats()
     second = org.sync()
     stats = org.stats()
+    # On a loaded machine the two cycles may themselves span a minute of the org's clock.
+    deletes_due = org.sandbox.org.now_ms() - started_ms >= 60_000
 
     assert first.records_written > 900
     assert second.records_written == 0
     assert second.status == "ok"
-    assert stats["calls"] == 6, stats["by_endpoint"]
+    deleted_calls = stats["by_endpoint"].get("GET getDeleted", {}).get("calls", 0)
+    assert stats["calls"] - deleted_calls == 6, stats["by_endpoint"]
+    assert deleted_calls == 0 or (deletes_due and deleted_calls == 2), stats["by_endpoint"]
     assert stats["records_written"] == 0
     org.sandbox.org.advance(61)
     org.reset_stats()
