@@ -41,4 +41,10 @@ def make_connector(settings: Settings, state: ConnectorState | None = None) -> C
         if settings.salesforce is None:
             raise ConfigError(["salesforce: section required when crm.connector = 'salesforce'"])
         return SalesforceConnector(settings.salesforce, state=state)
+    if settings.crm.connector == "hubspot":
+        from connectors.hubspot.connector import HubSpotConnector
+
+        if settings.hubspot is None:
+            raise ConfigError(["hubspot: section required when crm.connector = 'hubspot'"])
+        return HubSpotConnector(settings.hubspot, state=state)
     raise ConfigError([f"crm.connector: unknown connector {settings.crm.connector!r}"])

@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from connectors.files.config import FilesConfig
+from connectors.hubspot.config import HubSpotConfig
 from connectors.salesforce.config import SalesforceConfig
 from icp_sync.errors import ConfigError
 from icp_sync.model import ACCOUNT_COLUMNS
@@ -291,6 +292,7 @@ class Settings(Section):
     logging: LoggingConfig = LoggingConfig()
     files: FilesConfig | None = None
     salesforce: SalesforceConfig | None = None
+    hubspot: HubSpotConfig | None = None
     writeback: WritebackConfig = WritebackConfig()
     normalize: NormalizeConfig = NormalizeConfig()
     segments: SegmentsConfig = SegmentsConfig()
@@ -309,11 +311,8 @@ class Settings(Section):
             raise ValueError("files: section required when crm.connector = 'files'")
         if self.crm.connector == "salesforce" and self.salesforce is None:
             raise ValueError("salesforce: section required when crm.connector = 'salesforce'")
-        if self.crm.connector == "hubspot":
-            raise ValueError(
-                "crm.connector: the hubspot connector is not available in this version; "
-                "use 'salesforce', or 'files' with CRM exports"
-            )
+        if self.crm.connector == "hubspot" and self.hubspot is None:
+            raise ValueError("hubspot: section required when crm.connector = 'hubspot'")
         return self
 
     def resolve(self, path: Path) -> Path:

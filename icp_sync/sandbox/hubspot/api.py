@@ -85,12 +85,15 @@ class HubSpotLimits:
         daily: Calls per day.
         search_per_second: Search calls per second (search is exempt from the burst window).
         window_ms: Length of the burst window (10 seconds in production).
+        search_cap: Most results one search query reaches (10,000 in production; lowered
+            by tests to exercise re-anchoring without 10,000 records).
     """
 
     ten_secondly: int = 190
     daily: int = 1_000_000
     search_per_second: int = 5
     window_ms: int = 10_000
+    search_cap: int = 10_000
 
 
 def error(status: int, category: str, message: str, **extra: Any) -> JSONResponse:
@@ -146,9 +149,17 @@ class Limiter:
         self.search: collections.deque[float] = collections.deque()
         self.day = 0
         self.lock = threading.Lock()
+        self.refused: dict[str, int] = collections.defaultdict(int)
 
     def admit(self, *, search: bool) -> str | None:
         """Count a call; the policy it breaks (``TEN_SECONDLY_ROLLING``, ...) or None."""
+        policy = self._admit(search=search)
+        if policy is not None:
+            with self.lock:
+                self.refused[policy] += 1
+        return policy
+
+    def _admit(self, *, search: bool) -> str | None:
         now = self.clock()
         with self.lock:
             if self.day >= self.limits.daily:

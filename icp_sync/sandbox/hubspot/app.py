@@ -41,29 +41,27 @@ from icp_sync.sandbox.hubspot.search import search
 __all__ = ["HubSpotCredentials", "HubSpotLimits", "HubSpotPortal", "create_hubspot_app"]
 
 
+_LIMIT_KEYS = ("ten_secondly", "daily", "search_per_second", "window_ms", "search_cap")
+
+
 async def _set_limits(request: Request) -> JSONResponse:
+    """``POST`` changes the limits (and by default resets the windows and the refusal
+    counts); ``GET`` reads them, with the calls refused so far by policy."""
     api: HubSpotApi = request.app.state.api
-    body = await request.json()
-    fields = {
-        k: int(body[k])
-        for k in ("ten_secondly", "daily", "search_per_second", "window_ms")
-        if k in body
-    }
-    with api.limiter.lock:
-        api.limiter.limits = replace(api.limiter.limits, **fields)
-        if body.get("reset", True):
-            api.limiter.burst.clear()
-            api.limiter.search.clear()
-            api.limiter.day = 0
+    if request.method == "POST":
+        body = await request.json()
+        fields = {k: int(body[k]) for k in _LIMIT_KEYS if k in body}
+        with api.limiter.lock:
+            api.limiter.limits = replace(api.limiter.limits, **fields)
+            if body.get("reset", True):
+                api.limiter.burst.clear()
+                api.limiter.search.clear()
+                api.limiter.day = 0
+                api.limiter.refused.clear()
     limits = api.limiter.limits
-    return JSONResponse(
-        {
-            "ten_secondly": limits.ten_secondly,
-            "daily": limits.daily,
-            "search_per_second": limits.search_per_second,
-            "window_ms": limits.window_ms,
-        }
-    )
+    with api.limiter.lock:
+        refused = dict(api.limiter.refused)
+    return JSONResponse({**{k: getattr(limits, k) for k in _LIMIT_KEYS}, "refused": refused})
 
 
 def create_hubspot_app(
@@ -87,7 +85,7 @@ def create_hubspot_app(
     properties = "/crm/v3/properties/{object}"
     routes = [
         Route("/oauth/v1/token", oauth_token, methods=["POST"]),
-        Route("/__sandbox/limits", _set_limits, methods=["POST"]),
+        Route("/__sandbox/limits", _set_limits, methods=["GET", "POST"]),
         *control_routes(stats, faults),
         route(objects, "objects/{object}", records.list_records, ["GET"]),
         route(objects, "objects/{object}", records.create, ["POST"]),

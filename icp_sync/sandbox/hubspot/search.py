@@ -110,7 +110,8 @@ async def search(api: HubSpotApi, request: Request) -> Response:
     if limit > SEARCH_PAGE_LIMIT:
         return error(400, "VALIDATION_ERROR", f"limit must be at most {SEARCH_PAGE_LIMIT}")
     after = int(body.get("after") or 0)
-    if after >= SEARCH_RESULT_CAP:
+    cap = api.limiter.limits.search_cap
+    if after >= cap:
         return error(
             400,
             "VALIDATION_ERROR",
@@ -163,7 +164,7 @@ async def search(api: HubSpotApi, request: Request) -> Response:
             )
             matches = present + absent
         wanted = body.get("properties") or None
-        end = min(after + limit, SEARCH_RESULT_CAP)  # no result past the cap, even mid-page
+        end = min(after + limit, cap)  # no result past the cap, even mid-page
         page = matches[after:end]
         results = [record_json(r, wanted) for r in page]
     response: dict[str, Any] = {"total": len(matches), "results": results}

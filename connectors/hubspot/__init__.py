@@ -1,0 +1,1 @@
+"""The HubSpot connector: config, client, auth, extraction, write-back and property setup."""
