@@ -137,7 +137,7 @@ class HubSpotConfig(Section):
     """Calls of the ten-second burst allowance left unused (for other apps of the portal)."""
     budget_share: float = Field(default=0.2, gt=0, le=1)
     """A cycle stops cleanly once it used this share of the portal's daily limit."""
-    search_result_cap: int = Field(default=10_000, ge=400)
+    search_result_cap: int = Field(default=10_000, ge=200)
     """Most results one search query returns (HubSpot: 10,000); the window is re-anchored
     before a page would pass it."""
     lookback_seconds: int = Field(default=300, ge=0, le=86_400)

@@ -4,11 +4,11 @@ Incremental reads search on ``hs_lastmodifieddate >= cursor - lookback`` sorted 
 200 records a page. The search API never returns more than 10,000 results for one query, so
 before the next page would pass the cap the window is re-anchored at the newest stamp read:
 the next query asks for ``stamp > T`` or (``stamp = T`` and an id not yet read), so a record
-is neither dropped nor read twice; when more than 100 records share one stamp (too many to
-exclude by id), those are drained by id first. Records are deduplicated by id, each page's
-cursor is the newest stamp read (an inclusive bound: records sharing it are re-read next
-time, never skipped), and once a read is complete the cursor moves to the portal's clock
-when the read began.
+is neither dropped nor read twice; when more than 900 records share one stamp (too many to
+exclude by id: 9 filters of 100 ids), those are drained by id first (re-reading them once).
+Records are deduplicated by id, each page's cursor is the newest stamp read (an inclusive
+bound: records sharing it are re-read next time, never skipped), and once a read is complete
+the cursor moves to the portal's clock when the read began.
 
 A full read (no cursor) pages through the object's list (100 a page) and then hands over
 every live id (:attr:`connectors.base.Batch.live`), so records missing from it are deleted
@@ -40,7 +40,8 @@ log = get_logger(connector="hubspot")
 
 STAMP = "hs_lastmodifieddate"
 _PAGE = 200
-_MAX_EXCLUDED = 100  # values one IN / NOT_IN filter takes
+_VALUES = 100  # values one IN / NOT_IN filter takes
+_MAX_EXCLUDED = 9 * _VALUES  # a filter group holds 10 filters: the stamp and 9 NOT_IN
 INTENT = "write_in_flight"
 
 
@@ -161,9 +162,7 @@ class Extractor:
             elif excluded:
                 groups = [
                     _group((STAMP, "GT", str(anchor))),
-                    _group(
-                        (STAMP, "EQ", str(anchor)), ("hs_object_id", "NOT_IN", sorted(excluded))
-                    ),
+                    _group((STAMP, "EQ", str(anchor)), *_not_in("hs_object_id", excluded)),
                 ]
             else:
                 groups = [_group((STAMP, "GTE", str(anchor)))]
@@ -268,6 +267,11 @@ class _Window:
                 self.last, self.at_last = moment, set()
             if moment == self.last:
                 self.at_last.add(str(record["id"]))
+
+
+def _not_in(name: str, ids: set[str]) -> list[tuple[str, str, Any]]:
+    ordered = sorted(ids, key=int)
+    return [(name, "NOT_IN", ordered[i : i + _VALUES]) for i in range(0, len(ordered), _VALUES)]
 
 
 def _group(*filters: tuple[str, str, Any]) -> dict[str, Any]:
