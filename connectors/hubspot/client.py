@@ -212,6 +212,8 @@ class HubSpotClient:
         self._calls = 0
         self._by_endpoint: dict[str, int] = {}
         self._budget_start: int | None = None
+        self._daily: int | None = None
+        self._daily_remaining: int | None = None
         self._server_date: datetime | None = None
 
     # -- plumbing ---------------------------------------------------------------------
@@ -221,8 +223,8 @@ class HubSpotClient:
         return ApiUsage(
             calls=self._calls,
             by_endpoint=dict(sorted(self._by_endpoint.items())),
-            limit=self._limiter.daily,
-            remaining=self._limiter.daily_remaining,
+            limit=self._daily,
+            remaining=self._daily_remaining,
         )
 
     def server_now(self, fallback: datetime) -> datetime:
@@ -287,13 +289,14 @@ class HubSpotClient:
         self._by_endpoint[endpoint] = self._by_endpoint.get(endpoint, 0) + 1
         headers = response.headers
         self._limiter.observe(headers)
+        self._daily, self._daily_remaining = self._limiter.daily, self._limiter.daily_remaining
         date = headers.get("Date")
         if date:
             with contextlib.suppress(TypeError, ValueError):
                 self._server_date = parsedate_to_datetime(date).astimezone(UTC)
 
     def _guard_budget(self) -> None:
-        daily, remaining = self._limiter.daily, self._limiter.daily_remaining
+        daily, remaining = self._daily, self._daily_remaining
         if daily is None or remaining is None:
             return
         used = daily - remaining
@@ -372,9 +375,11 @@ class HubSpotClient:
             limit=limit,
             after=after,
         )
-        api = self._api("crm.objects.search_api")
         return _plain(
-            self.call(f"search {kind}", lambda: api.do_search(_OBJECT_TYPE[kind], request))
+            self.call(
+                f"search {kind}",
+                lambda: self._api("crm.objects.search_api").do_search(_OBJECT_TYPE[kind], request),
+            )
         )
 
     def list_page(
@@ -387,7 +392,6 @@ class HubSpotClient:
         associations: list[str] | None = None,
     ) -> dict[str, Any]:
         """One page (100 records) of the object's list, live or archived."""
-        api = self._api("crm.objects.basic_api")
         kwargs: dict[str, Any] = {"limit": 100, "archived": archived}
         props = list(properties)
         if props:
@@ -396,64 +400,91 @@ class HubSpotClient:
             kwargs["after"] = after
         if associations:
             kwargs["associations"] = associations
-        return _plain(self.call(f"list {kind}", lambda: api.get_page(_OBJECT_TYPE[kind], **kwargs)))
+        return _plain(
+            self.call(
+                f"list {kind}",
+                lambda: self._api("crm.objects.basic_api").get_page(_OBJECT_TYPE[kind], **kwargs),
+            )
+        )
 
     def batch_read(self, kind: str, ids: list[str], properties: Iterable[str]) -> dict[str, Any]:
         """Up to 100 records by id."""
         body = BatchReadInputSimplePublicObjectId(
             inputs=[{"id": i} for i in ids], properties=list(properties), properties_with_history=[]
         )
-        api = self._api("crm.objects.batch_api")
-        return _plain(self.call(f"batch read {kind}", lambda: api.read(_OBJECT_TYPE[kind], body)))
+        return _plain(
+            self.call(
+                f"batch read {kind}",
+                lambda: self._api("crm.objects.batch_api").read(_OBJECT_TYPE[kind], body),
+            )
+        )
 
     def batch_update(self, kind: str, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         """Update up to 100 records (inputs: ``id``, ``properties``, ``objectWriteTraceId``);
         the answer of 200 or 207 (``errors`` then lists the inputs not written)."""
         body = BatchInputSimplePublicObjectBatchInput(inputs=inputs)
-        api = self._api("crm.objects.batch_api")
         return _plain(
-            self.call(f"batch update {kind}", lambda: api.update(_OBJECT_TYPE[kind], body))
+            self.call(
+                f"batch update {kind}",
+                lambda: self._api("crm.objects.batch_api").update(_OBJECT_TYPE[kind], body),
+            )
         )
 
     def deal_companies(self, ids: list[str]) -> dict[str, Any]:
         """The companies of up to 1,000 deals (v4 associations, batch read)."""
         body = BatchInputPublicFetchAssociationsBatchRequest(inputs=[{"id": i} for i in ids])
-        api = self._api("crm.associations.v4.batch_api")
         return _plain(
             self.call(
-                "associations deals->companies", lambda: api.get_page("deals", "companies", body)
+                "associations deals->companies",
+                lambda: self._api("crm.associations.v4.batch_api").get_page(
+                    "deals", "companies", body
+                ),
             )
         )
 
     def pipelines(self, kind: str) -> list[dict[str, Any]]:
         """Every pipeline of the object with its stages."""
-        api = self._api("crm.pipelines.pipelines_api")
-        answer = _plain(self.call(f"pipelines {kind}", lambda: api.get_all(kind)))
+        answer = _plain(
+            self.call(
+                f"pipelines {kind}", lambda: self._api("crm.pipelines.pipelines_api").get_all(kind)
+            )
+        )
         return list(answer.get("results") or [])
 
     def properties(self, kind: str) -> list[dict[str, Any]]:
         """Every property of the object."""
-        api = self._api("crm.properties.core_api")
-        answer = _plain(self.call(f"properties {kind}", lambda: api.get_all(kind)))
+        answer = _plain(
+            self.call(
+                f"properties {kind}", lambda: self._api("crm.properties.core_api").get_all(kind)
+            )
+        )
         return list(answer.get("results") or [])
 
     def groups(self, kind: str) -> list[dict[str, Any]]:
         """Every property group of the object."""
-        api = self._api("crm.properties.groups_api")
-        answer = _plain(self.call(f"property groups {kind}", lambda: api.get_all(kind)))
+        answer = _plain(
+            self.call(
+                f"property groups {kind}",
+                lambda: self._api("crm.properties.groups_api").get_all(kind),
+            )
+        )
         return list(answer.get("results") or [])
 
     def create_group(self, kind: str, name: str, label: str) -> None:
         """Create a property group."""
         body = PropertyGroupCreate(name=name, label=label, display_order=-1)
-        api = self._api("crm.properties.groups_api")
-        self.call(f"create group {kind}.{name}", lambda: api.create(kind, body))
+        self.call(
+            f"create group {kind}.{name}",
+            lambda: self._api("crm.properties.groups_api").create(kind, body),
+        )
 
     def create_property(self, kind: str, spec: dict[str, Any]) -> None:
         """Create a property (``spec``: PropertyCreate fields, snake_case)."""
         body = PropertyCreate(**spec)
-        api = self._api("crm.properties.core_api")
-        self.call(f"create property {kind}.{spec['name']}", lambda: api.create(kind, body))
+        self.call(
+            f"create property {kind}.{spec['name']}",
+            lambda: self._api("crm.properties.core_api").create(kind, body),
+        )
 
 
 def _plain(answer: Any) -> dict[str, Any]:
