@@ -127,7 +127,12 @@ def sandbox_serve(
         Path | None, typer.Option("--write-config", help="Also write an icp-sync config here.")
     ] = None,
     crm: Annotated[
-        str, typer.Option("--crm", help="CRM of --write-config: salesforce or hubspot.")
+        str,
+        typer.Option(
+            "--crm",
+            help="CRM of --write-config: salesforce, hubspot, or salesforce+hubspot (both, "
+            "serving overlapping companies linked as HubSpot's Salesforce integration does).",
+        ),
     ] = "salesforce",
     json_output: JsonOption = False,
 ) -> None:
@@ -145,8 +150,8 @@ def sandbox_serve(
         profile = parse_profile(faults)
     except ValueError as exc:
         problems.append(f"--faults: {exc}")
-    if crm not in ("salesforce", "hubspot"):
-        problems.append(f"--crm: {crm!r} is not salesforce or hubspot")
+    if crm not in ("salesforce", "hubspot", "salesforce+hubspot"):
+        problems.append(f"--crm: {crm!r} is not salesforce, hubspot or salesforce+hubspot")
     # a taken port is a flag value to change, like any other bad argument: exit 2
     problems += [
         f"{flag}: port {port} on 127.0.0.1 is already in use; pick another, or 0 for any free one"
@@ -165,6 +170,7 @@ def sandbox_serve(
             salesforce_port=salesforce_port,
             hubspot_port=hubspot_port,
             persist=persist,
+            linked=crm == "salesforce+hubspot",
         )
     )
     try:

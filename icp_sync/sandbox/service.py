@@ -16,6 +16,7 @@ from icp_sync.sandbox.accounting import ApiStats
 from icp_sync.sandbox.faults import FaultInjector, FaultProfile
 from icp_sync.sandbox.generate import generate
 from icp_sync.sandbox.hubspot.app import HubSpotCredentials, create_hubspot_app
+from icp_sync.sandbox.hubspot.load import link
 from icp_sync.sandbox.hubspot.load import load_canonical as load_portal
 from icp_sync.sandbox.hubspot.persist import read_portal, save_portal
 from icp_sync.sandbox.hubspot.portal import HubSpotPortal
@@ -42,6 +43,10 @@ class SandboxSettings:
         hubspot_port: Port of the HubSpot API (0: any free port).
         persist: Reload saved state at start and save it at stop.
         daily_api_limit: Salesforce ``DailyApiRequests`` Max.
+        linked: Serve the two CRMs as one company runs both: HubSpot companies carry the
+            Salesforce Account id in ``salesforceaccountid`` (6 in 10), or are found by
+            domain (3 in 10) or only by name and country (1 in 10, domain left empty), and
+            2 in 100 more companies exist only in HubSpot.
     """
 
     directory: Path
@@ -53,6 +58,7 @@ class SandboxSettings:
     hubspot_port: int = 0
     persist: bool = False
     daily_api_limit: int = 100_000
+    linked: bool = False
 
 
 class Sandbox:
@@ -131,9 +137,11 @@ class Sandbox:
             return read_org(self._org_file), read_portal(self._portal_file)
         crm = generate(settings.accounts, seed=settings.seed, signal=settings.signal)
         org = SalesforceOrg(daily_api_limit=settings.daily_api_limit)
-        load_org(org, crm.accounts, crm.opportunities, crm.owners)
+        sf_ids = load_org(org, crm.accounts, crm.opportunities, crm.owners)
         portal = HubSpotPortal()
-        load_portal(portal, crm.accounts, crm.opportunities, crm.owners)
+        hs_ids = load_portal(portal, crm.accounts, crm.opportunities, crm.owners)
+        if settings.linked:
+            link(portal, crm.accounts, sf_ids, hs_ids, seed=settings.seed)
         (self.directory / "truth.json").write_text(json.dumps(crm.truth), encoding="utf-8")
         return org, portal
 
@@ -192,29 +200,31 @@ class Sandbox:
             target.chmod(0o600)
             return f"file:{target}"
 
-        if crm == "salesforce":
+        def salesforce() -> str:
             sf = self._credentials["salesforce"]
-            body = f"""[crm]
-connector = "salesforce"
-
-[salesforce]
+            return f"""[salesforce]
 auth = "client_credentials"
 instance_url = "{self.salesforce.url}"
 client_id = "{secret("salesforce-client-id", sf["client_id"])}"
 client_secret = "{secret("salesforce-client-secret", sf["client_secret"])}"
 ca_file = "{self.tls.ca_file}"
 """
-        elif crm == "hubspot":
-            hs = self._credentials["hubspot"]
-            body = f"""[crm]
-connector = "hubspot"
 
-[hubspot]
+        def hubspot() -> str:
+            hs = self._credentials["hubspot"]
+            return f"""[hubspot]
 base_url = "{self.hubspot.url}"
 access_token = "{secret("hubspot-access-token", hs["access_token"])}"
 """
-        else:
-            raise ValueError(f"unknown CRM {crm!r}: salesforce or hubspot")
+
+        sections = {
+            "salesforce": (salesforce,),
+            "hubspot": (hubspot,),
+            "salesforce+hubspot": (salesforce, hubspot),
+        }
+        if crm not in sections:
+            raise ValueError(f"unknown CRM {crm!r}: salesforce, hubspot or salesforce+hubspot")
+        body = f'[crm]\nconnector = "{crm}"\n\n' + "\n".join(part() for part in sections[crm])
         path.write_text(
             f"""# Connects to the icp-sync sandbox in {self.directory}
 # (written by `icp-sync sandbox serve --write-config`).

@@ -19,7 +19,7 @@ import pandas as pd
 from icp_sync.sandbox.hubspot.portal import HubSpotPortal, Record
 from icp_sync.sandbox.hubspot.properties import OPEN_STAGES, iso_ms
 
-__all__ = ["company_values", "deal_values", "load_canonical"]
+__all__ = ["company_values", "deal_values", "link", "load_canonical"]
 
 
 def _ms(series: pd.Series) -> np.ndarray:
@@ -218,3 +218,45 @@ def _add_records(
         )
         portal.records[kind][new_id] = record
         portal.clock = max(portal.clock, record.updated)
+
+
+def link(
+    portal: HubSpotPortal,
+    accounts: pd.DataFrame,
+    salesforce_ids: Mapping[str, str],
+    hubspot_ids: Mapping[str, str],
+    *,
+    seed: int = 0,
+) -> None:
+    """Make the portal the HubSpot side of a company that also runs the Salesforce org.
+
+    6 in 10 companies carry their Account id in ``salesforceaccountid`` (HubSpot's
+    Salesforce integration sets it), 3 in 10 share only the domain, 1 in 10 only the name
+    and country (no domain); 2 in 100 more companies exist only in HubSpot.
+    """
+    rng = np.random.default_rng(seed + 7)
+    with portal.lock:
+        for account in accounts["account_id"].astype(str):
+            record = portal.records["companies"].get(hubspot_ids.get(account, ""))
+            if record is None:
+                continue
+            draw = rng.random()
+            if draw < 0.6:
+                record.properties["salesforceaccountid"] = salesforce_ids.get(account)
+            elif draw >= 0.9:
+                record.properties["domain"] = None
+        stamp = portal.now_ms()
+        for n in range(max(1, len(accounts) // 50)):
+            new_id = portal.new_id()
+            properties = dict.fromkeys(portal.properties["companies"]) | {
+                "name": f"Hubspot Only Prospect {n}",
+                "domain": f"hubspot-only-{n}.example",
+                "country": "Germany",
+                "industry": "Software",
+                "hs_object_id": new_id,
+                "createdate": iso_ms(stamp),
+                "hs_lastmodifieddate": iso_ms(stamp),
+            }
+            portal.records["companies"][new_id] = Record(
+                id=new_id, properties=properties, created=stamp, updated=stamp
+            )

@@ -189,6 +189,7 @@ def default_properties() -> dict[str, dict[str, PropertyDef]]:
             company,
             options=_options(("true", "True"), ("false", "False")),
         ),
+        _p("salesforceaccountid", "Salesforce Account ID", "string", "text", company),
         _p("tech_stack", "Tech Stack", "string", "text", company, hubspot_defined=False),
         _p("customer_since", "Customer Since", "date", "date", company, hubspot_defined=False),
         _p("churn_date", "Churn Date", "date", "date", company, hubspot_defined=False),
