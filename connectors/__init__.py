@@ -41,6 +41,19 @@ def make_connector(settings: Settings, state: ConnectorState | None = None) -> C
         if settings.salesforce is None:
             raise ConfigError(["salesforce: section required when crm.connector = 'salesforce'"])
         return SalesforceConnector(settings.salesforce, state=state)
+    if settings.crm.connector == "salesforce+hubspot":
+        from connectors.both import BothCrms
+
+        if settings.salesforce is None or settings.hubspot is None:
+            raise ConfigError(
+                [
+                    (
+                        "salesforce, hubspot: both sections required when crm.connector = "
+                        "'salesforce+hubspot'"
+                    )
+                ]
+            )
+        return BothCrms(settings.salesforce, settings.hubspot, state)
     if settings.crm.connector == "hubspot":
         from connectors.hubspot.connector import HubSpotConnector
 

@@ -118,7 +118,9 @@ class LoggingConfig(Section):
 class CrmConfig(Section):
     """Which CRM this installation talks to."""
 
-    connector: Literal["files", "salesforce", "hubspot"] = "files"
+    connector: Literal["files", "salesforce", "hubspot", "salesforce+hubspot"] = "files"
+    """``salesforce+hubspot``: Salesforce is mirrored and scored; HubSpot's companies are
+    matched onto its Accounts and given the same tier, score and TAL membership."""
 
 
 class NormalizeConfig(Section):
@@ -313,6 +315,13 @@ class Settings(Section):
             raise ValueError("salesforce: section required when crm.connector = 'salesforce'")
         if self.crm.connector == "hubspot" and self.hubspot is None:
             raise ValueError("hubspot: section required when crm.connector = 'hubspot'")
+        if self.crm.connector == "salesforce+hubspot" and (
+            self.salesforce is None or self.hubspot is None
+        ):
+            raise ValueError(
+                "salesforce, hubspot: both sections required when crm.connector = "
+                "'salesforce+hubspot'"
+            )
         return self
 
     def resolve(self, path: Path) -> Path:

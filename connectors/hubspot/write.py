@@ -48,6 +48,8 @@ def hubspot_value(owned: str, value: Any) -> str:
         number = float(value)
         return str(int(number)) if number.is_integer() else repr(number)
     if spec.kind is FieldKind.CHECKBOX:
+        if isinstance(value, str):  # canonical text
+            return "true" if value.strip().casefold() == "true" else "false"
         return "true" if bool(value) else "false"
     text = str(value)
     return text[: spec.length] if spec.length else text
@@ -92,7 +94,7 @@ class Writer:
             if "tier" in values and "tier" in native:
                 row[native["tier"]] = NATIVE_TIERS.get(str(values["tier"]), "")
             if "tal" in values and "tal" in native:
-                row[native["tal"]] = "true" if bool(values["tal"]) else "false"
+                row[native["tal"]] = hubspot_value("tal", values["tal"])
             records[record_id] = row
             planned[record_id] = dict(values)
         yield from self._recover(records, mapping)
