@@ -26,9 +26,9 @@ PAIRS = {
 
 def _same(salesforce: Any, hubspot: Any) -> bool:
     if salesforce is None or salesforce is False:
-        return hubspot in (None, "", "false")
+        return bool(hubspot in (None, "", "false"))
     if isinstance(salesforce, bool):
-        return hubspot == "true"
+        return bool(hubspot == "true")
     if isinstance(salesforce, int | float):
         return hubspot is not None and abs(float(hubspot) - float(salesforce)) < 1e-6
     return str(salesforce) == hubspot
