@@ -31,7 +31,7 @@ def _same(salesforce: Any, hubspot: Any) -> bool:
         return bool(hubspot == "true")
     if isinstance(salesforce, int | float):
         return hubspot is not None and abs(float(hubspot) - float(salesforce)) < 1e-6
-    return str(salesforce) == hubspot
+    return bool(str(salesforce) == hubspot)
 
 
 def test_both_crms_get_the_same_values_for_every_matched_account(
