@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -48,6 +46,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from connectors.base import ApiUsage, ConnectorState
 from connectors.hubspot.auth import Grant, TokenSource
 from connectors.hubspot.config import HubSpotConfig
+from connectors.hubspot.limits import shared_limiter
 from hubspot import HubSpot
 from icp_sync.errors import (
     AuthError,
@@ -80,93 +79,6 @@ _OBJECT_TYPE = {"companies": "0-2", "deals": "0-3"}
 def backoff(attempt: int) -> float:
     """Jittered exponential delay before try ``attempt + 1`` (0.25 s .. 30 s)."""
     return float(min(30.0, 0.5 * 2.0 ** (attempt - 1))) * random.uniform(0.5, 1.0)
-
-
-class _Limiter:
-    """Client-side pacing: own calls in the burst window and search calls in the last second,
-    against the limits the portal's headers report."""
-
-    def __init__(self, config: HubSpotConfig, clock: Callable[[], float]) -> None:
-        self.config = config
-        self.clock = clock
-        self._lock = threading.Lock()
-        self.burst_max: int | None = None
-        self.window_s = 10.0
-        self.remaining: int | None = None
-        self.daily: int | None = None
-        self.daily_remaining: int | None = None
-        self._calls: deque[float] = deque()
-        self._searches: deque[float] = deque()
-
-    def delay(self, *, search: bool) -> float:
-        """Seconds to wait before the next call (0 when it may go now); counts it when 0."""
-        now = self.clock()
-        with self._lock:
-            if search:
-                return self._take(
-                    self._searches, 1.0, max(1, int(self.config.search_per_second)), now
-                )
-            allowance = None
-            if self.burst_max is not None:
-                allowance = max(1, self.burst_max - self.config.burst_reserve)
-            spent = self.remaining is not None and self.remaining <= self.config.burst_reserve
-            if spent and self._calls and now - self._calls[-1] < self.window_s:
-                # the portal says the window is (nearly) spent, maybe by other apps too
-                self.remaining = None
-                return self.window_s
-            return self._take(self._calls, self.window_s, allowance, now)
-
-    @staticmethod
-    def _take(calls: deque[float], window: float, allowance: int | None, now: float) -> float:
-        margin = 0.05  # the portal's clock and ours differ by a request's travel time
-        while calls and now - calls[0] >= window + margin:
-            calls.popleft()
-        if allowance is not None and len(calls) >= allowance:
-            return calls[0] + window + margin - now
-        calls.append(now)
-        return 0.0
-
-    def observe(self, headers: Any) -> None:
-        """Learn the limits from an answer's ``X-HubSpot-RateLimit-*`` headers."""
-
-        def number(name: str) -> int | None:
-            value = headers.get(name)
-            try:
-                return int(value) if value is not None else None
-            except ValueError:
-                return None
-
-        with self._lock:
-            self.burst_max = number("X-HubSpot-RateLimit-Max") or self.burst_max
-            interval = number("X-HubSpot-RateLimit-Interval-Milliseconds")
-            if interval:
-                self.window_s = interval / 1000
-            self.remaining = number("X-HubSpot-RateLimit-Remaining")
-            self.daily = number("X-HubSpot-RateLimit-Daily") or self.daily
-            daily_remaining = number("X-HubSpot-RateLimit-Daily-Remaining")
-            if daily_remaining is not None:
-                self.daily_remaining = daily_remaining
-
-
-_LIMITERS: dict[tuple[str, str, str], _Limiter] = {}
-_LIMITERS_LOCK = threading.Lock()
-
-
-def _shared_limiter(config: HubSpotConfig, clock: Callable[[], float]) -> _Limiter:
-    """One limiter per portal and app in this process: the limits are the portal's, so
-    successive connectors (cycles, commands) pace together."""
-    identity = config.client_id or config.access_token
-    key = (
-        config.base_url.rstrip("/"),
-        config.auth,
-        identity.get_secret_value()[-12:] if identity else "",
-    )
-    with _LIMITERS_LOCK:
-        limiter = _LIMITERS.get(key)
-        if limiter is None or limiter.clock is not clock:
-            limiter = _LIMITERS[key] = _Limiter(config, clock)
-        limiter.config = config
-        return limiter
 
 
 class _Metered:
@@ -207,7 +119,7 @@ class HubSpotClient:
         self._config = config
         self._tokens = TokenSource(config, state)
         self._sleep = sleep
-        self._limiter = _shared_limiter(config, clock)
+        self._limiter = shared_limiter(config, clock)
         self._apis: dict[str, Any] = {}
         self._calls = 0
         self._by_endpoint: dict[str, int] = {}
