@@ -327,3 +327,19 @@ def test_a_persisted_portal_keeps_its_writes(
     assert again.crm.properties.core_api.get_by_name("companies", "icp_score").type == "number"
     linked = again.crm.associations.v4.basic_api.get_page("deals", deal, "companies").results
     assert [r.to_object_id for r in linked] == [company]
+
+
+def test_limits_report_the_calls_each_policy_refused(sandbox_factory: SandboxFactory) -> None:
+    """GET /__sandbox/limits counts refusals by policy, so a client's pacing can be checked."""
+    sandbox = sandbox_factory(accounts=100)
+    set_limits(sandbox, ten_secondly=2, window_ms=60_000)
+    companies = hubspot_client(sandbox).crm.companies.basic_api
+    for _ in range(2):
+        companies.get_page(limit=1)
+    refused = refused_call(lambda: companies.get_page(limit=1))
+
+    assert refused.status == 429
+    limits = control_call(sandbox, "GET", "/__sandbox/limits")
+    assert limits["refused"] == {"TEN_SECONDLY_ROLLING": 1}
+    assert limits["ten_secondly"] == 2
+    assert limits["search_cap"] == 10_000

@@ -151,3 +151,21 @@ def test_search_stops_at_the_10000_result_cap(sandbox_factory: SandboxFactory) -
     refused = refused_call(lambda: page("10000", limit=10))
     assert refused.status == 400
     assert refused.body["category"] == "VALIDATION_ERROR"
+
+
+def test_a_lowered_search_cap_is_enforced_like_the_real_one(fresh: Sandbox) -> None:
+    """With the cap set to 200, a query reaches 200 results and a cursor past it is refused."""
+    set_limits(fresh, search_cap=200)
+    client = hubspot_client(fresh)
+    search = client.crm.companies.search_api
+    request = {"limit": 200, "properties": ["name"], "filter_groups": [], "sorts": []}
+
+    first = search.do_search(public_object_search_request=PublicObjectSearchRequest(**request))
+    assert len(first.results) == 200
+    assert first.total > 200
+    refused = refused_call(
+        lambda: search.do_search(
+            public_object_search_request=PublicObjectSearchRequest(**request, after="200")
+        )
+    )
+    assert refused.status == 400
