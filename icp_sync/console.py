@@ -102,6 +102,8 @@ def _reconciliation(name: str, outcome: Any) -> str:
 
 
 def _print_writeback(summary: dict[str, Any]) -> None:
+    if "hubspot" in summary:
+        _print_hubspot(summary["hubspot"])
     if "skipped" in summary:
         stdout.print(f"[yellow]write-back skipped: {summary['skipped']}[/]")
         return
@@ -119,17 +121,37 @@ def _print_writeback(summary: dict[str, Any]) -> None:
     if "guard" in summary:
         stdout.print(f"[yellow]without --dry-run this sync would stop: {summary['guard']}[/]")
     verb = "would change" if summary["dry_run"] else "changed"
+    written = summary.get("by_crm", {}).get("salesforce", summary["records_written"])
     stdout.print(
         f"write-back {verb}: {plan['records']:,} records, {plan['field_changes']:,} fields"
         + (
             ""
             if summary["dry_run"]
             else (
-                f"; written {summary['records_written']:,}, rejected {summary['rejected']:,}, "
+                f"; written {written:,}, rejected {summary['rejected']:,}, "
                 f"deferred {summary['deferred']:,}, earlier refusals retried "
                 f"{summary.get('retried_rejects', 0):,}"
             )
         )
+    )
+
+
+def _print_hubspot(part: dict[str, Any]) -> None:
+    """The second CRM of a salesforce+hubspot sync: the match report and its write-back."""
+    match = part.get("match")
+    if match is None:
+        stdout.print(f"[yellow]HubSpot: {part.get('status', 'not synced')}[/]")
+        return
+    by = ", ".join(f"{n:,} by {rule.replace('_', ' ')}" for rule, n in match["by"].items())
+    stdout.print(
+        f"HubSpot: {match['matched']:,} companies matched to Salesforce accounts ({by}); "
+        f"{match['ambiguous']:,} ambiguous, {match['unmatched_hubspot']:,} unmatched, "
+        f"{match['unmatched_salesforce']:,} accounts without a company"
+    )
+    verb = "would change" if part["dry_run"] else "changed"
+    stdout.print(
+        f"HubSpot write-back {verb}: {part['plan']['records']:,} companies"
+        + ("" if part["dry_run"] else f"; written {part['records_written']:,}")
     )
 
 

@@ -50,6 +50,7 @@ def run(workdir: Path | None, *, invoke: Invoke) -> None:
     _exports(workdir, icp_sync)
     _derivation(workdir, icp_sync)
     _salesforce(workdir, icp_sync)
+    _both_crms(workdir, icp_sync)
 
     stdout.rule("[bold green]demo finished[/]")
     stdout.print(f"State stores, configs and reports are in {workdir}; rerun any command above.")
@@ -131,6 +132,50 @@ def _salesforce(workdir: Path, _icp_sync: Callable[..., None]) -> None:
         _icp_sync("sync", "--config", str(config))
         stdout.rule("13. Nothing changed: a cycle costs a handful of API calls and writes nothing")
         _icp_sync("sync", "--config", str(config))
+
+
+def _both_crms(workdir: Path, _icp_sync: Callable[..., None]) -> None:
+    from icp_sync.sandbox.service import Sandbox, SandboxSettings
+
+    stdout.rule("14. Marketing in HubSpot, sales in Salesforce: one ICP, the same tier in both")
+    stdout.print(
+        "[dim]$ icp-sync sandbox serve --accounts 1500 --crm salesforce+hubspot "
+        "--write-config both.toml[/]"
+    )
+    settings = SandboxSettings(directory=workdir / "both", accounts=1500, seed=5, linked=True)
+    with Sandbox(settings) as sandbox:
+        config = sandbox.write_config(workdir / "both.toml", crm="salesforce+hubspot")
+        _quiet(config)
+        _icp_sync("setup-fields", "--config", str(config))
+        _icp_sync("sync", "--config", str(config))
+        _show_both(sandbox)
+        stdout.rule("15. Nothing changed in either CRM: nothing is written to either")
+        _icp_sync("sync", "--config", str(config))
+
+
+def _show_both(sandbox: Sandbox) -> None:
+    _, rows = sandbox.org.query(
+        "SELECT Id, Name, ICP_Tier__c, ICP_Score__c FROM Account WHERE ICP_TAL__c = true "
+        "ORDER BY ICP_TAL_Rank__c LIMIT 40",
+        include_deleted=False,
+    )
+    accounts = {str(r["Id"]): r for r in rows}
+    table = Table(title="The same account in both CRMs (matched by HubSpot's Salesforce id)")
+    for column in ("Company", "Salesforce tier", "HubSpot icp_tier", "HubSpot native"):
+        table.add_column(column)
+    with sandbox.portal.lock:
+        companies = list(sandbox.portal.records["companies"].values())
+    for company in companies:
+        account = accounts.get(str(company.properties.get("salesforceaccountid")))
+        if account is None or table.row_count >= 4:
+            continue
+        table.add_row(
+            str(account["Name"]),
+            str(account["ICP_Tier__c"]),
+            str(company.properties.get("icp_tier")),
+            str(company.properties.get("hs_ideal_customer_profile") or "(native_icp off)"),
+        )
+    stdout.print(table)
 
 
 def _quiet(config: Path) -> None:
