@@ -61,5 +61,5 @@ def test_a_rotated_refresh_token_is_kept_and_used_until_the_config_changes(
 def test_oauth_needs_the_app_and_its_refresh_token(tmp_path: Path) -> None:
     """auth = "oauth" without client_secret or refresh_token is a config error naming them."""
     (tmp_path / "id").write_text("app")
-    with pytest.raises(ValueError, match="hubspot.refresh_token: required value missing"):
-        HubSpotConfig(auth="oauth", client_id=f"file:{tmp_path / 'id'}")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"hubspot\.refresh_token: required value missing"):
+        HubSpotConfig(auth="oauth", client_id=f"file:{tmp_path / 'id'}")
