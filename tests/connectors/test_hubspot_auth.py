@@ -29,7 +29,7 @@ def _config(tmp_path: Path, refresh: str) -> HubSpotConfig:
         path = tmp_path / name
         path.write_text(value)
         secrets[name] = SecretRef(value, f"file:{path}")
-    return HubSpotConfig(auth="oauth", **secrets)  # type: ignore[arg-type]
+    return HubSpotConfig(auth="oauth", **secrets)
 
 
 def test_a_rotated_refresh_token_is_kept_and_used_until_the_config_changes(
