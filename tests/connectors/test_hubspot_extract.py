@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from connectors.hubspot.extract import parse_moment
 from icp_sync.model import CrmObject
 from icp_sync.sandbox.hubspot.properties import iso_ms
 from tests.conftest import SandboxFactory
@@ -143,3 +145,22 @@ def test_ties_beyond_what_ids_can_exclude_are_drained(
     assert result.objects[CrmObject.ACCOUNT].updated == len(tied)
     accounts = portal.store.mirror.load(CrmObject.ACCOUNT)
     assert set(accounts.loc[accounts["industry"] == "Imported", "account_id"]) == set(tied)
+
+
+def test_a_fast_local_clock_never_moves_the_cursor_past_the_portal(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    """Cursors come from the portal's stamps and clock: a client two days ahead loses nothing."""
+    portal = make_portal(sandbox_factory, tmp_path, accounts=300)
+    ahead = datetime.now(UTC) + timedelta(days=2)
+    assert portal.sync(now=ahead).status == "ok"
+    cursor = portal.store.watermarks.get("hubspot", CrmObject.ACCOUNT)
+    assert cursor is not None
+    assert parse_moment(cursor) < datetime.now(UTC) + timedelta(minutes=1)
+    company = _live_companies(portal)[0]
+    portal.touch([company], industry="Seen")
+
+    portal.sync(now=ahead + timedelta(minutes=5))
+
+    accounts = portal.store.mirror.load(CrmObject.ACCOUNT).set_index("account_id")
+    assert accounts.at[company, "industry"] == "Seen"
