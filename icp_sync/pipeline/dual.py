@@ -33,10 +33,11 @@ from icp_sync.matching import MatchReport, match_accounts
 from icp_sync.model import ATTR_PREFIX, CrmObject
 from icp_sync.pipeline.apply import remember_read_back
 from icp_sync.pipeline.history import connector_state
+from icp_sync.pipeline.planning import same_attempt
 from icp_sync.pipeline.sync import SyncResult
 from icp_sync.pipeline.sync import sync as sync_one
 from icp_sync.store import Store
-from icp_sync.writeback import Plan, canonical_value, plan
+from icp_sync.writeback import Plan, canonical_value, plan, retry_due
 
 __all__ = ["PREFIX", "sync"]
 
@@ -179,7 +180,7 @@ def hubspot_step(
             examples=sorted(report.ambiguous)[:5],
             fix="give these HubSpot companies their Salesforce Account id or a distinct domain",
         )
-    planned = _plan(store, report, writable=set(hubspot.writable_fields()))
+    planned = _plan(store, report, writable=set(hubspot.writable_fields()), now=now)
     summary: dict[str, Any] = {
         "match": counts,
         "plan": planned.summary(),
@@ -198,7 +199,11 @@ def hubspot_step(
         }
         store.ledger.record_field_values(CrmObject.ACCOUNT, written, source="written", now=now)
         entries = [(PREFIX + r, "written", outcome.written[r], "hubspot") for r in outcome.written]
-        entries += [(PREFIX + r, "rejected", {}, why) for r, why in outcome.rejected.items()]
+        wanted = planned.by_record()
+        entries += [
+            (PREFIX + r, "rejected", wanted.get((CrmObject.ACCOUNT, r), {}), why)
+            for r, why in outcome.rejected.items()
+        ]
         entries += [(PREFIX + r, "deferred", {}, why) for r, why in outcome.deferred.items()]
         store.ledger.log_writes(run_id, CrmObject.ACCOUNT, entries, now=now)
         summary["records_written"] += len(outcome.written)
@@ -247,7 +252,7 @@ def _read_back(
     )
 
 
-def _plan(store: Store, report: MatchReport, *, writable: set[str]) -> Plan:
+def _plan(store: Store, report: MatchReport, *, writable: set[str], now: datetime) -> Plan:
     """Each matched company to hold what its Account holds in Salesforce."""
     held = store.ledger.field_values(CrmObject.ACCOUNT)
     if held.empty or not report.matched:
@@ -262,4 +267,17 @@ def _plan(store: Store, report: MatchReport, *, writable: set[str]) -> Plan:
     desired = salesforce.reindex([a for _, a in pairs])
     desired.index = pd.Index([c for c, _ in pairs], name="record_id")
     desired = desired.astype(object).map(lambda v: None if _text(v) in (None, "") else v)
-    return plan(desired, hubspot.astype(object), writable=writable)
+    current = hubspot.astype(object)
+    planned = plan(desired, current, writable=writable)
+    # a company refused before with the same values waits as the primary's records do
+    refused = store.ledger.rejections(CrmObject.ACCOUNT)
+    skip = {
+        rid: "rejected before with the same values; tried again later"
+        for (_, rid), values in planned.by_record().items()
+        if (PREFIX + rid) in refused
+        and same_attempt(refused[PREFIX + rid].values, values)
+        and not retry_due(
+            times=refused[PREFIX + rid].times, last_at=refused[PREFIX + rid].last_at, now=now
+        )
+    }
+    return plan(desired, current, writable=writable, skip=skip) if skip else planned

@@ -26,7 +26,7 @@ from icp_sync.store import Activation, Store
 from icp_sync.tiering import ScoreResult
 from icp_sync.writeback import Plan, canonical_value, desired_account_values, plan, retry_due
 
-__all__ = ["IcpInForce", "WritePlan", "plan_writes", "preview_writes"]
+__all__ = ["IcpInForce", "WritePlan", "plan_writes", "preview_writes", "same_attempt"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,7 +92,7 @@ def plan_writes(
     # a record refused before with the same values is tried again on a backoff schedule
     refused = store.ledger.rejections(CrmObject.ACCOUNT)
     again = {
-        record_id: _same_attempt(refused[record_id].values, values)
+        record_id: same_attempt(refused[record_id].values, values)
         for (_, record_id), values in planned.by_record().items()
         if record_id in refused
     }
@@ -201,7 +201,7 @@ def _retiers(
     return int(moved.sum()), int(tiered.sum())
 
 
-def _same_attempt(refused: str, values: dict[str, Any]) -> bool:
+def same_attempt(refused: str, values: dict[str, Any]) -> bool:
     """Would this write repeat a refused one? (The scoring time alone does not count.)"""
     before = {k: v for k, v in json.loads(refused).items() if k != "scored_at"}
     now = {k: v for k, v in values.items() if k != "scored_at"}

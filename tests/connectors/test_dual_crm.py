@@ -9,6 +9,7 @@ from typing import Any
 from icp_sync.config import load_settings
 from icp_sync.matching import domain_key, name_key
 from icp_sync.pipeline import setup_fields, sync
+from icp_sync.sandbox.faults import FaultProfile
 from icp_sync.store import Store
 from tests.conftest import SandboxFactory
 from tests.connectors.salesforce_org import ICP_FIELDS
@@ -87,4 +88,37 @@ def test_both_crms_get_the_same_values_for_every_matched_account(
     assert second.records_written == 0
     assert second.writeback is not None
     assert second.writeback["by_crm"] == {"salesforce": 0, "hubspot": 0}
+    store.close()
+
+
+def test_hubspot_refusals_are_reported_and_wait_before_a_retry(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    """Refused companies are counted, retried the next cycle, then wait (1 h, 6 h, daily)."""
+    sandbox = sandbox_factory(
+        accounts=300,
+        linked=True,
+        directory=tmp_path / "sandbox",
+    )
+    sandbox.hubspot_faults.set_profile(FaultProfile(validation=0.05, seed=4))
+    settings = load_settings(sandbox.write_config(tmp_path / "icp.toml", crm="salesforce+hubspot"))
+    store = Store.open(settings.store.url)
+    assert not setup_fields(settings, store, dry_run=False)["failed"]
+
+    first = sync(settings, store, run_id="r1", now=datetime.now(UTC))
+    second = sync(settings, store, run_id="r2", now=datetime.now(UTC))
+    sandbox.hubspot_stats.reset()
+    third = sync(settings, store, run_id="r3", now=datetime.now(UTC))
+
+    assert first.writeback is not None
+    part = first.writeback["hubspot"]
+    assert part["rejected"] > 0
+    assert part["records_written"] + part["rejected"] == part["plan"]["records"]
+    assert second.writeback is not None
+    assert second.writeback["hubspot"]["rejected"] == part["rejected"]  # the same rule again
+    assert third.writeback is not None
+    assert third.writeback["hubspot"]["plan"]["records"] == 0
+    assert (
+        "POST objects/companies/batch/update" not in sandbox.hubspot_stats.snapshot()["by_endpoint"]
+    )
     store.close()
