@@ -146,7 +146,7 @@ class HubSpotConnector:
                     + (f"; missing: {', '.join(absent)}" if absent else ""),
                     fix=""
                     if not absent
-                    else "create the properties or fix [hubspot.fields]; missing optional "
+                    else "create the properties or fix the hubspot.fields mapping; optional "
                     "ones are left empty",
                 )
             )
@@ -157,7 +157,7 @@ class HubSpotConnector:
                 ok=bool(stages),
                 required=False,
                 detail=", ".join(f"{s}={v}" for s, v in sorted(stages.items())) or "none found",
-                fix="" if stages else "set [hubspot] stages = {stage_id = 'open'|'won'|'lost'}",
+                fix="" if stages else "map stage ids in hubspot.stages (open, won or lost)",
             )
         )
         writable = self.writable_fields()
