@@ -144,7 +144,8 @@ def _both_crms(workdir: Path, _icp_sync: Callable[..., None]) -> None:
     )
     settings = SandboxSettings(directory=workdir / "both", accounts=1500, seed=5, linked=True)
     with Sandbox(settings) as sandbox:
-        config = sandbox.write_config(workdir / "both.toml", crm="salesforce+hubspot")
+        # a folder of its own: the config's state store sits beside it
+        config = sandbox.write_config(workdir / "both-crms" / "both.toml", crm="salesforce+hubspot")
         _quiet(config)
         _icp_sync("setup-fields", "--config", str(config))
         _icp_sync("sync", "--config", str(config))
