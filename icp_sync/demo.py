@@ -147,6 +147,10 @@ def _both_crms(workdir: Path, _icp_sync: Callable[..., None]) -> None:
         # a folder of its own: the config's state store sits beside it
         config = sandbox.write_config(workdir / "both-crms" / "both.toml", crm="salesforce+hubspot")
         _quiet(config)
+        document = tomlkit.parse(config.read_text(encoding="utf-8"))
+        document["hubspot"]["native_icp"] = True
+        config.write_text(tomlkit.dumps(document), encoding="utf-8")
+        stdout.print("[dim]both.toml: [hubspot] native_icp = true[/]")
         _icp_sync("setup-fields", "--config", str(config))
         _icp_sync("sync", "--config", str(config))
         _show_both(sandbox)
@@ -162,7 +166,7 @@ def _show_both(sandbox: Sandbox) -> None:
     )
     accounts = {str(r["Id"]): r for r in rows}
     table = Table(title="The same account in both CRMs (matched by HubSpot's Salesforce id)")
-    for column in ("Company", "Salesforce tier", "HubSpot icp_tier", "HubSpot native"):
+    for column in ("Company", "Salesforce tier", "HubSpot icp_tier", "hs_ideal_customer_profile"):
         table.add_column(column)
     with sandbox.portal.lock:
         companies = list(sandbox.portal.records["companies"].values())
@@ -174,7 +178,7 @@ def _show_both(sandbox: Sandbox) -> None:
             str(account["Name"]),
             str(account["ICP_Tier__c"]),
             str(company.properties.get("icp_tier")),
-            str(company.properties.get("hs_ideal_customer_profile") or "(native_icp off)"),
+            str(company.properties.get("hs_ideal_customer_profile")),
         )
     stdout.print(table)
 
