@@ -143,6 +143,10 @@ class HubSpotConfig(Section):
     lookback_seconds: int = Field(default=300, ge=0, le=86_400)
     """Each incremental search starts this long before the cursor (search results lag
     writes by seconds; re-read records are deduplicated)."""
+    archived_every_minutes: float = Field(default=0, ge=0)
+    """How often incremental cycles list archived records (the deletes; the search API does
+    not return them): 0 = every cycle (one call per object and 100 archived); more saves those
+    calls on frequent cycles, at the price of deletes arriving that much later."""
     metadata_ttl_hours: float = Field(default=24, gt=0)
     """How long the pipelines and property list read from HubSpot are reused."""
     stages: dict[str, Literal["open", "won", "lost"]] = Field(default_factory=dict)

@@ -110,12 +110,25 @@ class Extractor:
                     edited_by_others=batch.edited_by_others,
                     cursor=iso(newest) if newest else None,
                 )
-        archived = self._archived(kind)
+        archived = self._archived(kind) if self._archive_due(kind, since, now) else []
         if archived:
             yield Batch(frame=shape.empty(), deleted=tuple(archived))
         moments = [m for m in (newest, started) if m]
         if moments:
             yield Batch(frame=shape.empty(), cursor=iso(max(moments)))
+
+    def _archive_due(self, kind: str, since: str | None, now: datetime) -> bool:
+        """Whether to list archived records now (always on a full read), and note it."""
+        every = timedelta(minutes=self._config.archived_every_minutes)
+        state = self._state.load()
+        listed = state.get("archived_listed", {})
+        last = listed.get(kind)
+        if since is not None and every and last and parse_moment(last) + every > now:
+            return False
+        listed[kind] = iso(now)
+        state["archived_listed"] = listed
+        self._state.save(state)
+        return True
 
     def _intent(self) -> dict[str, dict[str, Any]]:
         return dict(self._state.load().get(INTENT) or {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,24 @@ def test_a_manual_tier_edit_is_detected_and_reverted(portal: Portal) -> None:
     assert result.writeback["manual_edits"]["reverting"] == 1
     assert result.records_written == 1
     assert portal.icp_values()[company]["icp_tier"] == tier
+
+
+def test_archived_lists_can_be_spaced_out_to_two_calls_a_cycle(portal: Portal) -> None:
+    """archived_every_minutes = 60: a no-change cycle is 2 searches; a delete waits the hour."""
+    connector = portal.connector(archived_every_minutes=60)
+    start = datetime.now(UTC)
+    portal.sync(now=start, connector=connector)  # lists the archive, notes when
+    company = next(iter(portal.icp_values()))
+    assert portal.sandbox.portal.archive("companies", company)
+    portal.reset_stats()
+
+    quiet = portal.sync(
+        now=start + timedelta(minutes=5), connector=portal.connector(archived_every_minutes=60)
+    )
+
+    assert portal.stats()["calls"] == 2
+    assert quiet.objects[CrmObject.ACCOUNT].deleted == 0
+    later = portal.sync(
+        now=start + timedelta(minutes=61), connector=portal.connector(archived_every_minutes=60)
+    )
+    assert later.objects[CrmObject.ACCOUNT].deleted == 1
