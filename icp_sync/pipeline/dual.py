@@ -1,7 +1,7 @@
 """``sync`` with both CRMs: Salesforce mirrored and scored, HubSpot given the same values.
 
 With ``crm.connector = "salesforce+hubspot"`` a cycle first runs the ordinary sync against
-Salesforce (extract, mirror, score, write-back). Then, under the same single-writer lease,
+Salesforce (extract, mirror, score, write-back). Then, under a single-writer lease of its own,
 HubSpot's companies are read (incrementally, on their own watermark), matched onto the
 mirrored Accounts (:func:`icp_sync.matching.match_accounts`: Salesforce sync id, else
 domain, else name and country), and every matched company is planned to hold what its
@@ -39,11 +39,12 @@ from icp_sync.pipeline.sync import sync as sync_one
 from icp_sync.store import Store
 from icp_sync.writeback import Plan, canonical_value, plan, retry_due
 
-__all__ = ["PREFIX", "sync"]
+__all__ = ["HUBSPOT_LEASE", "PREFIX", "sync"]
 
 log = get_logger()
 
 PREFIX = "hubspot:"
+HUBSPOT_LEASE = "sync-hubspot"
 _INDEX = "dual_index"
 
 
@@ -94,7 +95,10 @@ def sync(
             return result
         wait = settings.store.lease_wait_s if wait_lease is None else wait_lease
         ttl = timedelta(seconds=settings.store.lease_ttl_s)
-        with store.lease.hold("sync", ttl=ttl, wait=timedelta(seconds=wait)):
+        # HubSpot's writes have their own lease: a second process that took "sync" as soon as
+        # this one's Salesforce step released it cannot make this step fail, and HubSpot
+        # still has a single writer
+        with store.lease.hold(HUBSPOT_LEASE, ttl=ttl, wait=timedelta(seconds=wait)):
             try:
                 part = hubspot_step(
                     settings, store, both, run_id=run_id, now=now, full=full, dry_run=dry_run
