@@ -27,6 +27,7 @@ __all__ = [
     "ConnectorState",
     "FieldSetup",
     "LongLived",
+    "Prefetching",
     "WritableConnector",
 ]
 
@@ -186,4 +187,17 @@ class LongLived(Protocol):
 
     def refresh_metadata(self) -> None:
         """Forget cached descriptions of the CRM; the next use describes again."""
+        ...
+
+
+@runtime_checkable
+class Prefetching(Protocol):
+    """**Protocol**: a connector that can read the start of a cycle ahead in fewer calls.
+
+    The pipeline calls :meth:`prefetch` once before extracting; each ``extract`` then uses
+    what was read ahead for it, or reads as usual.
+    """
+
+    def prefetch(self, cursors: dict[CrmObject, str | None], *, now: datetime) -> int:
+        """Read ahead the cycle's first requests for objects at ``cursors``; answers kept."""
         ...

@@ -38,15 +38,18 @@ def remember_read_back(
     now: datetime,
     edited_by_others: frozenset[str] | None = None,
     policy: ManualEditPolicy = ManualEditPolicy.REVERT,
-) -> int:
+) -> tuple[int, int]:
     """Owned-field values read from the CRM become the 'current' the planner compares with.
 
     Values that differ from what icp-sync last knew, on records someone else modified last,
-    are manual edits: recorded as such, logged one line per field, and counted (returned).
+    are manual edits: recorded as such, logged one line per field, and counted.
+
+    Returns:
+        (manual edits, records whose owned values differ from what icp-sync knew).
     """
     columns = [f for f in ACCOUNT_FIELDS if owned is not None and f in owned]
     if obj is not CrmObject.ACCOUNT or owned is None or not columns or clean.empty:
-        return 0
+        return 0, 0
     values = owned.loc[owned.index.isin(clean["account_id"]), columns].map(canonical_value)
     rows = cast(dict[str, dict[str, str]], values.to_dict("index"))
     known = store.ledger.known_values(obj, rows)
@@ -77,7 +80,7 @@ def remember_read_back(
     for edit in edits:
         by_hand.setdefault(edit.record_id, {})[edit.field] = edit.after
     store.ledger.record_field_values(obj, by_hand, source="manual", now=now)
-    return len(edits)
+    return len(edits), len(changed)
 
 
 def write_back(
