@@ -29,6 +29,7 @@ __all__ = [
     "LongLived",
     "Prefetching",
     "WritableConnector",
+    "WriteCost",
 ]
 
 
@@ -200,4 +201,13 @@ class Prefetching(Protocol):
 
     def prefetch(self, cursors: dict[CrmObject, str | None], *, now: datetime) -> int:
         """Read ahead the cycle's first requests for objects at ``cursors``; answers kept."""
+        ...
+
+
+@runtime_checkable
+class WriteCost(Protocol):
+    """**Protocol**: a connector that can say what writing ``records`` records would cost."""
+
+    def write_cost(self, records: int) -> dict[str, Any]:
+        """``{"method": ..., "calls": n}``: the API calls a write of ``records`` would make."""
         ...

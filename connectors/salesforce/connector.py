@@ -106,6 +106,10 @@ class SalesforceConnector:
         one Composite call (the cycle's extracts then use them); returns answers kept."""
         return self._extractor.prefetch(cursors, now=now)
 
+    def write_cost(self, records: int) -> dict[str, Any]:
+        """The calls a write of ``records`` changed records makes (see :mod:`.write`)."""
+        return self._writer.cost(records)
+
     def writable_fields(self) -> dict[str, str]:
         """Owned field -> API name, for those that exist on Account."""
         return self._fields.writable()

@@ -20,6 +20,7 @@ from icp_sync.manual_edits import ManualEditPolicy, detect
 from icp_sync.model import CrmObject
 from icp_sync.pipeline.history import History
 from icp_sync.pipeline.planning import WritePlan, plan_writes
+from icp_sync.pipeline.preview import preview
 from icp_sync.pipeline.versions import icp_in_force
 from icp_sync.store import Store
 from icp_sync.writeback import ACCOUNT_FIELDS, Plan, canonical_value
@@ -159,6 +160,7 @@ def write_back(
     elif tripped:
         raise MassChangeError(tripped)
     if summary["dry_run"]:
+        summary["preview"] = preview(planned, proposal.scored.frame, connector)
         return summary
     summary |= _apply(store, connector, planned, run_id=run_id, now=now, stop=stop)
     counted = ("records_written", "rejected", "deferred", "retried_rejects")
