@@ -12,7 +12,8 @@ from typing import Any, cast
 
 import pandas as pd
 
-from connectors.base import WritableConnector
+from connectors.base import ApplyBatch, WritableConnector
+from icp_sync import progress
 from icp_sync.config import Settings
 from icp_sync.errors import CycleInterruptedError, MassChangeError
 from icp_sync.log import get_logger
@@ -125,9 +126,10 @@ def write_back(
         )
         log.warning("writeback_skipped", reason=reason)
         return {"skipped": reason, "records_written": 0}
-    proposal = plan_writes(
-        settings, store, history, icp, writable=set(writable), now=now, keep=True
-    )
+    with progress.step("scoring accounts and planning the write-back"):
+        proposal = plan_writes(
+            settings, store, history, icp, writable=set(writable), now=now, keep=True
+        )
     planned = proposal.planned
     manual, policy = proposal.manual, proposal.policy
     summary: dict[str, Any] = {
@@ -207,27 +209,42 @@ def _apply(
 ) -> dict[str, Any]:
     counts = {"records_written": 0, "rejected": 0, "deferred": 0}
     wanted = planned.by_record()
-    for batch in connector.apply(planned):
-        written = {
-            record_id: {f: canonical_value(v) for f, v in fields.items()}
-            for record_id, fields in batch.written.items()
-        }
-        store.ledger.record_field_values(CrmObject.ACCOUNT, written, source="written", now=now)
-        entries = [(r, "written", batch.written[r], batch.method) for r in batch.written]
-        entries += [
-            (r, "rejected", wanted.get((CrmObject.ACCOUNT, r), {}), reason)
-            for r, reason in batch.rejected.items()
-        ]
-        entries += [(r, "deferred", {}, reason) for r, reason in batch.deferred.items()]
-        store.ledger.log_writes(run_id, CrmObject.ACCOUNT, entries, now=now)
-        counts["records_written"] += len(batch.written)
-        counts["rejected"] += len(batch.rejected)
-        counts["deferred"] += len(batch.deferred)
-        for record_id, reason in batch.rejected.items():
-            log.warning("record_rejected", record_id=record_id, reason=reason)
-        if stop is not None and stop():
-            raise CycleInterruptedError(
-                f"stop requested during write-back after {counts['records_written']:,} "
-                "records; the next cycle writes the rest"
-            )
+    with progress.step("writing to the CRM", total=len(wanted)) as advance:
+        for batch in connector.apply(planned):
+            advance(len(batch.written) + len(batch.rejected) + len(batch.deferred))
+            _record(store, batch, wanted, counts, run_id=run_id, now=now)
+            if stop is not None and stop():
+                raise CycleInterruptedError(
+                    f"stop requested during write-back after {counts['records_written']:,} "
+                    "records; the next cycle writes the rest"
+                )
     return counts
+
+
+def _record(
+    store: Store,
+    batch: ApplyBatch,
+    wanted: dict[tuple[CrmObject, str], dict[str, Any]],
+    counts: dict[str, int],
+    *,
+    run_id: str,
+    now: datetime,
+) -> None:
+    """Record one write call's outcome in the ledger, and count it."""
+    written = {
+        record_id: {f: canonical_value(v) for f, v in fields.items()}
+        for record_id, fields in batch.written.items()
+    }
+    store.ledger.record_field_values(CrmObject.ACCOUNT, written, source="written", now=now)
+    entries = [(r, "written", batch.written[r], batch.method) for r in batch.written]
+    entries += [
+        (r, "rejected", wanted.get((CrmObject.ACCOUNT, r), {}), reason)
+        for r, reason in batch.rejected.items()
+    ]
+    entries += [(r, "deferred", {}, reason) for r, reason in batch.deferred.items()]
+    store.ledger.log_writes(run_id, CrmObject.ACCOUNT, entries, now=now)
+    counts["records_written"] += len(batch.written)
+    counts["rejected"] += len(batch.rejected)
+    counts["deferred"] += len(batch.deferred)
+    for record_id, reason in batch.rejected.items():
+        log.warning("record_rejected", record_id=record_id, reason=reason)

@@ -10,7 +10,7 @@ one resumes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +18,8 @@ from typing import Any
 import pandas as pd
 
 from connectors import Connector, make_connector
-from connectors.base import Prefetching, WritableConnector
+from connectors.base import Batch, Prefetching, WritableConnector
+from icp_sync import progress
 from icp_sync.config import Settings
 from icp_sync.errors import BudgetExhaustedError, CycleInterruptedError, MassChangeError
 from icp_sync.log import get_logger
@@ -258,7 +259,8 @@ def _cycle(
                 history = History.empty()
             else:
                 mark.clear()
-                history = History.load(store)
+                with progress.step("loading the mirror"):
+                    history = History.load(store)
             if writeback is None and isinstance(connector, WritableConnector):
                 lease.check()
                 writeback = write_back(
@@ -360,7 +362,7 @@ def _sync_object(
     guard = _DeleteGuard(
         store, obj, limit=settings.guards.max_delete_share, allow=allow_mass_change
     )
-    for batch in connector.extract(obj, since=since, now=now):
+    for batch in _shown(connector.extract(obj, since=since, now=now), f"reading {obj} records"):
         options.check_stop(f"while reading {obj}")
         if batch.deleted:
             guard.check(batch.deleted)
@@ -418,6 +420,14 @@ def _sync_object(
         connector=connector.name,
         **{k: v for k, v in outcome.as_dict().items() if k != "normalization"},
     )
+
+
+def _shown(batches: Iterable[Batch], description: str) -> Iterator[Batch]:
+    """``batches``, shown as a progress step counting their records."""
+    with progress.step(description) as advance:
+        for batch in batches:
+            yield batch
+            advance(len(batch.frame))
 
 
 class _DeleteGuard:
