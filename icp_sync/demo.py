@@ -250,7 +250,7 @@ def _daemon(sandbox: Sandbox, config: Path) -> None:
         wanted = ("icp_sync_cycles_total", "icp_sync_api_calls_total", "icp_sync_records_written")
         stdout.print(f"GET {base}/metrics (excerpt):")
         for line in metrics.splitlines():
-            if line.startswith(wanted) and not line.endswith(" 0.0"):
+            if line.startswith(wanted) and "_created" not in line and not line.endswith(" 0.0"):
                 stdout.print(f"  {line}")
     finally:
         process.send_signal(signal.SIGTERM)
