@@ -103,7 +103,8 @@ def _daemon_cycles(sandbox: Sandbox, workdir: Path) -> None:
             f"{result.records_written:,} written{', scoring skipped' if skipped else ''}"
         )
 
-    cycle("connector built, reads its own write-back")
+    sandbox.org.advance(900)  # the daemon's second cycle comes one interval later
+    cycle("15 min later, reads its own write-back once")
     sandbox.org.advance(900)  # a 15-minute interval
     cycle("no change, 15 min later")
     sandbox.org.advance(900)  # a 15-minute interval

@@ -71,6 +71,11 @@ class Prefetch:
         answer = self._client.call(
             "composite", lambda sf: sf.restful("composite", method="POST", json=body)
         )
+        # the read's moment is the answer's Date (the org's clock, whole seconds): the
+        # queries ran during the call, and the next read starts a lookback before it, so a
+        # commit that landed meanwhile is read then; a Date from the previous cycle would
+        # leave the cursor a whole interval behind and read the same rows again
+        started = max(started, self._client.server_now(started))
         kept = 0
         for result in (answer or {}).get("compositeResponse", []):
             reference = str(result.get("referenceId", ""))
