@@ -200,4 +200,5 @@ def main() -> None:
             _daemon_cycles(sandbox, Path(tmp))
         finally:
             sandbox.stop()
-        _write_path(Path(tmp), writes, sample)
+        if writes:  # 0: part 1 only
+            _write_path(Path(tmp), writes, sample)

@@ -1,5 +1,7 @@
-"""One Composite call for the start of an incremental cycle: every object's first query page
-and every getDeleted window due, as subrequests of ``POST composite``.
+"""The start of an incremental cycle read ahead in one Composite call.
+
+Every object's first query page and every getDeleted window due go as subrequests of one
+``POST composite``.
 
 A cycle in which nothing changed then costs one API call instead of one per query and one
 per getDeleted (Composite runs up to 25 subrequests, 5 of them queries, as one call). The
