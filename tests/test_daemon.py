@@ -99,6 +99,9 @@ def test_daemon_process_syncs_on_schedule_serves_health_and_metrics_and_exits_0_
     tiers = [f["ICP_Tier__c"] for f in org.icp_fields().values()]
     assert sum(t is not None for t in tiers) >= 300
     assert "daemon_stopped" in log
+    finished = [line for line in log.splitlines() if "command_finished" in line]
+    assert finished
+    assert '"status": "ok"' in finished[-1]
 
 
 def test_a_second_daemon_on_the_same_store_stands_by_and_takes_over_when_the_first_stops(

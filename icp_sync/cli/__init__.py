@@ -331,7 +331,8 @@ def run_daemon(
             code = daemon.serve()
         except OSError as exc:
             raise ConfigError([f"--listen: {exc}"]) from None
-        raise typer.Exit(code)
+        if code:
+            raise typer.Exit(code)
 
 
 @app.command()
