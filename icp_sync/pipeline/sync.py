@@ -234,7 +234,6 @@ def _cycle(
     owned = connector is None
     connector = connector or make_connector(settings, connector_state(store, settings))
     calls_before = connector.usage()
-    full, dry_run, allow_mass_change = options.full, options.dry_run, options.allow_mass_change
     for run in store.runs.start(run_id, "sync", now=now):
         log.warning(
             "run_abandoned",
@@ -247,14 +246,23 @@ def _cycle(
     status = "ok"
     writeback: dict[str, Any] | None = None
     try:
-        if full:
+        if options.full:
             store.watermarks.clear(connector.name)
         history: History | None = None
         mark = ScoringMark(store, connector.name)
         try:
             _read(settings, store, connector, objects, run_id=run_id, now=now, options=options)
-            unchanged = not full and all(o.nothing_new for o in objects.values())
-            if options.skip_unchanged and unchanged and mark.still_valid(settings):
+            unchanged = not options.full and all(o.nothing_new for o in objects.values())
+            writable = (
+                sorted(connector.writable_fields())
+                if isinstance(connector, WritableConnector)
+                else []
+            )
+            if (
+                options.skip_unchanged
+                and unchanged
+                and mark.still_valid(settings, writable=writable)
+            ):
                 writeback = mark.skipped()
                 history = History.empty()
             else:
@@ -270,12 +278,12 @@ def _cycle(
                     history,
                     run_id=run_id,
                     now=now,
-                    dry_run=dry_run,
-                    allow_mass_change=allow_mass_change,
+                    dry_run=options.dry_run,
+                    allow_mass_change=options.allow_mass_change,
                     stop=options.stop,
                 )
-                if not dry_run:
-                    mark.remember(settings, writeback, now=now)
+                if not options.dry_run:
+                    mark.remember(settings, writeback, writable=writable, now=now)
         except BudgetExhaustedError as exc:
             status = "budget_exhausted"
             log.warning("cycle_stopped", reason=str(exc), resume="next cycle")

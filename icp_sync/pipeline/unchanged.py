@@ -31,7 +31,7 @@ class ScoringMark:
         self._store = store
         self._state = StoredConnectorState(store.ledger, f"{connector}:scoring")
 
-    def _fingerprint(self, settings: Settings) -> dict[str, Any]:
+    def _fingerprint(self, settings: Settings, writable: list[str]) -> dict[str, Any]:
         current = self._store.activations.current()
         digest = hashlib.sha256(
             settings.model_dump_json(exclude={"logging", "daemon"}).encode()
@@ -41,16 +41,27 @@ class ScoringMark:
             "version": current.version if current else None,
             "tal_id": current.tal_id if current else None,
             "settings": digest,
+            "writable": writable,
         }
 
-    def still_valid(self, settings: Settings) -> bool:
-        """Would planning now give the empty plan the last complete write-back left?"""
+    def still_valid(self, settings: Settings, *, writable: list[str]) -> bool:
+        """Would planning now give the empty plan the last complete write-back left?
+
+        ``writable``: the owned fields the CRM has now (a field created since is written).
+        """
         held = self._state.load()
         if not held.get("complete"):
             return False
-        return bool(held.get("fingerprint") == self._fingerprint(settings))
+        return bool(held.get("fingerprint") == self._fingerprint(settings, writable))
 
-    def remember(self, settings: Settings, writeback: dict[str, Any], *, now: datetime) -> None:
+    def remember(
+        self,
+        settings: Settings,
+        writeback: dict[str, Any],
+        *,
+        writable: list[str],
+        now: datetime,
+    ) -> None:
         """Leave the mark when ``writeback`` applied a complete plan (else clear it)."""
         complete = (
             "skipped" not in writeback
@@ -61,7 +72,7 @@ class ScoringMark:
         self._state.save(
             {
                 "complete": complete,
-                "fingerprint": self._fingerprint(settings),
+                "fingerprint": self._fingerprint(settings, writable),
                 "version": writeback.get("version"),
                 "tal_id": writeback.get("tal_id"),
                 "tiers": writeback.get("tiers"),
