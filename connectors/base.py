@@ -26,7 +26,10 @@ __all__ = [
     "Connector",
     "ConnectorState",
     "FieldSetup",
+    "LongLived",
+    "Prefetching",
     "WritableConnector",
+    "WriteCost",
 ]
 
 
@@ -172,4 +175,39 @@ class WritableConnector(Connector, Protocol):
 
     def apply(self, plan: Plan) -> Iterator[ApplyBatch]:
         """Write a plan, one batch of results per call or job; the only writer."""
+        ...
+
+
+@runtime_checkable
+class LongLived(Protocol):
+    """**Protocol**: a connector the daemon keeps across cycles (token, describes cached).
+
+    ``refresh_metadata`` forgets what was described about the CRM (field lists), so that the
+    next cycle describes again: the daemon calls it on a schedule, not every cycle.
+    """
+
+    def refresh_metadata(self) -> None:
+        """Forget cached descriptions of the CRM; the next use describes again."""
+        ...
+
+
+@runtime_checkable
+class Prefetching(Protocol):
+    """**Protocol**: a connector that can read the start of a cycle ahead in fewer calls.
+
+    The pipeline calls :meth:`prefetch` once before extracting; each ``extract`` then uses
+    what was read ahead for it, or reads as usual.
+    """
+
+    def prefetch(self, cursors: dict[CrmObject, str | None], *, now: datetime) -> int:
+        """Read ahead the cycle's first requests for objects at ``cursors``; answers kept."""
+        ...
+
+
+@runtime_checkable
+class WriteCost(Protocol):
+    """**Protocol**: a connector that can say what writing ``records`` records would cost."""
+
+    def write_cost(self, records: int) -> dict[str, Any]:
+        """``{"method": ..., "calls": n}``: the API calls a write of ``records`` would make."""
         ...

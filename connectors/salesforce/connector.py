@@ -89,6 +89,10 @@ class SalesforceConnector:
         """Release the HTTP session."""
         self._client.close()
 
+    def refresh_metadata(self) -> None:
+        """Forget the described field lists; the next use describes again (one call each)."""
+        self._fields.forget()
+
     def read_limits(self) -> dict[str, Any]:
         """The org's ``/limits`` (also primes the budget guard)."""
         return self._client.read_limits()
@@ -96,6 +100,15 @@ class SalesforceConnector:
     def extract(self, obj: CrmObject, *, since: str | None, now: datetime) -> Iterator[Batch]:
         """Records of ``obj`` changed since ``since`` (a ``SystemModstamp``), up to ``now``."""
         return self._extractor.extract(obj, since=since, now=now)
+
+    def prefetch(self, cursors: dict[CrmObject, str | None], *, now: datetime) -> int:
+        """Read the first page of every incremental query and the getDeleted windows due in
+        one Composite call (the cycle's extracts then use them); returns answers kept."""
+        return self._extractor.prefetch(cursors, now=now)
+
+    def write_cost(self, records: int) -> dict[str, Any]:
+        """The calls a write of ``records`` changed records makes (see :mod:`.write`)."""
+        return self._writer.cost(records)
 
     def writable_fields(self) -> dict[str, str]:
         """Owned field -> API name, for those that exist on Account."""

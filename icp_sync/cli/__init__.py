@@ -105,9 +105,15 @@ def sync(
     ] = False,
 ) -> None:
     """One cycle: extract changes, mirror them, score, and write the active ICP to the CRM."""
+    from icp_sync.cli.progress import bars, wanted
     from icp_sync.pipeline import sync as run_sync
 
-    with command("sync", config) as run, Store.open(run.settings.store.url) as store:
+    shown = not json_output and wanted(sys.stdout, sys.stderr)
+    with (
+        command("sync", config) as run,
+        Store.open(run.settings.store.url) as store,
+        bars(sys.stderr, enabled=shown),
+    ):
         result = run_sync(
             run.settings,
             store,
@@ -288,6 +294,45 @@ def review(
             console.print_json(document)
         else:
             console.print_review(document)
+
+
+@app.command("run")
+def run_daemon(
+    config: ConfigOption = None,
+    interval: Annotated[
+        float | None,
+        typer.Option(
+            "--interval",
+            min=1,
+            max=86_400,
+            help="Seconds between incremental syncs (default: daemon.interval_s).",
+            show_default=False,
+        ),
+    ] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            help="HOST:PORT for /healthz, /readyz and /metrics (default: daemon.listen, "
+            "127.0.0.1:9464).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run the daemon: scheduled syncs, nightly full sync, /healthz /readyz /metrics."""
+    from icp_sync.daemon import Daemon
+
+    with command("run", config) as run, Store.open(run.settings.store.url) as store:
+        try:
+            daemon = Daemon(run.settings, store, interval_s=interval, listen=listen)
+        except ValueError as exc:
+            raise ConfigError([str(exc)]) from None
+        try:
+            code = daemon.serve()
+        except OSError as exc:
+            raise ConfigError([f"--listen: {exc}"]) from None
+        if code:
+            raise typer.Exit(code)
 
 
 @app.command()

@@ -17,6 +17,7 @@ part of the connector state.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,7 +37,7 @@ from icp_sync.pipeline.history import connector_state
 from icp_sync.pipeline.planning import same_attempt
 from icp_sync.pipeline.sync import SyncResult
 from icp_sync.pipeline.sync import sync as sync_one
-from icp_sync.store import Store
+from icp_sync.store import HeldLease, Store
 from icp_sync.writeback import Plan, canonical_value, plan, retry_due
 
 __all__ = ["HUBSPOT_LEASE", "PREFIX", "sync"]
@@ -59,6 +60,9 @@ def sync(
     allow_mass_change: bool = False,
     connector: Connector | None = None,
     wait_lease: float | None = None,
+    lease: HeldLease | None = None,
+    stop: Callable[[], bool] | None = None,
+    skip_unchanged: bool = False,
 ) -> SyncResult:
     """One sync cycle: :func:`icp_sync.pipeline.sync.sync`, plus HubSpot in dual mode."""
     both = connector if isinstance(connector, BothCrms) else None
@@ -73,6 +77,9 @@ def sync(
             allow_mass_change=allow_mass_change,
             connector=connector,
             wait_lease=wait_lease,
+            lease=lease,
+            stop=stop,
+            skip_unchanged=skip_unchanged,
         )
     owned = both is None
     if both is None:
@@ -90,6 +97,9 @@ def sync(
             allow_mass_change=allow_mass_change,
             connector=both.salesforce,
             wait_lease=wait_lease,
+            lease=lease,
+            stop=stop,
+            skip_unchanged=skip_unchanged,
         )
         if result.status != "ok":
             return result
@@ -245,7 +255,7 @@ def _read_back(
     values.index = pd.Index([PREFIX + str(i) for i in values.index], name="record_id")
     clean = pd.DataFrame({"account_id": [PREFIX + str(i) for i in frame["account_id"]]})
     others = batch.edited_by_others
-    return remember_read_back(
+    manual, _ = remember_read_back(
         store,
         CrmObject.ACCOUNT,
         values,
@@ -254,6 +264,7 @@ def _read_back(
         edited_by_others=frozenset(PREFIX + i for i in others) if others is not None else None,
         policy=ManualEditPolicy(settings.writeback.manual_edits),
     )
+    return manual
 
 
 def _plan(store: Store, report: MatchReport, *, writable: set[str], now: datetime) -> Plan:
