@@ -9,6 +9,7 @@ the mirror once (:class:`~icp_sync.pipeline.history.History`).
 from __future__ import annotations
 
 from icp_sync.pipeline.check import CheckReport, check
+from icp_sync.pipeline.commitment import commit
 from icp_sync.pipeline.derive import DeriveResult, derive_icp
 from icp_sync.pipeline.fields import setup_fields
 from icp_sync.pipeline.history import History
@@ -25,6 +26,7 @@ __all__ = [
     "activate",
     "active_definition",
     "check",
+    "commit",
     "derive_icp",
     "review",
     "score",
