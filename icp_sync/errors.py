@@ -11,6 +11,7 @@
     │   └── FatalConnectorError     permissions, missing objects: the job fails, RevOps told
     │       └── AuthError           credentials refused
     ├── StateStoreError             the state store cannot be opened or migrated
+    ├── AlertDeliveryError          an alert channel refused or is down: retried from the outbox
     └── PipelineError               a cycle cannot proceed (e.g. nothing to score)
         └── LeaseHeldError          another process holds the write lease: write nothing
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "AlertDeliveryError",
     "AuthError",
     "BudgetExhaustedError",
     "ConfigError",
@@ -117,3 +119,7 @@ class MassChangeError(PipelineError):
 
     ``sync --allow-mass-change`` lets it through once the change is understood.
     """
+
+
+class AlertDeliveryError(IcpSyncError):
+    """An alert channel did not accept an alert; it stays in the outbox and is retried."""

@@ -37,12 +37,17 @@ def wanted_fields(config: SalesforceFieldsConfig) -> dict[str, OwnedField]:
     ones (the tier override under its configured attribute name, if renamed).
     """
     wanted = {f"Account.{api}": OWNED[key] for key, api in config.writeback.items()}
+    wanted |= {
+        f"Opportunity.{api}": OWNED[key] for key, api in config.opportunity_writeback.items()
+    }
     for spec in OWNED_FIELDS:
         if spec.access is Access.WRITTEN:
             continue
         name = spec.salesforce
         if spec.crm_object is CrmObject.ACCOUNT:
             name = config.account_attributes.get(spec.attribute) or name
+        else:
+            name = config.opportunity_attributes.get(spec.attribute) or name
         wanted[f"{SOBJECT[spec.crm_object]}.{name}"] = spec
     return wanted
 
@@ -97,9 +102,14 @@ class Fields:
         return self._existing[sobject]
 
     def writable(self) -> dict[str, str]:
-        """Owned field -> API name, for the written fields that exist on Account."""
+        """Owned field -> API name, for the written fields that exist (Account, Opportunity)."""
         existing = self.existing("Account")
-        return {k: v for k, v in self._config.writeback.items() if v in existing}
+        found = {k: v for k, v in self._config.writeback.items() if v in existing}
+        mapping = self._config.opportunity_writeback
+        if mapping:
+            on_deals = self.existing("Opportunity")
+            found |= {k: v for k, v in mapping.items() if v in on_deals}
+        return found
 
     def ensure(self, *, dry_run: bool) -> FieldSetup:
         """Create the missing owned fields through the Tooling API (idempotent)."""

@@ -168,6 +168,71 @@ def _print_commitment(item: dict[str, Any] | None, *, active: bool) -> None:
     console.stdout.print(table)
 
 
+def monitor(
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", metavar=FLAG, help="Judge the open deals; store, write and send nothing."
+        ),
+    ] = False,
+) -> None:
+    """Check open pipeline against the ICP and the commitment; flag, write and alert."""
+    from icp_sync.pipeline.monitor import monitor_once
+
+    with command("monitor", config) as run, Store.open(run.settings.store.url) as store:
+        result = monitor_once(run.settings, store, now=run.now, run_id=run.run_id, dry_run=dry_run)
+        if json_output:
+            console.print_json(result.as_dict())
+            return
+        _print_monitor(result.as_dict(), result.summary())
+
+
+def _print_monitor(document: dict[str, Any], summary: dict[str, Any], limit: int = 25) -> None:
+    commitment = document["commitment"]
+    console.stdout.print(
+        f"Commitment: {commitment['period']} (ICP {commitment['icp_version']}, "
+        f"{commitment['content_hash'][:12]})"
+        if commitment
+        else "Commitment: none (the default tier rules apply)"
+    )
+    counts = summary["compliance"]
+    console.stdout.print(
+        f"Open deals judged: {summary['checked']:,} "
+        + ", ".join(f"{k}: {v:,}" for k, v in counts.items())
+        + f"; new violations: {summary['new']}, resolved: {summary['resolved']}, "
+        f"waived: {summary['waived']}" + (" (dry run)" if summary["dry_run"] else "")
+    )
+    violations = document["violations"]
+    if not violations:
+        console.stdout.print("No violations.")
+        return
+    order = {"out_of_icp": 0, "waived": 1, "resolved": 2}
+    shown = sorted(violations, key=lambda v: (order.get(v["status"], 3), v["first_seen_at"]))[
+        :limit
+    ]
+    title = (
+        "Violations"
+        if len(shown) == len(violations)
+        else (f"Violations: {len(shown)} of {len(violations)} (all with --json)")
+    )
+    table = Table(title=title)
+    for column in ("opportunity", "account", "rule", "tier at creation", "status", "first seen"):
+        table.add_column(column)
+    for item in shown:
+        table.add_row(
+            item["opportunity_id"],
+            str(item["account_id"] or "-"),
+            item["rule"],
+            str(item["tier_at_creation"] or "-"),
+            item["status"] + (f" ({item['resolution']})" if item["resolution"] else ""),
+            item["first_seen_at"][:19],
+        )
+    console.stdout.print(table)
+
+
 def register(app: typer.Typer) -> None:
     """Add the commands of this module to ``app``."""
     app.command("commit")(commit)
+    app.command("monitor")(monitor)

@@ -27,6 +27,7 @@ from icp_sync.model import ID_COLUMN, CrmObject, NormalizeReport
 from icp_sync.normalize import normalize
 from icp_sync.pipeline.apply import remember_read_back, write_back
 from icp_sync.pipeline.history import History, connector_state
+from icp_sync.pipeline.monitor import monitor
 from icp_sync.segments import dimension_summary
 from icp_sync.store import HeldLease, Store
 
@@ -94,6 +95,7 @@ class SyncResult:
     status: str = "ok"
     writeback: dict[str, Any] | None = None
     api_by_endpoint: dict[str, int] = field(default_factory=dict)
+    compliance: dict[str, Any] | None = None
 
     @property
     def records_written(self) -> int:
@@ -114,6 +116,7 @@ class SyncResult:
             "objects": {str(k): v.as_dict() for k, v in self.objects.items()},
             "mirror": self.mirror,
             "writeback": self.writeback,
+            "compliance": self.compliance,
             "segments": segments.to_dict("records"),
         }
 
@@ -129,6 +132,7 @@ def sync(
     allow_mass_change: bool = False,
     connector: Connector | None = None,
     wait_lease: float | None = None,
+    compliance: bool = True,
 ) -> SyncResult:
     """Run one sync cycle, holding the single-writer lease, and record it in the run history.
 
@@ -143,6 +147,8 @@ def sync(
             shares (otherwise such a sync stops before writing, with ``MassChangeError``).
         connector: Use this connector instead of building one from ``settings``.
         wait_lease: Seconds to wait for another process's lease (default: the config's).
+        compliance: Run the compliance monitor after the write-back (flags out-of-ICP deals,
+            writes their compliance fields, sends alerts; see :func:`~.monitor.monitor`).
 
     Raises:
         LeaseHeldError: Another process holds the lease (after the wait); nothing was done.
@@ -160,6 +166,7 @@ def sync(
             allow_mass_change=allow_mass_change,
             connector=connector,
             lease=lease,
+            compliance=compliance,
         )
 
 
@@ -174,6 +181,7 @@ def _cycle(
     allow_mass_change: bool,
     connector: Connector | None,
     lease: HeldLease,
+    compliance: bool = True,
 ) -> SyncResult:
     started = time.perf_counter()
     owned = connector is None
@@ -189,6 +197,7 @@ def _cycle(
     objects = {obj: ObjectSync(crm_object=obj) for obj in CrmObject}
     status = "ok"
     writeback: dict[str, Any] | None = None
+    monitored: dict[str, Any] | None = None
     try:
         if full:
             store.watermarks.clear(connector.name)
@@ -217,6 +226,18 @@ def _cycle(
                     dry_run=dry_run,
                     allow_mass_change=allow_mass_change,
                 )
+            if compliance:
+                lease.check()
+                checked = monitor(
+                    settings,
+                    store,
+                    connector,
+                    now=now,
+                    dry_run=dry_run,
+                    run_id=run_id,
+                    history=history,
+                )
+                monitored = checked.summary()
         except BudgetExhaustedError as exc:
             status = "budget_exhausted"
             log.warning("cycle_stopped", reason=str(exc), resume="next cycle")
@@ -233,6 +254,7 @@ def _cycle(
             duration_s=time.perf_counter() - started,
             status=status,
             writeback=writeback,
+            compliance=monitored,
         )
     except BaseException as exc:
         store.runs.finish(run_id, status="failed", summary={"error": str(exc)}, now=now)

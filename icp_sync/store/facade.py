@@ -18,8 +18,10 @@ from icp_sync.store.lease import LeaseRepository
 from icp_sync.store.ledger import LedgerRepository
 from icp_sync.store.migrations import current_version, migrate
 from icp_sync.store.mirror import MirrorRepository
+from icp_sync.store.outbox import OutboxRepository
 from icp_sync.store.runs import RunRepository
 from icp_sync.store.versions import VersionRepository
+from icp_sync.store.violations import ViolationRepository
 from icp_sync.store.watermarks import WatermarkRepository
 
 
@@ -40,6 +42,9 @@ class Store:
       (:class:`~icp_sync.store.activations.ActivationRepository`).
     - ``commitments``: annual ICP commitments, immutable, with their history
       (:class:`~icp_sync.store.commitments.CommitmentRepository`).
+    - ``violations``: frozen deal tiers and out-of-ICP deals
+      (:class:`~icp_sync.store.violations.ViolationRepository`);
+    - ``outbox``: alerts to deliver (:class:`~icp_sync.store.outbox.OutboxRepository`).
 
     A new concern is a table in :mod:`~icp_sync.store.schema`, a step appended in
     :mod:`~icp_sync.store.migrations`, a module with a :class:`Repository` subclass, and one
@@ -57,6 +62,8 @@ class Store:
         self.lease = LeaseRepository(engine)
         self.activations = ActivationRepository(engine)
         self.commitments = CommitmentRepository(engine)
+        self.violations = ViolationRepository(engine)
+        self.outbox = OutboxRepository(engine)
 
     @classmethod
     def open(cls, url: str | SecretStr) -> Store:
