@@ -150,14 +150,18 @@ def deliver_alerts(
     """
     sinks = dict(sinks) if sinks is not None else make_sinks(settings.alerts)
     result = DeliveryResult()
-    for item in store.outbox.due(now, limit=settings.alerts.batch):
-        sink = sinks.get(item.channel)
-        if sink is None:
-            # the channel was removed from the config: keep the alert until it returns
-            continue
-        if not store.outbox.claim(item, until=now + CLAIM):
-            continue
-        _send(settings, store, sink, item, now=now, result=result)
+    tried: set[int] = set()
+    while True:
+        # page by page until nothing due is left that was not tried in this step
+        # a channel removed from the config keeps its alerts until it returns
+        page = store.outbox.due(now, limit=settings.alerts.batch, channels=list(sinks))
+        due = [i for i in page if i.item_id not in tried]
+        if not due:
+            break
+        for item in due:
+            tried.add(item.item_id)
+            if store.outbox.claim(item, until=now + CLAIM):
+                _send(settings, store, sinks[item.channel], item, now=now, result=result)
     result.pending = store.outbox.pending()
     if result.delivered or result.failed:
         log.info("alerts_delivered", **result.as_dict())

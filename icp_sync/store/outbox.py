@@ -12,7 +12,7 @@ repeat (the webhook sends it as ``X-ICP-Sync-Delivery``).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -86,14 +86,18 @@ class OutboxRepository(Repository):
         with self._tx() as conn:
             enqueue(conn, alerts, now=now)
 
-    def due(self, now: datetime, *, limit: int = 100) -> list[OutboxItem]:
-        """Undelivered alerts whose next try is due, oldest first."""
+    def due(
+        self, now: datetime, *, limit: int = 100, channels: Collection[str] | None = None
+    ) -> list[OutboxItem]:
+        """Undelivered alerts whose next try is due (of ``channels`` when given), oldest first."""
         query = (
             sa.select(alert_outbox)
             .where(alert_outbox.c.delivered_at.is_(None), alert_outbox.c.next_attempt_at <= now)
             .order_by(alert_outbox.c.id)
             .limit(limit)
         )
+        if channels is not None:
+            query = query.where(alert_outbox.c.channel.in_(list(channels)))
         with self.engine.connect() as conn:
             return [_item(row) for row in conn.execute(query)]
 
