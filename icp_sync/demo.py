@@ -153,7 +153,7 @@ def _compliance(
     alerts["webhook"] = {"url": f"{receiver.url}/icp-alerts", "secret": f"file:{secret}"}
     config.write_text(tomlkit.dumps(document), encoding="utf-8")
     stdout.print(
-        f"[dim]a webhook receiver listens on {receiver.url}; [alerts.webhook] points at it[/]"
+        f"[dim]a webhook receiver listens on {receiver.url}; \\[alerts.webhook] points at it[/]"
     )
     try:
         deal = _red_deal(sandbox)

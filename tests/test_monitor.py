@@ -85,7 +85,7 @@ def watched(sandbox_factory: SandboxFactory, tmp_path: Path) -> Iterator[Watched
     sf = salesforce_client(org.sandbox)
     ids = [r["Id"] for r in sf.query("SELECT Id FROM Account ORDER BY Id LIMIT 2")["records"]]
     override(org, ids, "Red")
-    org.sync()
+    org.sync(compliance=True)
     receiver = WebhookReceiver().start()
     smtp = SmtpServer(tmp_path).start()
     alerts = AlertsConfig(
@@ -120,9 +120,9 @@ def test_a_red_deal_alerts_once_per_channel_and_a_waiver_resolves_it(watched: Wa
     red = _account_in_tier(watched.org, "Red")
     deal = watched.deal(red)
 
-    first = watched.org.sync()
+    first = watched.org.sync(compliance=True)
     after_first = watched.arrivals()
-    second = watched.org.sync()
+    second = watched.org.sync(compliance=True)
     after_second = watched.arrivals()
 
     assert first.compliance is not None
@@ -148,7 +148,7 @@ def test_a_red_deal_alerts_once_per_channel_and_a_waiver_resolves_it(watched: Wa
         {"ICP_Waiver_Reason__c": "Strategic logo", "ICP_Waiver_Approved_By__c": "CRO"},
         user=held["OwnerId"],
     )
-    watched.org.sync()
+    watched.org.sync(compliance=True)
 
     waived = watched.violation(deal)
     assert waived["status"] == "waived"
@@ -164,13 +164,13 @@ def test_closing_a_deal_resolves_it_and_the_frozen_tier_survives_rescoring(
     tier at creation Red."""
     red = _account_in_tier(watched.org, "Red")
     deal = watched.deal(red)
-    watched.org.sync()
+    watched.org.sync(compliance=True)
     sf = salesforce_client(watched.org.sandbox)
     owner = watched.opportunity(deal)["OwnerId"]
     watched.org.sandbox.org.update("Opportunity", deal, {"StageName": "Closed Lost"}, user=owner)
     override(watched.org, [red], "Green")
 
-    watched.org.sync()
+    watched.org.sync(compliance=True)
 
     resolved = watched.violation(deal)
     assert (resolved["status"], resolved["resolution"]) == ("resolved", "closed_lost")

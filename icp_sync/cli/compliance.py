@@ -208,10 +208,13 @@ def _print_monitor(document: dict[str, Any], summary: dict[str, Any], limit: int
     if not violations:
         console.stdout.print("No violations.")
         return
-    order = {"out_of_icp": 0, "waived": 1, "resolved": 2}
-    shown = sorted(violations, key=lambda v: (order.get(v["status"], 3), v["first_seen_at"]))[
-        :limit
-    ]
+    # the latest change first: a new violation, or one just waived or resolved
+    ranked = sorted(
+        violations,
+        key=lambda v: max(v["first_seen_at"], v["resolved_at"] or ""),
+        reverse=True,
+    )
+    shown = ranked[:limit]
     title = (
         "Violations"
         if len(shown) == len(violations)

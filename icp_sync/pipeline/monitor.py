@@ -18,6 +18,7 @@ One cycle (after each sync, and ``icp-sync monitor``):
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,7 +39,7 @@ from icp_sync.pipeline.history import History, connector_state
 from icp_sync.pipeline.score import score
 from icp_sync.rules import Compliance, Verdict, evaluate
 from icp_sync.store import Alert, FrozenTier, Store, Violation
-from icp_sync.writeback import Plan, canonical_value, plan
+from icp_sync.writeback import Plan, canonical_value, plan, retry_due
 
 __all__ = ["MonitorResult", "monitor", "monitor_once"]
 
@@ -394,6 +395,11 @@ def _write(
                 "records_written": 0,
             }
         planned = plan(desired, current, crm_object=CrmObject.OPPORTUNITY, writable=writable)
+        skip = _known_rejects(store, planned, now=now)
+        if skip:
+            planned = plan(
+                desired, current, crm_object=CrmObject.OPPORTUNITY, writable=writable, skip=skip
+            )
         summary: dict[str, Any] = {"plan": planned.summary(), "records_written": 0}
         if dry_run or not settings.writeback.enabled or not planned.changes:
             return summary
@@ -401,6 +407,20 @@ def _write(
     finally:
         if owned:
             active.close()
+
+
+def _known_rejects(store: Store, planned: Plan, *, now: datetime) -> dict[str, str]:
+    """Deals refused before with the same values, not due for another try (backoff)."""
+    refused = store.ledger.rejections(CrmObject.OPPORTUNITY)
+    skip = {}
+    for (_, record_id), values in planned.by_record().items():
+        before = refused.get(record_id)
+        if before is None:
+            continue
+        same = json.loads(before.values) == json.loads(json.dumps(values, default=str))
+        if same and not retry_due(times=before.times, last_at=before.last_at, now=now):
+            skip[record_id] = "rejected before with the same values; tried again later"
+    return skip
 
 
 def _apply(
