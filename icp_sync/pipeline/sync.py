@@ -99,8 +99,10 @@ class SyncResult:
 
     @property
     def records_written(self) -> int:
-        """CRM records updated by this cycle."""
-        return int(self.writeback["records_written"]) if self.writeback else 0
+        """CRM records updated by this cycle (accounts, and deals by the compliance monitor)."""
+        accounts = int(self.writeback["records_written"]) if self.writeback else 0
+        writes = (self.compliance or {}).get("writes") or {}
+        return accounts + int(writes.get("records_written", 0))
 
     def as_dict(self) -> dict[str, Any]:
         """The ``sync --json`` document (contract: includes ``api_calls``, ``records_written``)."""
