@@ -12,9 +12,10 @@ A deal whose waiver reason and approver are both set is Waived instead of Out of
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 
 import pandas as pd
 from pydantic import Field
@@ -117,8 +118,13 @@ def evaluate(
         if tier is None:
             continue
         account_id = _text(row.get("account_id"))
-        account = _account(by_account, account_id)
-        broken = _broken_rule(row, tier, account, config, tal if commitment else None)
+        broken = _broken_rule(
+            row,
+            tier,
+            partial(_account, by_account, account_id),
+            config,
+            tal if commitment else None,
+        )
         waived = bool(_text(row.get(WAIVER_REASON)) and _text(row.get(WAIVER_APPROVER)))
         if broken is None:
             status, rule, reason = Compliance.COMPLIANT, None, f"{tier} account: within the ICP"
@@ -147,7 +153,7 @@ def evaluate(
 def _broken_rule(
     row: Mapping[str, object],
     tier: Tier,
-    account: Mapping[str, object],
+    account: Callable[[], Mapping[str, object]],
     config: ComplianceConfig,
     tal: set[str] | None,
 ) -> tuple[str, str] | None:
@@ -168,7 +174,7 @@ def _broken_rule(
     if (
         tier is Tier.YELLOW
         and motion not in config.yellow_motions
-        and not any(_matches(account, fit) for fit in config.yellow_clear_fit)
+        and not any(_matches(account(), fit) for fit in config.yellow_clear_fit)
     ):
         motions = "/".join(str(m) for m in config.yellow_motions) or "no"
         return (

@@ -9,7 +9,8 @@ from tests.clirun import icp_sync
 
 
 def test_commit_records_shows_and_supersedes_with_history(example: Path) -> None:
-    """A commitment freezes the active version and TAL; new terms supersede; history is kept."""
+    """A commitment freezes the active version and TAL; new terms supersede; history is kept;
+    monitor reports against it, and --dry-run stores nothing."""
     config = str(example / "icp-sync.toml")
     assert icp_sync("sync", "--config", config).code == 0
     assert icp_sync("derive", "--config", config).code == 0
@@ -51,6 +52,18 @@ def test_commit_records_shows_and_supersedes_with_history(example: Path) -> None
         recorded["commitment"]["content_hash"],
         replaced["content_hash"],
     ]
+
+    dry = json.loads(icp_sync("monitor", "--dry-run", "--json", "--config", config).stdout)
+    real = json.loads(icp_sync("monitor", "--json", "--config", config).stdout)
+    assert dry["commitment"]["content_hash"] == replaced["content_hash"]
+    assert {v["opportunity_id"] for v in dry["violations"]} == {
+        v["opportunity_id"] for v in real["violations"]
+    }
+    # the dry run stored nothing: the real run sees every violation for the first time
+    assert min(v["first_seen_at"] for v in real["violations"]) > max(
+        v["first_seen_at"] for v in dry["violations"]
+    )
+    assert {v["status"] for v in real["violations"]} <= {"out_of_icp", "waived", "resolved"}
 
 
 def test_commit_refuses_bad_terms_with_exit_2(example: Path) -> None:

@@ -259,6 +259,7 @@ def _reconcile(
         else {}
     )
     channels = _sink_names(settings)
+    judged = {v.opportunity_id for v in verdicts}
     changes: list[Violation] = []
     alerts: list[Alert] = []
     flagged: set[str] = set()
@@ -296,7 +297,7 @@ def _reconcile(
     for key, before in known.items():
         if key in flagged or before.status != OUT_OF_ICP:
             continue
-        resolution = _resolution(deals, before.opportunity_id, verdicts)
+        resolution = _resolution(deals, before.opportunity_id, judged)
         if resolution is not None:
             changes.append(_moved(before, RESOLVED, now, resolution, before.reason))
     return changes, alerts
@@ -306,7 +307,7 @@ def _tier_text(tier: Tier | None) -> str | None:
     return str(tier) if tier is not None else None
 
 
-def _resolution(deals: pd.DataFrame, opportunity_id: str, verdicts: list[Verdict]) -> str | None:
+def _resolution(deals: pd.DataFrame, opportunity_id: str, judged: set[str]) -> str | None:
     """Why an open violation no longer stands (``None``: the deal was not judged this time)."""
     if opportunity_id not in deals.index:
         return "deleted"
@@ -315,7 +316,7 @@ def _resolution(deals: pd.DataFrame, opportunity_id: str, verdicts: list[Verdict
         deal = deal.iloc[0]
     if bool(deal["is_closed"]):
         return "closed_won" if bool(deal["is_won"]) else "closed_lost"
-    if any(v.opportunity_id == opportunity_id for v in verdicts):
+    if opportunity_id in judged:
         return "compliant"
     return None
 
