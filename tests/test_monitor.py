@@ -115,13 +115,14 @@ def _account_in_tier(org: Org, tier: str) -> str:
 
 
 def test_a_red_deal_alerts_once_per_channel_and_a_waiver_resolves_it(watched: Watched) -> None:
-    """One alert per channel in the cycle that sees the deal, none the next; a waiver records it
-    as waived, in the store and on the deal."""
+    """One alert per channel and the deal's compliance fields in the cycle that sees the deal,
+    no alert the next; a waiver records it as waived, in the store and on the deal."""
     red = _account_in_tier(watched.org, "Red")
     deal = watched.deal(red)
 
     first = watched.org.sync(compliance=True)
     after_first = watched.arrivals()
+    held = watched.opportunity(deal)
     second = watched.org.sync(compliance=True)
     after_second = watched.arrivals()
 
@@ -136,7 +137,6 @@ def test_a_red_deal_alerts_once_per_channel_and_a_waiver_resolves_it(watched: Wa
     assert hook.json()["rule"] == "red_account"
     assert verify(SECRET, hook.headers["X-ICP-Sync-Signature"], hook.body, now=time.time())
     assert deal in watched.smtp.messages[0].get_payload()
-    held = watched.opportunity(deal)
     assert held["ICP_Tier_At_Creation__c"] == "Red"
     assert held["ICP_Compliance__c"] == "Out of ICP"
     assert "Red account" in held["ICP_Compliance_Reason__c"]

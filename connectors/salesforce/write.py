@@ -203,7 +203,8 @@ class Writer:
         self._state.save(state)
 
     def _changed_since_read(self, ids: list[str], sobject: str) -> list[str]:
-        read_at = self._state.load().get("last_read")
+        key = "last_read" if sobject == "Account" else f"last_read:{sobject}"
+        read_at = self._state.load().get(key)
         if not read_at or not ids:
             return []
         user = self._state.load().get("user_id")
