@@ -179,7 +179,9 @@ def _broken_rule(
         motions = "/".join(str(m) for m in config.yellow_motions) or "no"
         return (
             "yellow_not_inbound",
-            f"{motion or 'unsourced'} deal on a Yellow account ({motions} or clear fit only)",
+            f"{motion or 'unsourced'} deal on a Yellow account (only {motions} or clear fit)"
+            if motion in (Motion.OUTBOUND, Motion.PARTNER, None)
+            else f"deal of source '{motion}' on a Yellow account (only {motions} or clear fit)",
         )
     if (
         tal is not None
