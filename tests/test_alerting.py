@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from icp_sync.alerts import AlertsConfig, WebhookConfig
 from icp_sync.config import Settings, load_settings
 from icp_sync.pipeline import deliver_alerts
+from icp_sync.pipeline.alerting import digest_alerts
 from icp_sync.store import Alert, Store
 from tests.alerts_support import WebhookReceiver
 from tests.clirun import icp_sync
@@ -131,3 +132,18 @@ def test_alerts_survive_a_receiver_outage_and_restarts_and_arrive_exactly_once(
     assert sorted(delivered) == sorted(open_ids)
     keys = {r.headers["X-ICP-Sync-Delivery"] for r in receiver.received}
     assert len(keys) == len(delivered)
+
+
+def test_the_daily_digest_is_one_alert_per_channel_and_day(
+    store: Store, receiver: WebhookReceiver
+) -> None:
+    """Digests enqueued by every cycle of a day are one alert; the next day brings another."""
+    settings = _settings(receiver)
+    receiver.start()
+    for hours in (0, 1, 5, 25):
+        at = T0 + timedelta(hours=hours)
+        store.outbox.add(digest_alerts(settings, [], ["webhook"], now=at), now=at)
+        deliver_alerts(settings, store, at)
+
+    dates = [r.json()["date"] for r in receiver.on("/hook")]
+    assert dates == ["2026-11-02", "2026-11-03"]
