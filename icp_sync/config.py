@@ -32,8 +32,10 @@ from sqlalchemy.exc import ArgumentError
 from connectors.files.config import FilesConfig
 from connectors.hubspot.config import HubSpotConfig
 from connectors.salesforce.config import SalesforceConfig
+from icp_sync.alerts.config import AlertsConfig
 from icp_sync.errors import ConfigError
 from icp_sync.model import ACCOUNT_COLUMNS
+from icp_sync.rules import ComplianceConfig
 from icp_sync.sections import (
     Secret,
     SecretRef,
@@ -324,6 +326,8 @@ class Settings(Section):
     tiers: TiersConfig = TiersConfig()
     guards: GuardsConfig = GuardsConfig()
     daemon: DaemonConfig = DaemonConfig()
+    compliance: ComplianceConfig = ComplianceConfig()
+    alerts: AlertsConfig = AlertsConfig()
     source: Path | None = Field(default=None, exclude=True)
     """The file these settings came from (set by :func:`load_settings`)."""
 

@@ -81,6 +81,8 @@ def print_sync(result: SyncResult) -> None:
         _print_segments(result.segments)
     else:
         _print_writeback(result.writeback)
+    if result.compliance:
+        _print_compliance(result.compliance)
     stdout.print(
         f"mirror: {result.mirror.get('account', 0):,} accounts, "
         f"{result.mirror.get('opportunity', 0):,} opportunities; "
@@ -88,6 +90,20 @@ def print_sync(result: SyncResult) -> None:
     )
     if result.status != "ok":
         stdout.print(f"[yellow]cycle stopped early ({result.status}); the next cycle resumes[/]")
+
+
+def _print_compliance(summary: dict[str, Any]) -> None:
+    """One line: open deals judged, violations new / resolved, deal fields written, alerts."""
+    counts = ", ".join(f"{v:,} {k}" for k, v in summary.get("compliance", {}).items())
+    delivered = sum((summary.get("alerts") or {}).get("delivered", {}).values())
+    pending = (summary.get("alerts") or {}).get("pending", 0)
+    written = (summary.get("writes") or {}).get("records_written", 0)
+    stdout.print(
+        f"compliance: {summary.get('checked', 0):,} open deals ({counts}); "
+        f"{summary.get('new', 0)} new violations, {summary.get('resolved', 0)} resolved, "
+        f"{summary.get('waived', 0)} waived; {written:,} deals written; "
+        f"{delivered} alerts sent" + (f", {pending} waiting to be retried" if pending else "")
+    )
 
 
 def _reconciliation(name: str, outcome: Any) -> str:

@@ -138,8 +138,116 @@ def _salesforce(workdir: Path, _icp_sync: Callable[..., None]) -> None:
         _icp_sync("sync", "--config", str(config))
         stdout.rule("13. Nothing changed: a cycle costs a handful of API calls and writes nothing")
         _icp_sync("sync", "--config", str(config))
-        stdout.rule("14. The daemon: scheduled cycles, a rep's edit picked up, health and metrics")
+        _compliance(workdir, sandbox, config, _icp_sync)
+        stdout.rule("16. The daemon: scheduled cycles, a rep's edit picked up, health and metrics")
         _daemon(sandbox, config)
+
+
+def _compliance(
+    workdir: Path, sandbox: Sandbox, config: Path, _icp_sync: Callable[..., None]
+) -> None:
+    stdout.rule("14. The annual ICP commitment: the live version and TAL, frozen for 2027")
+    _icp_sync(
+        "commit", "--period", "2027", "--target-green-share", "0.7",
+        "--target", "max_out_of_icp_share=0.05", "--signatory", "Sales: Dana Lee",
+        "--signatory", "Marketing: Ari Moss", "--signatory", "Finance: Sam Roe",
+        "--config", str(config),
+    )  # fmt: skip
+    stdout.rule("15. A new deal on a Red account: flagged, alerted to RevOps, then resolved")
+    receiver = _Receiver()
+    secret = workdir / "webhook-secret"
+    secret.write_text("demo-signing-key\n", encoding="utf-8")
+    document = tomlkit.parse(config.read_text(encoding="utf-8"))
+    alerts = document.setdefault("alerts", tomlkit.table())
+    alerts["webhook"] = {"url": f"{receiver.url}/icp-alerts", "secret": f"file:{secret}"}
+    config.write_text(tomlkit.dumps(document), encoding="utf-8")
+    stdout.print(
+        f"[dim]a webhook receiver listens on {receiver.url}; \\[alerts.webhook] points at it[/]"
+    )
+    try:
+        deal = _red_deal(sandbox)
+        _icp_sync("sync", "--config", str(config))
+        _show_alerts(receiver, secret.read_text(encoding="utf-8").strip())
+        _icp_sync("sync", "--config", str(config))
+        stdout.print(f"alerts received after the next cycle: {len(receiver.received)} (no repeat)")
+        _, rows = sandbox.org.query(
+            f"SELECT OwnerId FROM Opportunity WHERE Id = '{deal}'", include_deleted=False
+        )
+        sandbox.org.update(
+            "Opportunity", deal, {"StageName": "Closed Lost"}, user=rows[0]["OwnerId"]
+        )
+        stdout.print("  the rep closes the deal as lost")
+        _icp_sync("sync", "--config", str(config))
+        _icp_sync("monitor", "--config", str(config))
+    finally:
+        receiver.stop()
+
+
+def _red_deal(sandbox: Sandbox) -> str:
+    _, rows = sandbox.org.query(
+        "SELECT Id, Name, OwnerId FROM Account WHERE ICP_Tier__c = 'Red' ORDER BY Name LIMIT 1",
+        include_deleted=False,
+    )
+    account = rows[0]
+    deal = sandbox.org.insert(
+        "Opportunity",
+        {
+            "Name": f"{account['Name']} - platform",
+            "AccountId": account["Id"],
+            "StageName": "Prospecting",
+            "CloseDate": "2027-03-31",
+            "Type": "New Business",
+            "LeadSource": "Outbound",
+            "Amount": 48000,
+        },
+        user=account["OwnerId"],
+    )
+    stdout.print(f"  a rep opens a new-business deal on {account['Name']} (Red): {deal}")
+    return deal
+
+
+def _show_alerts(receiver: _Receiver, secret: str) -> None:
+    import time
+
+    from icp_sync.alerts import verify
+
+    for headers, body in receiver.received:
+        payload = json.loads(body)
+        valid = verify(secret, headers.get("X-ICP-Sync-Signature", ""), body, now=time.time())
+        stdout.print(
+            f"  webhook received: {payload['opportunity_name']} - {payload['reason']} "
+            f"(tier at creation {payload['tier_at_creation']}; signature "
+            f"{'valid' if valid else 'INVALID'}; delivery {headers.get('X-ICP-Sync-Delivery')})"
+        )
+
+
+class _Receiver:
+    """A webhook receiver on 127.0.0.1 that keeps what it is sent."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received: list[tuple[dict[str, str], bytes]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append((dict(self.headers.items()), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                return
+
+        self.received = received
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 def _both_crms(workdir: Path, _icp_sync: Callable[..., None]) -> None:

@@ -11,9 +11,10 @@
     │   └── FatalConnectorError     permissions, missing objects: the job fails, RevOps told
     │       └── AuthError           credentials refused
     ├── StateStoreError             the state store cannot be opened or migrated
+    ├── AlertDeliveryError          an alert channel refused or is down: retried from the outbox
     └── PipelineError               a cycle cannot proceed (e.g. nothing to score)
         ├── LeaseHeldError          another process holds the write lease: write nothing
-        └── CycleInterruptedError        asked to stop (SIGTERM): stopped between two committed
+        └── CycleInterruptedError   asked to stop (SIGTERM): stopped between two committed
                                     steps; the next cycle resumes from there
 
 A bad record is never an exception: normalisation reports it as a
@@ -27,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "AlertDeliveryError",
     "AuthError",
     "BudgetExhaustedError",
     "ConfigError",
@@ -128,3 +130,7 @@ class CycleInterruptedError(PipelineError):
     Nothing is half-written: every mirrored batch and every write call before the stop is
     recorded, so the next cycle resumes from there.
     """
+
+
+class AlertDeliveryError(IcpSyncError):
+    """An alert channel did not accept an alert; it stays in the outbox and is retried."""

@@ -215,7 +215,7 @@ OWNED_FIELDS: Final[tuple[OwnedField, ...]] = (
         label="ICP Tier At Creation",
         salesforce="ICP_Tier_At_Creation__c",
         hubspot="icp_tier_at_creation",
-        access=Access.RESERVED,
+        description="The account's ICP tier when the deal was first seen; never changed after.",
         values=_TIERS,
     ),
     OwnedField(
@@ -225,7 +225,6 @@ OWNED_FIELDS: Final[tuple[OwnedField, ...]] = (
         label="ICP Compliance",
         salesforce="ICP_Compliance__c",
         hubspot="icp_compliance",
-        access=Access.RESERVED,
         values=("Compliant", "Out of ICP", "Waived"),
     ),
     OwnedField(
@@ -235,7 +234,6 @@ OWNED_FIELDS: Final[tuple[OwnedField, ...]] = (
         label="ICP Compliance Reason",
         salesforce="ICP_Compliance_Reason__c",
         hubspot="icp_compliance_reason",
-        access=Access.RESERVED,
         length=255,
     ),
     OwnedField(
@@ -268,6 +266,14 @@ WRITTEN_ACCOUNT_FIELDS: Final[tuple[str, ...]] = tuple(
     f.key for f in OWNED_FIELDS if f.crm_object is CrmObject.ACCOUNT and f.access is Access.WRITTEN
 )
 """The Account fields write-back may set: the allow-list, by key."""
+
+WRITTEN_OPPORTUNITY_FIELDS: Final[tuple[str, ...]] = tuple(
+    f.key
+    for f in OWNED_FIELDS
+    if f.crm_object is CrmObject.OPPORTUNITY and f.access is Access.WRITTEN
+)
+"""The Opportunity fields the compliance monitor may set (tier at creation, compliance and
+its reason): the allow-list, by key."""
 
 
 ACCOUNT_COLUMNS: Final[dict[str, str]] = {

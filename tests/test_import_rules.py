@@ -62,6 +62,13 @@ def _banned(path: str, source: str) -> list[str]:
         ),
         pytest.param("icp_sync/store/mirror.py", "import connectors", id="store-connectors"),
         pytest.param(
+            "icp_sync/rules.py", "from icp_sync.alerts import make_sinks", id="core-alerts"
+        ),
+        pytest.param(
+            "icp_sync/alerts/webhook.py", "from icp_sync.store import Store", id="alerts-store"
+        ),
+        pytest.param("icp_sync/alerts/slack.py", "import connectors", id="alerts-connectors"),
+        pytest.param(
             "icp_sync/sandbox/service.py", "from connectors import base", id="sandbox-connectors"
         ),
     ],
@@ -85,6 +92,11 @@ def test_a_forbidden_import_fails_the_lint(path: str, source: str) -> None:
             id="salesforce-client",
         ),
         pytest.param("icp_sync/store/mirror.py", "import sqlalchemy", id="store-database"),
+        pytest.param(
+            "icp_sync/pipeline/alerting.py",
+            "from icp_sync.alerts import make_sinks",
+            id="pipeline-alerts",
+        ),
     ],
 )
 def test_an_allowed_import_passes_the_lint(path: str, source: str) -> None:

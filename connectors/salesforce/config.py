@@ -17,6 +17,7 @@ from icp_sync.model import (
     OWNED,
     OWNED_FIELDS,
     WRITTEN_ACCOUNT_FIELDS,
+    WRITTEN_OPPORTUNITY_FIELDS,
     Access,
     CrmObject,
 )
@@ -61,10 +62,16 @@ _SF_OPPORTUNITY_FIELDS = {
     "is_deleted": "IsDeleted",
 }
 _SF_WRITE_FIELDS = {f: OWNED[f].salesforce for f in WRITTEN_ACCOUNT_FIELDS}
+_SF_OPPORTUNITY_WRITE_FIELDS = {f: OWNED[f].salesforce for f in WRITTEN_OPPORTUNITY_FIELDS}
 _SF_READ_ATTRIBUTES = {
     f.attribute: f.salesforce
     for f in OWNED_FIELDS
     if f.crm_object is CrmObject.ACCOUNT and f.access is Access.READ_ONLY
+}
+_SF_OPPORTUNITY_READ_ATTRIBUTES = {
+    f.attribute: f.salesforce
+    for f in OWNED_FIELDS
+    if f.crm_object is CrmObject.OPPORTUNITY and f.access is Access.READ_ONLY
 }
 _SF_REQUIRED = {"account_id", "name", "modified_at", "opportunity_id"}
 
@@ -76,11 +83,19 @@ class SalesforceFieldsConfig(Section):
     opportunity: dict[str, str] = Field(default_factory=lambda: dict(_SF_OPPORTUNITY_FIELDS))
     account_attributes: dict[str, str] = Field(default_factory=lambda: dict(_SF_READ_ATTRIBUTES))
     """Extra Account fields kept as attr_<name> (the tier override is read, never written)."""
-    opportunity_attributes: dict[str, str] = Field(default_factory=dict)
-    """Extra Opportunity fields kept as attr_<name>."""
+    opportunity_attributes: dict[str, str] = Field(
+        default_factory=lambda: dict(_SF_OPPORTUNITY_READ_ATTRIBUTES)
+    )
+    """Extra Opportunity fields kept as attr_<name> (the waiver reason and approver are read,
+    never written)."""
     writeback: dict[str, str] = Field(default_factory=lambda: dict(_SF_WRITE_FIELDS))
     """Owned Account fields (tier, score, segment, reasons, tal, tal_rank, version,
     scored_at) -> API name. Only these are ever written."""
+    opportunity_writeback: dict[str, str] = Field(
+        default_factory=lambda: dict(_SF_OPPORTUNITY_WRITE_FIELDS)
+    )
+    """Owned Opportunity fields (tier_at_creation, compliance, compliance_reason) -> API
+    name, written by the compliance monitor. Only these are ever written on Opportunity."""
 
     @model_validator(mode="after")
     def _known(self) -> SalesforceFieldsConfig:
@@ -98,6 +113,12 @@ class SalesforceFieldsConfig(Section):
             f"({', '.join(_SF_WRITE_FIELDS)})"
             for name in self.writeback
             if name not in _SF_WRITE_FIELDS
+        ]
+        problems += [
+            f"salesforce.fields.opportunity_writeback.{name}: not an owned Opportunity field "
+            f"({', '.join(_SF_OPPORTUNITY_WRITE_FIELDS)})"
+            for name in self.opportunity_writeback
+            if name not in _SF_OPPORTUNITY_WRITE_FIELDS
         ]
         for section, mapping in (("account", self.account), ("opportunity", self.opportunity)):
             problems += [

@@ -111,7 +111,7 @@ class SalesforceConnector:
         return self._writer.cost(records)
 
     def writable_fields(self) -> dict[str, str]:
-        """Owned field -> API name, for those that exist on Account."""
+        """Owned field -> API name, for those that exist (Account, and Opportunity)."""
         return self._fields.writable()
 
     def ensure_fields(self, *, dry_run: bool) -> FieldSetup:
@@ -198,7 +198,7 @@ class SalesforceConnector:
                     ),
                 )
             )
-        writable = self.writable_fields()
+        writable = {k: v for k, v in self.writable_fields().items() if k in fields.writeback}
         missing = sorted(set(fields.writeback) - set(writable))
         items.append(
             CheckItem(
@@ -219,5 +219,5 @@ class SalesforceConnector:
         return items
 
     def apply(self, plan: Plan) -> Iterator[ApplyBatch]:
-        """Write the plan's Account changes; yields results per call (or per bulk job)."""
+        """Write the plan's Account and Opportunity changes; yields results per call or job."""
         return self._writer.apply(plan)

@@ -102,12 +102,13 @@ class Extractor:
         started = ahead[1] if ahead else self._client.server_now(now)
         columns.started = soql_datetime(started)
         yield from self._rest_or_bulk(obj, soql, columns, first=ahead[0] if ahead else None)
-        if obj is CrmObject.ACCOUNT:
-            # the Date header has whole seconds: the newest stamp read may be later
-            read_at = max(started, parse_datetime(columns.newest)) if columns.newest else started
-            state = self._state.load()
-            state["last_read"] = soql_datetime(read_at)
-            self._state.save(state)
+        # the Date header has whole seconds: the newest stamp read may be later
+        read_at = max(started, parse_datetime(columns.newest)) if columns.newest else started
+        state = self._state.load()
+        # Account keeps the original key; deals (written by the compliance monitor) their own
+        key = "last_read" if obj is CrmObject.ACCOUNT else f"last_read:{SOBJECT[obj]}"
+        state[key] = soql_datetime(read_at)
+        self._state.save(state)
         live = columns.live()
         if since is None and live is not None:
             yield self._deletions.after_full_read(obj, live, read_from=started)

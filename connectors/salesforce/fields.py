@@ -13,7 +13,7 @@ from connectors.base import FieldSetup
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.config import SalesforceFieldsConfig
 from icp_sync.errors import FatalConnectorError
-from icp_sync.model import OWNED, OWNED_FIELDS, Access, CrmObject, FieldKind, OwnedField
+from icp_sync.model import OWNED_FIELDS, Access, CrmObject, FieldKind, OwnedField
 
 __all__ = ["SOBJECT", "Fields", "tooling_metadata", "wanted_fields"]
 
@@ -33,16 +33,21 @@ _TOOLING_TYPE = {
 def wanted_fields(config: SalesforceFieldsConfig) -> dict[str, OwnedField]:
     """Every owned field setup-fields ensures, by full name (``Account.ICP_Tier__c``).
 
-    The written Account fields under their configured names, then the read-only and reserved
-    ones (the tier override under its configured attribute name, if renamed).
+    In the order of the owned-field table, each under its configured name: written fields as
+    the write-back mappings name them (left out when unmapped), read-only ones under their
+    configured attribute name, if renamed.
     """
-    wanted = {f"Account.{api}": OWNED[key] for key, api in config.writeback.items()}
+    wanted: dict[str, OwnedField] = {}
     for spec in OWNED_FIELDS:
+        on_account = spec.crm_object is CrmObject.ACCOUNT
         if spec.access is Access.WRITTEN:
-            continue
-        name = spec.salesforce
-        if spec.crm_object is CrmObject.ACCOUNT:
-            name = config.account_attributes.get(spec.attribute) or name
+            mapping = config.writeback if on_account else config.opportunity_writeback
+            if spec.key not in mapping:
+                continue
+            name = mapping[spec.key]
+        else:
+            attributes = config.account_attributes if on_account else config.opportunity_attributes
+            name = attributes.get(spec.attribute) or spec.salesforce
         wanted[f"{SOBJECT[spec.crm_object]}.{name}"] = spec
     return wanted
 
@@ -101,9 +106,14 @@ class Fields:
         self._existing.clear()
 
     def writable(self) -> dict[str, str]:
-        """Owned field -> API name, for the written fields that exist on Account."""
+        """Owned field -> API name, for the written fields that exist (Account, Opportunity)."""
         existing = self.existing("Account")
-        return {k: v for k, v in self._config.writeback.items() if v in existing}
+        found = {k: v for k, v in self._config.writeback.items() if v in existing}
+        mapping = self._config.opportunity_writeback
+        if mapping:
+            on_deals = self.existing("Opportunity")
+            found |= {k: v for k, v in mapping.items() if v in on_deals}
+        return found
 
     def ensure(self, *, dry_run: bool) -> FieldSetup:
         """Create the missing owned fields through the Tooling API (idempotent)."""

@@ -23,7 +23,7 @@ from connectors.base import ApplyBatch, ConnectorState
 from connectors.salesforce.client import RETRIABLE_CODES, SalesforceClient
 from connectors.salesforce.config import SalesforceConfig
 from connectors.salesforce.extract import soql_datetime, soql_literal
-from connectors.salesforce.fields import Fields
+from connectors.salesforce.fields import SOBJECT, Fields
 from connectors.salesforce.ingest import JobJournal, bulk_update, csv_cell, recover
 from icp_sync.errors import FatalConnectorError
 from icp_sync.log import get_logger
@@ -90,15 +90,13 @@ class Writer:
         return {"method": "collections", "calls": 1 + math.ceil(records / COLLECTION_SIZE)}
 
     def apply(self, plan: Plan) -> Iterator[ApplyBatch]:
-        """Write the plan's Account changes; yields results per call (or per bulk job)."""
-        mapping = self._config.fields.writeback
-        allowed = set(self._fields.writable().values())
-        records: dict[str, dict[str, Any]] = {}
+        """Write the plan's changes (Account, then Opportunity); yields results per call or job.
+
+        Opportunity changes (the compliance monitor's) go by sObject Collections only.
+        """
+        grouped: dict[CrmObject, dict[str, dict[str, Any]]] = {}
         for (obj, record_id), values in plan.by_record().items():
-            if obj is not CrmObject.ACCOUNT:
-                raise FatalConnectorError(
-                    f"icp-sync writes no {obj} fields", connector="salesforce"
-                )
+            mapping, allowed = self._allow_list(obj)
             row = {mapping[owned]: salesforce_value(owned, v) for owned, v in values.items()}
             outside = set(row) - allowed
             if outside:
@@ -106,16 +104,32 @@ class Writer:
                     f"refusing to write {', '.join(sorted(outside))}: not an existing owned field",
                     connector="salesforce",
                 )
-            records[record_id] = row
+            grouped.setdefault(obj, {})[record_id] = row
+        # an empty plan still settles what a killed run left in flight
+        yield from self._apply(CrmObject.ACCOUNT, grouped.get(CrmObject.ACCOUNT, {}))
+        in_flight = self._state.load().get(_intent_key(SOBJECT[CrmObject.OPPORTUNITY]))
+        if CrmObject.OPPORTUNITY in grouped or in_flight:
+            yield from self._apply(CrmObject.OPPORTUNITY, grouped.get(CrmObject.OPPORTUNITY, {}))
+
+    def _allow_list(self, obj: CrmObject) -> tuple[Mapping[str, str], set[str]]:
+        """Owned field -> API name for ``obj``, and the API names that exist (the allow-list)."""
+        fields = self._config.fields
+        mapping = fields.writeback if obj is CrmObject.ACCOUNT else fields.opportunity_writeback
+        existing = self._fields.existing(SOBJECT[obj])
+        return mapping, {api for api in mapping.values() if api in existing}
+
+    def _apply(self, obj: CrmObject, records: dict[str, dict[str, Any]]) -> Iterator[ApplyBatch]:
+        sobject = SOBJECT[obj]
+        mapping, _ = self._allow_list(obj)
         owned_of = {api: owned for owned, api in mapping.items()}
         journal = JobJournal(self._state)
-        yield from self._recover(journal, records, owned_of)
+        yield from self._recover(journal, records, owned_of, sobject)
         if not records:
             return
         windows = [w for w in self._state.load().get("write_windows", []) if w.get("end")]
         windows = [*windows[-5:], {"start": soql_datetime(datetime.now(UTC)), "end": None}]
         self._remember(write_windows=windows)
-        conflicts = self._changed_since_read(list(records))
+        conflicts = self._changed_since_read(list(records), sobject)
         if conflicts:
             reason = "changed in Salesforce since it was read; written next cycle"
             yield ApplyBatch(deferred=dict.fromkeys(conflicts, reason))
@@ -123,7 +137,7 @@ class Writer:
                 records.pop(record_id, None)
         written: str | None = None
         try:
-            if len(records) > self._config.bulk_write_threshold:
+            if obj is CrmObject.ACCOUNT and len(records) > self._config.bulk_write_threshold:
                 log.info("writeback_method", method="bulk", records=len(records))
                 batches = bulk_update(
                     self._client,
@@ -134,8 +148,12 @@ class Writer:
                     max_bytes=self._config.bulk_upload_max_bytes,
                 )
             else:
-                log.info("writeback_method", method="collections", records=len(records))
-                batches = collections_update(self._client, records, owned_of, self._state)
+                log.info(
+                    "writeback_method", method="collections", records=len(records), sobject=sobject
+                )
+                batches = collections_update(
+                    self._client, records, owned_of, self._state, sobject=sobject
+                )
             for batch in batches:
                 written = written or next(iter(batch.written), None)
                 yield batch
@@ -143,10 +161,14 @@ class Writer:
             windows[-1]["end"] = soql_datetime(datetime.now(UTC) + timedelta(seconds=1))
             self._remember(write_windows=windows)
         if written and not self._state.load().get("user_id"):
-            self._learn_user(written)
+            self._learn_user(written, sobject)
 
     def _recover(
-        self, journal: JobJournal, records: dict[str, dict[str, Any]], owned_of: dict[str, str]
+        self,
+        journal: JobJournal,
+        records: dict[str, dict[str, Any]],
+        owned_of: dict[str, str],
+        sobject: str,
     ) -> Iterator[ApplyBatch]:
         """Settle a killed run's writes; drop from ``records`` what they already wrote.
 
@@ -154,11 +176,11 @@ class Writer:
         back (one query): those holding the sent values were written. Bulk jobs are resumed
         or aborted (:func:`~connectors.salesforce.ingest.recover`).
         """
-        intent = self._state.load().get(_INTENT)
+        intent = self._state.load().get(_intent_key(sobject))
         batches: list[Iterator[ApplyBatch]] = []
         if intent:
-            batches.append(self._landed(intent, owned_of))
-        if journal.pending():
+            batches.append(self._landed(intent, owned_of, sobject))
+        if sobject == "Account" and journal.pending():
             batches.append(recover(self._client, journal, owned_of, poll=self._bulk_wait))
         for batch in (b for source in batches for b in source):
             for rid, values in batch.written.items():
@@ -167,11 +189,11 @@ class Writer:
             yield batch
 
     def _landed(
-        self, intent: dict[str, dict[str, Any]], owned_of: dict[str, str]
+        self, intent: dict[str, dict[str, Any]], owned_of: dict[str, str], sobject: str
     ) -> Iterator[ApplyBatch]:
         fields = sorted({api for row in intent.values() for api in row})
         ids = ", ".join(soql_literal(rid) for rid in intent)
-        soql = f"SELECT Id, {', '.join(fields)} FROM Account WHERE Id IN ({ids})"
+        soql = f"SELECT Id, {', '.join(fields)} FROM {sobject} WHERE Id IN ({ids})"
         found = self._client.call("verify interrupted write", lambda sf: sf.query_all(soql))
         held = {str(r["Id"]): r for r in found.get("records", [])}
         landed = {
@@ -184,27 +206,28 @@ class Writer:
         }
         log.info("salesforce_interrupted_write", sent=len(intent), landed=len(landed))
         yield ApplyBatch(written=landed)
-        self._remember(**{_INTENT: None})
+        self._remember(**{_intent_key(sobject): None})
 
     def _remember(self, **values: Any) -> None:
         state = self._state.load()
         state.update(values)
         self._state.save(state)
 
-    def _changed_since_read(self, ids: list[str]) -> list[str]:
-        read_at = self._state.load().get("last_read")
+    def _changed_since_read(self, ids: list[str], sobject: str) -> list[str]:
+        key = "last_read" if sobject == "Account" else f"last_read:{sobject}"
+        read_at = self._state.load().get(key)
         if not read_at or not ids:
             return []
         user = self._state.load().get("user_id")
-        soql = f"SELECT Id FROM Account WHERE SystemModstamp > {read_at}" + (
+        soql = f"SELECT Id FROM {sobject} WHERE SystemModstamp > {read_at}" + (
             f" AND LastModifiedById != {soql_literal(str(user))}" if user else ""
         )
         result = self._client.call("conflict check", lambda sf: sf.query_all(soql))
         wanted = set(ids)
         return [str(r["Id"]) for r in result.get("records", []) if str(r["Id"]) in wanted]
 
-    def _learn_user(self, record_id: str) -> None:
-        soql = f"SELECT LastModifiedById FROM Account WHERE Id = {soql_literal(record_id)}"
+    def _learn_user(self, record_id: str, sobject: str) -> None:
+        soql = f"SELECT LastModifiedById FROM {sobject} WHERE Id = {soql_literal(record_id)}"
         result = self._client.call("identify integration user", lambda sf: sf.query(soql))
         rows = result.get("records", [])
         if rows and rows[0].get("LastModifiedById"):
@@ -216,8 +239,10 @@ def collections_update(
     records: Mapping[str, Mapping[str, Any]],
     owned_of: Mapping[str, str],
     state: ConnectorState | None = None,
+    *,
+    sobject: str = "Account",
 ) -> Iterator[ApplyBatch]:
-    """Update Accounts 200 at a time with ``PATCH composite/sobjects`` (allOrNone false).
+    """Update records 200 at a time with ``PATCH composite/sobjects`` (allOrNone false).
 
     Args:
         client: Runs each call with retries.
@@ -235,7 +260,7 @@ def collections_update(
             body = {
                 "allOrNone": False,
                 "records": [
-                    {"attributes": {"type": "Account"}, "Id": rid, **records[rid]} for rid in chunk
+                    {"attributes": {"type": sobject}, "Id": rid, **records[rid]} for rid in chunk
                 ],
             }
 
@@ -243,8 +268,8 @@ def collections_update(
                 return sf.restful("composite/sobjects", method="PATCH", json=body)
 
             if state is not None:
-                _note(state, {rid: dict(records[rid]) for rid in chunk})
-            results = client.call("update Account collection", update) or []
+                _note(state, {rid: dict(records[rid]) for rid in chunk}, sobject)
+            results = client.call(f"update {sobject} collection", update) or []
             written: dict[str, dict[str, Any]] = {}
             rejected: dict[str, str] = {}
             deferred: dict[str, str] = {}
@@ -263,7 +288,7 @@ def collections_update(
                     deferred[rid] = f"{reason}; written next cycle"
             yield ApplyBatch(written=written, rejected=rejected, deferred=deferred)
             if state is not None:
-                _note(state, None)
+                _note(state, None, sobject)
         if not locked:
             return
         log.warning("salesforce_row_locks", records=len(locked), attempt=attempt)
@@ -274,9 +299,16 @@ def collections_update(
 _INTENT = "collection_in_flight"
 
 
-def _note(state: ConnectorState, intent: dict[str, dict[str, Any]] | None) -> None:
+def _intent_key(sobject: str) -> str:
+    """Where the records of a Collections call in flight are noted (Account: the old key)."""
+    return _INTENT if sobject == "Account" else f"{_INTENT}:{sobject}"
+
+
+def _note(
+    state: ConnectorState, intent: dict[str, dict[str, Any]] | None, sobject: str = "Account"
+) -> None:
     current = state.load()
-    current[_INTENT] = intent
+    current[_intent_key(sobject)] = intent
     state.save(current)
 
 

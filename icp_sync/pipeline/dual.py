@@ -63,6 +63,7 @@ def sync(
     lease: HeldLease | None = None,
     stop: Callable[[], bool] | None = None,
     skip_unchanged: bool = False,
+    compliance: bool = True,
 ) -> SyncResult:
     """One sync cycle: :func:`icp_sync.pipeline.sync.sync`, plus HubSpot in dual mode."""
     both = connector if isinstance(connector, BothCrms) else None
@@ -80,6 +81,7 @@ def sync(
             lease=lease,
             stop=stop,
             skip_unchanged=skip_unchanged,
+            compliance=compliance,
         )
     owned = both is None
     if both is None:
@@ -100,6 +102,7 @@ def sync(
             lease=lease,
             stop=stop,
             skip_unchanged=skip_unchanged,
+            compliance=compliance,
         )
         if result.status != "ok":
             return result

@@ -28,6 +28,8 @@ from icp_sync.model import ID_COLUMN, CrmObject, NormalizeReport
 from icp_sync.normalize import normalize
 from icp_sync.pipeline.apply import remember_read_back, write_back
 from icp_sync.pipeline.history import History, connector_state
+from icp_sync.pipeline.monitor import monitor
+from icp_sync.pipeline.unchanged import PENDING as _PENDING
 from icp_sync.pipeline.unchanged import ScoringMark, usage_since
 from icp_sync.segments import dimension_summary
 from icp_sync.store import HeldLease, Store
@@ -104,6 +106,7 @@ class SyncResult:
     status: str = "ok"
     writeback: dict[str, Any] | None = None
     api_by_endpoint: dict[str, int] = field(default_factory=dict)
+    compliance: dict[str, Any] | None = None
     api_remaining: int | None = None
     """The org's daily API calls left, as last reported (``None`` when unknown)."""
 
@@ -114,8 +117,10 @@ class SyncResult:
 
     @property
     def records_written(self) -> int:
-        """CRM records updated by this cycle."""
-        return int(self.writeback["records_written"]) if self.writeback else 0
+        """CRM records updated by this cycle (accounts, and deals by the compliance monitor)."""
+        accounts = int(self.writeback["records_written"]) if self.writeback else 0
+        writes = (self.compliance or {}).get("writes") or {}
+        return accounts + int(writes.get("records_written", 0))
 
     def as_dict(self) -> dict[str, Any]:
         """The ``sync --json`` document (contract: includes ``api_calls``, ``records_written``)."""
@@ -131,6 +136,7 @@ class SyncResult:
             "objects": {str(k): v.as_dict() for k, v in self.objects.items()},
             "mirror": self.mirror,
             "writeback": self.writeback,
+            "compliance": self.compliance,
             "segments": segments.to_dict("records"),
         }
 
@@ -149,6 +155,7 @@ def sync(
     lease: HeldLease | None = None,
     stop: Callable[[], bool] | None = None,
     skip_unchanged: bool = False,
+    compliance: bool = True,
 ) -> SyncResult:
     """Run one sync cycle, holding the single-writer lease, and record it in the run history.
 
@@ -170,6 +177,8 @@ def sync(
         skip_unchanged: When nothing changed in the CRM and the ICP in force is the one the
             last write-back applied completely, skip loading, scoring and planning (the
             daemon's no-change cycle). ``segments`` is then empty.
+        compliance: Run the compliance monitor after the write-back (flags out-of-ICP deals,
+            writes their compliance fields, sends alerts; see :func:`~.monitor.monitor`).
 
     Raises:
         LeaseHeldError: Another process holds the lease (after the wait); nothing was done.
@@ -181,6 +190,7 @@ def sync(
         allow_mass_change=allow_mass_change,
         stop=stop or (lambda: False),
         skip_unchanged=skip_unchanged,
+        compliance=compliance,
     )
     if lease is not None:
         lease.check()
@@ -207,6 +217,13 @@ def sync(
         )
 
 
+def _with_deals(writeback: dict[str, Any], monitored: dict[str, Any] | None) -> dict[str, Any]:
+    """The write-back summary with the monitor's pending deal writes folded in: a cycle whose
+    deal writes were refused or deferred leaves no no-change mark."""
+    deals = (monitored or {}).get("writes") or {}
+    return {**writeback, **{k: writeback.get(k) or deals[k] for k in _PENDING if k in deals}}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Options:
     full: bool
@@ -214,13 +231,14 @@ class _Options:
     allow_mass_change: bool
     stop: Callable[[], bool]
     skip_unchanged: bool
+    compliance: bool
 
     def check_stop(self, where: str) -> None:
         if self.stop():
             raise CycleInterruptedError(f"stop requested {where}; the next cycle resumes from here")
 
 
-def _cycle(
+def _cycle(  # noqa: PLR0915 (one cycle's steps in order, each a call)
     settings: Settings,
     store: Store,
     *,
@@ -245,11 +263,13 @@ def _cycle(
     objects = {obj: ObjectSync(crm_object=obj) for obj in CrmObject}
     status = "ok"
     writeback: dict[str, Any] | None = None
+    monitored: dict[str, Any] | None = None
     try:
         if options.full:
             store.watermarks.clear(connector.name)
         history: History | None = None
         mark = ScoringMark(store, connector.name)
+        skipped = wrote = False
         try:
             _read(settings, store, connector, objects, run_id=run_id, now=now, options=options)
             unchanged = not options.full and all(o.nothing_new for o in objects.values())
@@ -265,6 +285,7 @@ def _cycle(
             ):
                 writeback = mark.skipped()
                 history = History.empty()
+                skipped = True
             else:
                 mark.clear()
                 with progress.step("loading the mirror"):
@@ -282,8 +303,22 @@ def _cycle(
                     allow_mass_change=options.allow_mass_change,
                     stop=options.stop,
                 )
-                if not options.dry_run:
-                    mark.remember(settings, writeback, writable=writable, now=now)
+                wrote = True
+            if options.compliance and not skipped:
+                lease.check()
+                monitored = monitor(
+                    settings,
+                    store,
+                    connector,
+                    now=now,
+                    dry_run=options.dry_run,
+                    run_id=run_id,
+                    history=history,
+                ).summary()
+            if wrote and writeback is not None and not options.dry_run:
+                mark.remember(
+                    settings, _with_deals(writeback, monitored), writable=writable, now=now
+                )
         except BudgetExhaustedError as exc:
             status = "budget_exhausted"
             log.warning("cycle_stopped", reason=str(exc), resume="next cycle")
@@ -306,6 +341,7 @@ def _cycle(
             duration_s=time.perf_counter() - started,
             status=status,
             writeback=writeback,
+            compliance=monitored,
         )
     except CycleInterruptedError as exc:
         store.runs.finish(run_id, status="interrupted", summary={"error": str(exc)}, now=now)

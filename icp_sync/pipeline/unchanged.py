@@ -19,9 +19,9 @@ from connectors.base import ApiUsage
 from icp_sync.config import Settings
 from icp_sync.store import Store, StoredConnectorState
 
-__all__ = ["ScoringMark", "usage_since"]
+__all__ = ["PENDING", "ScoringMark", "usage_since"]
 
-_PENDING = ("rejected", "deferred", "skipped_known_rejects", "retried_rejects")
+PENDING = ("rejected", "deferred", "skipped_known_rejects", "retried_rejects")
 
 
 class ScoringMark:
@@ -67,7 +67,7 @@ class ScoringMark:
             "skipped" not in writeback
             and not writeback.get("dry_run", True)
             and "guard" not in writeback
-            and not any(writeback.get(k) for k in _PENDING)
+            and not any(writeback.get(k) for k in PENDING)
         )
         self._state.save(
             {

@@ -3,25 +3,32 @@
 SQLAlchemy Core over SQLite (default) or PostgreSQL. ``Store.open(url)`` creates or upgrades
 the schema (:mod:`.migrations`, tables in :mod:`.schema`) and exposes one repository per
 concern: ``store.mirror``, ``store.watermarks``, ``store.runs``, ``store.versions``,
-``store.ledger``, ``store.lease``, ``store.activations``.
+``store.ledger``, ``store.lease``, ``store.activations``, ``store.commitments``,
+``store.violations``, ``store.outbox``.
 """
 
 from __future__ import annotations
 
 from icp_sync.store.activations import Activation, ActivationRepository
+from icp_sync.store.commitments import CommitmentRepository
 from icp_sync.store.facade import Store
 from icp_sync.store.lease import HeldLease, LeaseHolder, LeaseRepository
 from icp_sync.store.ledger import LedgerRepository, Rejection, StoredConnectorState
 from icp_sync.store.migrations import SCHEMA_VERSION
 from icp_sync.store.mirror import MirrorRepository, MirrorResult
+from icp_sync.store.outbox import Alert, OutboxItem, OutboxRepository
 from icp_sync.store.runs import RunRecord, RunRepository
 from icp_sync.store.versions import IcpVersion, StoredTal, VersionRepository
+from icp_sync.store.violations import FrozenTier, Violation, ViolationRepository
 from icp_sync.store.watermarks import WatermarkRepository
 
 __all__ = [
     "SCHEMA_VERSION",
     "Activation",
     "ActivationRepository",
+    "Alert",
+    "CommitmentRepository",
+    "FrozenTier",
     "HeldLease",
     "IcpVersion",
     "LeaseHolder",
@@ -29,6 +36,8 @@ __all__ = [
     "LedgerRepository",
     "MirrorRepository",
     "MirrorResult",
+    "OutboxItem",
+    "OutboxRepository",
     "Rejection",
     "RunRecord",
     "RunRepository",
@@ -36,5 +45,7 @@ __all__ = [
     "StoredConnectorState",
     "StoredTal",
     "VersionRepository",
+    "Violation",
+    "ViolationRepository",
     "WatermarkRepository",
 ]

@@ -58,8 +58,14 @@ class Org:
         """The connector's own state as the store keeps it."""
         return StoredConnectorState(self.store.ledger, "salesforce")
 
-    def sync(self, *, now: datetime | None = None, **kwargs: Any) -> SyncResult:
-        """One sync cycle, as `icp-sync sync` runs it (``now``: the client's clock)."""
+    def sync(
+        self, *, now: datetime | None = None, compliance: bool = False, **kwargs: Any
+    ) -> SyncResult:
+        """One sync cycle, as `icp-sync sync` runs it (``now``: the client's clock).
+
+        The compliance monitor (deal fields and alerts) runs only when asked, so that the
+        call and write counts of the Account write-back tests are the write-back's alone.
+        """
         stamp = now or datetime.now(UTC)
         return sync(
             self.settings,
@@ -67,6 +73,7 @@ class Org:
             run_id=f"r{stamp.timestamp()}",
             now=stamp,
             connector=self.connector(),
+            compliance=compliance,
             **kwargs,
         )
 

@@ -62,6 +62,7 @@ def test_syncs_killed_during_apply_write_every_change_exactly_once(
     text = config.read_text(encoding="utf-8")
     threshold = 300 if path == "bulk" else 2000
     text = text.replace("[store]\n", "[store]\nlease_ttl_s = 3\nlease_wait_s = 60\n")
+    text += "\n[compliance]\nenabled = false\n"  # Account write-back only: the reference
     text = text.replace("ca_file =", f"bulk_write_threshold = {threshold}\nca_file =", 1)
     config.write_text(text, encoding="utf-8")
     assert icp_sync("setup-fields", "--config", str(config)).code == 0

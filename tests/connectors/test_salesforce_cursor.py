@@ -79,11 +79,13 @@ def test_a_cycle_without_change_writes_nothing_to_the_mirror(
 def _edit_mid_apply(org: Org, target: str, monkeypatch: pytest.MonkeyPatch) -> None:
     real = write_module.collections_update
 
-    def with_edit(client: Any, records: Mapping[str, Any], *args: Any) -> Iterator[Any]:
+    def with_edit(
+        client: Any, records: Mapping[str, Any], *args: Any, **kwargs: Any
+    ) -> Iterator[Any]:
         org.sandbox.org.update(
             "Account", target, {"Name": "Edited Mid-Write"}, user=_owner(org, target)
         )
-        yield from real(client, records, *args)
+        yield from real(client, records, *args, **kwargs)
 
     monkeypatch.setattr(write_module, "collections_update", with_edit)
 
