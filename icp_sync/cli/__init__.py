@@ -290,6 +290,43 @@ def review(
             console.print_review(document)
 
 
+PeriodOption = Annotated[
+    str | None,
+    typer.Option(
+        "--period",
+        help="Commitment period: 2027, 2027-Q1 or 2027-03 (default: the year the history ends).",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def report(
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+    period: PeriodOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="HTML file to write (default: report.output); CSVs beside it."),
+    ] = None,
+) -> None:
+    """Adherence to the ICP commitment: HTML report with charts, CSV tables, revealed ICP."""
+    from icp_sync.pipeline import History, build_report, write_report
+    from icp_sync.report.text import print_report
+
+    with command("report", config) as run, Store.open(run.settings.store.url) as store:
+        document = build_report(
+            run.settings, store, History.load(store), now=run.now, period=period
+        )
+        target = out if out is not None else run.settings.resolve(run.settings.report.output)
+        files = write_report(document, target)
+        data = document.as_dict() | {"files": {k: str(v) for k, v in files.items()}}
+        if json_output:
+            console.print_json(data)
+        else:
+            print_report(data)
+
+
 @app.command()
 def demo(
     workdir: Annotated[

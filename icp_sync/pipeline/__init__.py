@@ -1,8 +1,9 @@
 """The only wiring of connectors, the state store and the pure core; the CLI calls it.
 
 One module per command: ``sync`` (with its write-back step in ``apply``), ``derive``,
-``score`` (``tal``, ``review``), ``versions`` (``activate``, ``versions``; the plan it shares
-with the sync is in ``planning``), ``check`` and ``fields`` (``setup-fields``). Each run loads
+``score`` (``tal``, ``review``), ``report`` (adherence, dashboard data, digest),
+``versions`` (``activate``, ``versions``; the plan it shares with the sync is in
+``planning``), ``check`` and ``fields`` (``setup-fields``). Each run loads
 the mirror once (:class:`~icp_sync.pipeline.history.History`).
 """
 
@@ -12,6 +13,7 @@ from icp_sync.pipeline.check import CheckReport, check
 from icp_sync.pipeline.derive import DeriveResult, derive_icp
 from icp_sync.pipeline.fields import setup_fields
 from icp_sync.pipeline.history import History
+from icp_sync.pipeline.report import build_report, write_report
 from icp_sync.pipeline.score import review, score, tal
 from icp_sync.pipeline.sync import ObjectSync, SyncResult, sync
 from icp_sync.pipeline.versions import activate, active_definition, version_list
@@ -24,6 +26,7 @@ __all__ = [
     "SyncResult",
     "activate",
     "active_definition",
+    "build_report",
     "check",
     "derive_icp",
     "review",
@@ -32,4 +35,5 @@ __all__ = [
     "sync",
     "tal",
     "version_list",
+    "write_report",
 ]

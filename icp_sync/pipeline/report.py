@@ -1,0 +1,160 @@
+"""``report`` (and the dashboard's data): adherence to the commitment and the revealed ICP.
+
+Loads what was committed for the period (the commitment, or without one the active ICP
+version and its TAL), tiers the mirror's accounts with that version, runs the pure adherence
+and revealed-ICP core, and writes the HTML report with one CSV per table beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from icp_sync.adherence import Period, Terms, measure, parse_period
+from icp_sync.config import Settings
+from icp_sync.errors import ConfigError, PipelineError
+from icp_sync.icp import IcpDefinition, assign_tiers, from_toml
+from icp_sync.log import get_logger
+from icp_sync.pipeline.history import History
+from icp_sync.report.document import Report
+from icp_sync.revealed import RevealedSettings, revealed_icp
+from icp_sync.segments import with_dimensions
+from icp_sync.store import Store
+
+__all__ = ["Committed", "build_report", "committed", "tiered_accounts", "write_report"]
+
+log = get_logger()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Committed:
+    """The terms of a period and the ICP definition they froze."""
+
+    terms: Terms
+    definition: IcpDefinition
+
+
+def _period(text: str | None, default: pd.Timestamp) -> Period:
+    try:
+        return parse_period(text if text is not None else str(default.year))
+    except ValueError as exc:
+        raise ConfigError([f"--period: {exc}"]) from None
+
+
+def committed(
+    settings: Settings, store: Store, *, period: str | None, history_end: pd.Timestamp
+) -> Committed:
+    """The commitment for ``period`` (default: the year the history ends in).
+
+    Without a commitment for the period, the active ICP version (else the newest) with its
+    TAL stands in, with the ``[report] target_green_share`` as target, and says so.
+    """
+    chosen = _period(period, history_end)
+    activation = store.activations.current()
+    stored = store.versions.get(activation.version if activation else None)
+    if stored is None:
+        raise PipelineError("no ICP version to report on: run `icp-sync derive` first")
+    tal = (
+        store.versions.tal(activation.tal_id)
+        if activation is not None and activation.tal_id is not None
+        else store.versions.latest_tal(stored.version)
+    )
+    members = frozenset(tal.members["account_id"].astype(str)) if tal is not None else frozenset()
+    terms = Terms(
+        period=chosen,
+        version=stored.version,
+        target_green_share=settings.report.target_green_share,
+        tal=members,
+        source="active version" if activation is not None else "newest version",
+    )
+    definition = from_toml(stored.definition, source=f"stored {stored.version}")
+    return Committed(terms=terms, definition=definition)
+
+
+def tiered_accounts(
+    settings: Settings, history: History, definition: IcpDefinition
+) -> pd.DataFrame:
+    """The live accounts with their segment dimensions, ``tier`` and ``segment`` label."""
+    accounts = with_dimensions(history.accounts, settings.segments).reset_index(drop=True)
+    assignment = assign_tiers(accounts, definition)
+    accounts["tier"] = assignment.frame["tier"].to_numpy()
+    accounts["segment"] = assignment.frame["segment"].to_numpy()
+    return accounts
+
+
+def _owners(settings: Settings) -> pd.DataFrame | None:
+    path = settings.report.owners
+    if path is None:
+        return None
+    frame = pd.read_csv(path, dtype=str)
+    missing = {"owner_id", "team"} - set(frame.columns)
+    if missing:
+        raise ConfigError([f"report.owners: {path} has no column(s) {', '.join(sorted(missing))}"])
+    return frame
+
+
+def build_report(
+    settings: Settings,
+    store: Store,
+    history: History,
+    *,
+    now: datetime,
+    period: str | None = None,
+) -> Report:
+    """Measure adherence for ``period`` and the revealed ICP of the last 90 days."""
+    if history.accounts.empty:
+        raise PipelineError("the mirror holds no accounts: run `icp-sync sync` first")
+    end = history.window(now).end
+    terms = committed(settings, store, period=period, history_end=end)
+    accounts = tiered_accounts(settings, history, terms.definition)
+    adherence = measure(
+        accounts,
+        history.opportunities,
+        terms.terms,
+        now=end,
+        owners=_owners(settings),
+    )
+    revealed = revealed_icp(
+        accounts,
+        history.opportunities,
+        RevealedSettings(
+            dimensions=tuple(terms.definition.dimensions),
+            max_depth=settings.segments.max_depth,
+            min_accounts=settings.segments.min_accounts,
+            fdr=settings.icp.fdr,
+            min_lift=settings.icp.min_lift,
+        ),
+        now=end,
+    )
+    log.info(
+        "report_measured",
+        period=terms.terms.period.name,
+        version=terms.terms.version,
+        new_deals=adherence.headline["new_deals"],
+        green_share=adherence.headline["green_share"]["value"],
+        disagreements=len(revealed.disagreements),
+    )
+    return Report(
+        adherence=adherence,
+        revealed=revealed,
+        generated_at=pd.Timestamp(now),
+        history_end=end,
+        link=settings.dashboard.url,
+    )
+
+
+def write_report(report: Report, out: Path) -> dict[str, Path]:
+    """Write the HTML page to ``out`` and each table as ``<stem>-<table>.csv`` beside it."""
+    from icp_sync.report.html import csv_text, render
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    files = {"html": out}
+    for name, frame in report.tables().items():
+        path = out.with_name(f"{out.stem}-{name}.csv")
+        path.write_text(csv_text(frame), encoding="utf-8")
+        files[name] = path
+    out.write_text(render(report), encoding="utf-8")
+    return files
