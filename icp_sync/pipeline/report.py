@@ -7,8 +7,11 @@ and revealed-ICP core, and writes the HTML report with one CSV per table beside 
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -24,7 +27,14 @@ from icp_sync.revealed import RevealedSettings, revealed_icp
 from icp_sync.segments import with_dimensions
 from icp_sync.store import Store
 
-__all__ = ["Committed", "build_report", "committed", "tiered_accounts", "write_report"]
+__all__ = [
+    "Committed",
+    "build_report",
+    "committed",
+    "dashboard_loader",
+    "tiered_accounts",
+    "write_report",
+]
 
 log = get_logger()
 
@@ -158,3 +168,36 @@ def write_report(report: Report, out: Path) -> dict[str, Path]:
         files[name] = path
     out.write_text(render(report), encoding="utf-8")
     return files
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def dashboard_loader(
+    settings: Settings,
+    *,
+    period: str | None = None,
+    ttl_s: float = 300.0,
+    clock: Callable[[], datetime] = _utc_now,
+) -> Callable[[], Report]:
+    """A loader for the dashboard: the report of ``period``, rebuilt at most every ``ttl_s``.
+
+    Each rebuild opens the store, reads the mirror once and measures; requests in between
+    share the last report (one rebuild at a time).
+    """
+    lock = threading.Lock()
+    cached: list[tuple[float, Report]] = []
+
+    def load() -> Report:
+        with lock:
+            if cached and time.monotonic() - cached[0][0] < ttl_s:
+                return cached[0][1]
+            with Store.open(settings.store.url) as store:
+                report = build_report(
+                    settings, store, History.load(store), now=clock(), period=period
+                )
+            cached[:] = [(time.monotonic(), report)]
+            return report
+
+    return load
