@@ -7,9 +7,12 @@ from functools import cache
 
 import pandas as pd
 
+from icp_sync.adherence import Terms, measure, parse_period
 from icp_sync.config import SegmentsConfig
 from icp_sync.icp import IcpDefinition, SegmentRule, assign_tiers
 from icp_sync.model import Tier
+from icp_sync.report.document import Report
+from icp_sync.revealed import RevealedSettings, revealed_icp
 from icp_sync.sandbox.generate import GREEN, RED, SyntheticCrm, generate
 from icp_sync.segments import with_dimensions
 
@@ -50,3 +53,26 @@ def tiered(data: SyntheticCrm) -> pd.DataFrame:
 def live_opportunities(data: SyntheticCrm) -> pd.DataFrame:
     """The opportunities not deleted."""
     return data.opportunities[~data.opportunities["is_deleted"]].reset_index(drop=True)
+
+
+@cache
+def planted_report(drift: int = 40) -> Report:
+    """The adherence report of 2026 on the planted CRM (target 10%, the first 200 prospects
+    as TAL)."""
+    data = crm(drift=drift)
+    accounts, opportunities = tiered(data), live_opportunities(data)
+    prospects = accounts[accounts["customer_since"].isna()]["account_id"].head(200)
+    terms = Terms(
+        period=parse_period("2026"),
+        version="v1",
+        target_green_share=0.1,
+        tal=frozenset(prospects),
+        signatories=("Sales: Dana <b>Lee</b>",),
+    )
+    settings = RevealedSettings(dimensions=("industry", "employees_band", "region"))
+    return Report(
+        adherence=measure(accounts, opportunities, terms, now=END, owners=data.owners),
+        revealed=revealed_icp(accounts, opportunities, settings, now=END),
+        generated_at=END,
+        history_end=END,
+    )
