@@ -26,6 +26,7 @@ __all__ = [
     "Connector",
     "ConnectorState",
     "FieldSetup",
+    "LongLived",
     "WritableConnector",
 ]
 
@@ -172,4 +173,17 @@ class WritableConnector(Connector, Protocol):
 
     def apply(self, plan: Plan) -> Iterator[ApplyBatch]:
         """Write a plan, one batch of results per call or job; the only writer."""
+        ...
+
+
+@runtime_checkable
+class LongLived(Protocol):
+    """**Protocol**: a connector the daemon keeps across cycles (token, describes cached).
+
+    ``refresh_metadata`` forgets what was described about the CRM (field lists), so that the
+    next cycle describes again: the daemon calls it on a schedule, not every cycle.
+    """
+
+    def refresh_metadata(self) -> None:
+        """Forget cached descriptions of the CRM; the next use describes again."""
         ...

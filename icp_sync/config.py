@@ -284,6 +284,25 @@ class GuardsConfig(Section):
     moves that follow a human tier override are not counted)."""
 
 
+class DaemonConfig(Section):
+    """``icp-sync run``: the schedule, health and metrics endpoint, failure handling."""
+
+    interval_s: float = Field(default=900.0, ge=1, le=86_400)
+    """Incremental sync every this many seconds (``--interval`` overrides it)."""
+    full_sync_at: str = Field(default="02:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    """Nightly full reconciliation (every record read again), ``HH:MM`` UTC."""
+    misfire_grace_s: float = Field(default=300.0, ge=1)
+    """A run that could not start on time still starts within this many seconds."""
+    listen: str = Field(default="127.0.0.1:9464", pattern=r"^\[?[^\s]*\]?:[0-9]{1,5}$")
+    """``HOST:PORT`` of ``/healthz``, ``/readyz`` and ``/metrics`` (``--listen`` overrides)."""
+    alert_after_failures: int = Field(default=3, ge=1)
+    """Consecutive failed cycles before RevOps is alerted (once, until a cycle succeeds)."""
+    max_backoff_s: float = Field(default=3_600.0, ge=1)
+    """Longest pause after failed cycles (doubling from one interval)."""
+    describe_refresh_h: float = Field(default=24.0, gt=0)
+    """How often the CRM's field lists are described again (cached in between)."""
+
+
 class Settings(Section):
     """The whole configuration."""
 
@@ -301,6 +320,7 @@ class Settings(Section):
     tal: TalConfig = TalConfig()
     tiers: TiersConfig = TiersConfig()
     guards: GuardsConfig = GuardsConfig()
+    daemon: DaemonConfig = DaemonConfig()
     report: ReportConfig = ReportConfig()
     dashboard: DashboardConfig = DashboardConfig()
     source: Path | None = Field(default=None, exclude=True)

@@ -12,7 +12,9 @@
     │       └── AuthError           credentials refused
     ├── StateStoreError             the state store cannot be opened or migrated
     └── PipelineError               a cycle cannot proceed (e.g. nothing to score)
-        └── LeaseHeldError          another process holds the write lease: write nothing
+        ├── LeaseHeldError          another process holds the write lease: write nothing
+        └── CycleInterruptedError        asked to stop (SIGTERM): stopped between two committed
+                                    steps; the next cycle resumes from there
 
 A bad record is never an exception: normalisation reports it as a
 :class:`~icp_sync.model.Reject` and write-back as a rejection in its
@@ -29,6 +31,7 @@ __all__ = [
     "BudgetExhaustedError",
     "ConfigError",
     "ConnectorError",
+    "CycleInterruptedError",
     "FatalConnectorError",
     "IcpSyncError",
     "LeaseHeldError",
@@ -116,4 +119,12 @@ class MassChangeError(PipelineError):
     """A sync would delete or re-tier more than the configured share; nothing was written.
 
     ``sync --allow-mass-change`` lets it through once the change is understood.
+    """
+
+
+class CycleInterruptedError(PipelineError):
+    """A stop was requested (SIGTERM); the cycle stopped between two committed steps.
+
+    Nothing is half-written: every mirrored batch and every write call before the stop is
+    recorded, so the next cycle resumes from there.
     """

@@ -89,6 +89,10 @@ class SalesforceConnector:
         """Release the HTTP session."""
         self._client.close()
 
+    def refresh_metadata(self) -> None:
+        """Forget the described field lists; the next use describes again (one call each)."""
+        self._fields.forget()
+
     def read_limits(self) -> dict[str, Any]:
         """The org's ``/limits`` (also primes the budget guard)."""
         return self._client.read_limits()

@@ -96,6 +96,10 @@ class Fields:
             self._existing[sobject] = {str(f["name"]) for f in described.get("fields", [])}
         return self._existing[sobject]
 
+    def forget(self) -> None:
+        """Describe again on next use (a field created or hidden since is then seen)."""
+        self._existing.clear()
+
     def writable(self) -> dict[str, str]:
         """Owned field -> API name, for the written fields that exist on Account."""
         existing = self.existing("Account")

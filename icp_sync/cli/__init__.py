@@ -327,6 +327,51 @@ def report(
             print_report(data)
 
 
+@app.command("run")
+def run_daemon(
+    config: ConfigOption = None,
+    interval: Annotated[
+        float | None,
+        typer.Option(
+            "--interval",
+            min=1,
+            max=86_400,
+            help="Seconds between incremental syncs (default: daemon.interval_s).",
+            show_default=False,
+        ),
+    ] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            help="HOST:PORT for /healthz, /readyz and /metrics (default: daemon.listen, "
+            "127.0.0.1:9464).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run the daemon: scheduled syncs, nightly full sync, /healthz /readyz /metrics."""
+    from icp_sync.daemon import Daemon
+    from icp_sync.pipeline import dashboard
+
+    with command("run", config) as run, Store.open(run.settings.store.url) as store:
+        try:
+            daemon = Daemon(
+                run.settings,
+                store,
+                interval_s=interval,
+                listen=listen,
+                extra_routes=dashboard(run.settings),
+            )
+        except ValueError as exc:
+            raise ConfigError([str(exc)]) from None
+        try:
+            code = daemon.serve()
+        except OSError as exc:
+            raise ConfigError([f"--listen: {exc}"]) from None
+        raise typer.Exit(code)
+
+
 @app.command()
 def demo(
     workdir: Annotated[

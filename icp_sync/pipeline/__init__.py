@@ -13,7 +13,7 @@ from icp_sync.pipeline.check import CheckReport, check
 from icp_sync.pipeline.derive import DeriveResult, derive_icp
 from icp_sync.pipeline.fields import setup_fields
 from icp_sync.pipeline.history import History
-from icp_sync.pipeline.report import build_report, write_report
+from icp_sync.pipeline.report import build_report, dashboard, write_report
 from icp_sync.pipeline.score import review, score, tal
 from icp_sync.pipeline.sync import ObjectSync, SyncResult, sync
 from icp_sync.pipeline.versions import activate, active_definition, version_list
@@ -28,6 +28,7 @@ __all__ = [
     "active_definition",
     "build_report",
     "check",
+    "dashboard",
     "derive_icp",
     "review",
     "score",

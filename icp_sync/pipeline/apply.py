@@ -6,6 +6,7 @@ the planner compares with, so an unchanged value never costs a call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
@@ -13,7 +14,7 @@ import pandas as pd
 
 from connectors.base import WritableConnector
 from icp_sync.config import Settings
-from icp_sync.errors import MassChangeError
+from icp_sync.errors import CycleInterruptedError, MassChangeError
 from icp_sync.log import get_logger
 from icp_sync.manual_edits import ManualEditPolicy, detect
 from icp_sync.model import CrmObject
@@ -89,8 +90,12 @@ def write_back(
     now: datetime,
     dry_run: bool,
     allow_mass_change: bool = False,
+    stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Score with the active ICP and its TAL, plan the changes, and (unless a dry run) apply.
+
+    ``stop`` is asked after every write call; when it says yes the write-back stops there
+    (what was written is recorded) with :class:`CycleInterruptedError`.
 
     Raises:
         MassChangeError: If more accounts would move tier under the same version than
@@ -152,7 +157,7 @@ def write_back(
         raise MassChangeError(tripped)
     if summary["dry_run"]:
         return summary
-    summary |= _apply(store, connector, planned, run_id=run_id, now=now)
+    summary |= _apply(store, connector, planned, run_id=run_id, now=now, stop=stop)
     counted = ("records_written", "rejected", "deferred", "retried_rejects")
     log.info("writeback_applied", **{k: summary[k] for k in counted})
     return summary
@@ -187,7 +192,13 @@ def _retier_guard(settings: Settings, proposal: WritePlan) -> str | None:
 
 
 def _apply(
-    store: Store, connector: WritableConnector, planned: Plan, *, run_id: str, now: datetime
+    store: Store,
+    connector: WritableConnector,
+    planned: Plan,
+    *,
+    run_id: str,
+    now: datetime,
+    stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     counts = {"records_written": 0, "rejected": 0, "deferred": 0}
     wanted = planned.by_record()
@@ -209,4 +220,9 @@ def _apply(
         counts["deferred"] += len(batch.deferred)
         for record_id, reason in batch.rejected.items():
             log.warning("record_rejected", record_id=record_id, reason=reason)
+        if stop is not None and stop():
+            raise CycleInterruptedError(
+                f"stop requested during write-back after {counts['records_written']:,} "
+                "records; the next cycle writes the rest"
+            )
     return counts

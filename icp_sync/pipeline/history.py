@@ -39,6 +39,11 @@ class History:
             opportunities=store.mirror.load(CrmObject.OPPORTUNITY),
         )
 
+    @classmethod
+    def empty(cls) -> History:
+        """No history (a cycle that loads none)."""
+        return cls(accounts=pd.DataFrame(), opportunities=pd.DataFrame())
+
     def window(self, now: datetime) -> ObservationWindow:
         """The span of the observed history (its end is the latest activity, never the future)."""
         return observation_window(self.accounts, self.opportunities, pd.Timestamp(now))

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -23,6 +24,9 @@ from icp_sync.icp import IcpDefinition, assign_tiers, from_toml
 from icp_sync.log import get_logger
 from icp_sync.pipeline.history import History
 from icp_sync.report.document import Report
+
+if TYPE_CHECKING:
+    from starlette.routing import Route
 from icp_sync.revealed import RevealedSettings, revealed_icp
 from icp_sync.segments import with_dimensions
 from icp_sync.store import Store
@@ -31,6 +35,7 @@ __all__ = [
     "Committed",
     "build_report",
     "committed",
+    "dashboard",
     "dashboard_loader",
     "tiered_accounts",
     "write_report",
@@ -201,3 +206,14 @@ def dashboard_loader(
             return report
 
     return load
+
+
+def dashboard(settings: Settings, *, ttl_s: float = 300.0) -> list[Route]:
+    """The dashboard's routes for the daemon's web app, over a cached report loader."""
+    from icp_sync.report.dashboard import dashboard_routes
+
+    return dashboard_routes(
+        dashboard_loader(settings, ttl_s=ttl_s),
+        token=settings.dashboard.token,
+        trusted_header=settings.dashboard.trusted_header,
+    )

@@ -10,7 +10,7 @@ one resumes.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,13 +20,14 @@ import pandas as pd
 from connectors import Connector, make_connector
 from connectors.base import WritableConnector
 from icp_sync.config import Settings
-from icp_sync.errors import BudgetExhaustedError, MassChangeError
+from icp_sync.errors import BudgetExhaustedError, CycleInterruptedError, MassChangeError
 from icp_sync.log import get_logger
 from icp_sync.manual_edits import ManualEditPolicy
 from icp_sync.model import ID_COLUMN, CrmObject, NormalizeReport
 from icp_sync.normalize import normalize
 from icp_sync.pipeline.apply import remember_read_back, write_back
 from icp_sync.pipeline.history import History, connector_state
+from icp_sync.pipeline.unchanged import ScoringMark, usage_since
 from icp_sync.segments import dimension_summary
 from icp_sync.store import HeldLease, Store
 
@@ -94,6 +95,13 @@ class SyncResult:
     status: str = "ok"
     writeback: dict[str, Any] | None = None
     api_by_endpoint: dict[str, int] = field(default_factory=dict)
+    api_remaining: int | None = None
+    """The org's daily API calls left, as last reported (``None`` when unknown)."""
+
+    @property
+    def records_rejected(self) -> int:
+        """Records refused by the CRM in this cycle's write-back."""
+        return int(self.writeback.get("rejected", 0)) if self.writeback else 0
 
     @property
     def records_written(self) -> int:
@@ -129,6 +137,9 @@ def sync(
     allow_mass_change: bool = False,
     connector: Connector | None = None,
     wait_lease: float | None = None,
+    lease: HeldLease | None = None,
+    stop: Callable[[], bool] | None = None,
+    skip_unchanged: bool = False,
 ) -> SyncResult:
     """Run one sync cycle, holding the single-writer lease, and record it in the run history.
 
@@ -143,24 +154,61 @@ def sync(
             shares (otherwise such a sync stops before writing, with ``MassChangeError``).
         connector: Use this connector instead of building one from ``settings``.
         wait_lease: Seconds to wait for another process's lease (default: the config's).
+        lease: The ``sync`` lease, already held by the caller (the daemon holds it across
+            cycles); checked before every write. Default: taken for this cycle only.
+        stop: Asked between committed steps; when it says yes the cycle raises
+            :class:`CycleInterruptedError` (everything done so far is kept).
+        skip_unchanged: When nothing changed in the CRM and the ICP in force is the one the
+            last write-back applied completely, skip loading, scoring and planning (the
+            daemon's no-change cycle). ``segments`` is then empty.
 
     Raises:
         LeaseHeldError: Another process holds the lease (after the wait); nothing was done.
+        CycleInterruptedError: ``stop`` said yes; the next cycle resumes.
     """
-    wait = settings.store.lease_wait_s if wait_lease is None else wait_lease
-    ttl = timedelta(seconds=settings.store.lease_ttl_s)
-    with store.lease.hold("sync", ttl=ttl, wait=timedelta(seconds=wait)) as lease:
+    options = _Options(
+        full=full,
+        dry_run=dry_run,
+        allow_mass_change=allow_mass_change,
+        stop=stop or (lambda: False),
+        skip_unchanged=skip_unchanged,
+    )
+    if lease is not None:
+        lease.check()
         return _cycle(
             settings,
             store,
             run_id=run_id,
             now=now,
-            full=full,
-            dry_run=dry_run,
-            allow_mass_change=allow_mass_change,
+            options=options,
             connector=connector,
             lease=lease,
         )
+    wait = settings.store.lease_wait_s if wait_lease is None else wait_lease
+    ttl = timedelta(seconds=settings.store.lease_ttl_s)
+    with store.lease.hold("sync", ttl=ttl, wait=timedelta(seconds=wait)) as held:
+        return _cycle(
+            settings,
+            store,
+            run_id=run_id,
+            now=now,
+            options=options,
+            connector=connector,
+            lease=held,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Options:
+    full: bool
+    dry_run: bool
+    allow_mass_change: bool
+    stop: Callable[[], bool]
+    skip_unchanged: bool
+
+    def check_stop(self, where: str) -> None:
+        if self.stop():
+            raise CycleInterruptedError(f"stop requested {where}; the next cycle resumes from here")
 
 
 def _cycle(
@@ -169,15 +217,15 @@ def _cycle(
     *,
     run_id: str,
     now: datetime,
-    full: bool,
-    dry_run: bool,
-    allow_mass_change: bool,
+    options: _Options,
     connector: Connector | None,
     lease: HeldLease,
 ) -> SyncResult:
     started = time.perf_counter()
     owned = connector is None
     connector = connector or make_connector(settings, connector_state(store, settings))
+    calls_before = connector.usage()
+    full, dry_run, allow_mass_change = options.full, options.dry_run, options.allow_mass_change
     for run in store.runs.start(run_id, "sync", now=now):
         log.warning(
             "run_abandoned",
@@ -193,6 +241,7 @@ def _cycle(
         if full:
             store.watermarks.clear(connector.name)
         history: History | None = None
+        mark = ScoringMark(store, connector.name)
         try:
             for obj in CrmObject:
                 _sync_object(
@@ -203,9 +252,17 @@ def _cycle(
                     run_id=run_id,
                     now=now,
                     allow_mass_change=allow_mass_change,
+                    options=options,
                 )
-            history = History.load(store)
-            if isinstance(connector, WritableConnector):
+            options.check_stop("before scoring")
+            unchanged = not full and all(o.source_unchanged for o in objects.values())
+            if options.skip_unchanged and unchanged and mark.still_valid(settings):
+                writeback = mark.skipped()
+                history = History.empty()
+            else:
+                mark.clear()
+                history = History.load(store)
+            if writeback is None and isinstance(connector, WritableConnector):
                 lease.check()
                 writeback = write_back(
                     settings,
@@ -216,24 +273,36 @@ def _cycle(
                     now=now,
                     dry_run=dry_run,
                     allow_mass_change=allow_mass_change,
+                    stop=options.stop,
                 )
+                if not dry_run:
+                    mark.remember(settings, writeback, now=now)
         except BudgetExhaustedError as exc:
             status = "budget_exhausted"
             log.warning("cycle_stopped", reason=str(exc), resume="next cycle")
         history = history or History.load(store)
-        usage = connector.usage()
+        usage = usage_since(calls_before, connector.usage())
+        segments = (
+            dimension_summary(history.accounts, history.opportunities, settings.segments)
+            if not history.accounts.empty
+            else pd.DataFrame()
+        )
         result = SyncResult(
             run_id=run_id,
             connector=connector.name,
             objects=objects,
             mirror=store.mirror.counts(),
-            segments=dimension_summary(history.accounts, history.opportunities, settings.segments),
+            segments=segments,
             api_calls=usage.calls,
             api_by_endpoint=usage.by_endpoint,
+            api_remaining=usage.remaining,
             duration_s=time.perf_counter() - started,
             status=status,
             writeback=writeback,
         )
+    except CycleInterruptedError as exc:
+        store.runs.finish(run_id, status="interrupted", summary={"error": str(exc)}, now=now)
+        raise
     except BaseException as exc:
         store.runs.finish(run_id, status="failed", summary={"error": str(exc)}, now=now)
         raise
@@ -255,6 +324,7 @@ def _sync_object(
     run_id: str,
     now: datetime,
     allow_mass_change: bool,
+    options: _Options,
 ) -> None:
     obj = outcome.crm_object
     since = store.watermarks.get(connector.name, obj)
@@ -266,6 +336,7 @@ def _sync_object(
         store, obj, limit=settings.guards.max_delete_share, allow=allow_mass_change
     )
     for batch in connector.extract(obj, since=since, now=now):
+        options.check_stop(f"while reading {obj}")
         if batch.deleted:
             guard.check(batch.deleted)
             outcome.deleted += store.mirror.mark_deleted(obj, batch.deleted, now=now)

@@ -25,7 +25,15 @@ from icp_sync.sandbox.salesforce.bulk import BulkError, BulkJobs
 from icp_sync.sandbox.salesforce.org import RecordError, SalesforceOrg
 from icp_sync.sandbox.salesforce.soql import SoqlError
 
-__all__ = ["Handler", "SalesforceApi", "SalesforceCredentials", "base_url", "endpoint", "errors"]
+__all__ = [
+    "Handler",
+    "SalesforceApi",
+    "SalesforceCredentials",
+    "base_url",
+    "endpoint",
+    "errors",
+    "run_handler",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,15 +133,7 @@ def endpoint(
             api.stats.record(label)
             refusal.headers.update(api.limit_header())
             return refusal
-        try:
-            response = await handler(api, request)
-        except SoqlError as exc:
-            response = errors(400, exc.code, str(exc))
-        except RecordError as exc:
-            status = 404 if exc.code == "NOT_FOUND" else 400
-            response = errors(status, exc.code, exc.message)
-        except BulkError as exc:
-            response = errors(exc.status, exc.code, str(exc))
+        response = await run_handler(api, handler, request)
         api.stats.record(
             label, records_read=request.state.read, records_written=request.state.written
         )
@@ -141,6 +141,19 @@ def endpoint(
         return response
 
     return wrapped
+
+
+async def run_handler(api: SalesforceApi, handler: Handler, request: Request) -> Response:
+    """Run a route's handler; Salesforce-shaped error answers for the errors it raises."""
+    try:
+        return await handler(api, request)
+    except SoqlError as exc:
+        return errors(400, exc.code, str(exc))
+    except RecordError as exc:
+        status = 404 if exc.code == "NOT_FOUND" else 400
+        return errors(status, exc.code, exc.message)
+    except BulkError as exc:
+        return errors(exc.status, exc.code, str(exc))
 
 
 def _authenticate(api: SalesforceApi, request: Request) -> Response | None:

@@ -9,6 +9,7 @@ profile: 503s, concurrency limits, expiring sessions, row locks and validation r
 from __future__ import annotations
 
 from email.utils import formatdate
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -21,7 +22,14 @@ from icp_sync.sandbox.accounting import ApiStats
 from icp_sync.sandbox.control import control_routes
 from icp_sync.sandbox.faults import FaultInjector
 from icp_sync.sandbox.salesforce import auth, query, sobjects, tooling
-from icp_sync.sandbox.salesforce.api import Handler, SalesforceApi, SalesforceCredentials, endpoint
+from icp_sync.sandbox.salesforce.api import (
+    Handler,
+    SalesforceApi,
+    SalesforceCredentials,
+    endpoint,
+    run_handler,
+)
+from icp_sync.sandbox.salesforce.composite import Composite
 from icp_sync.sandbox.salesforce.org import SalesforceOrg, format_datetime
 
 __all__ = ["SalesforceCredentials", "create_salesforce_app"]
@@ -107,6 +115,15 @@ async def _purge(request: Request) -> JSONResponse:
     return JSONResponse({"purged": purged})
 
 
+def _uncounted(api: SalesforceApi, handler: Handler) -> Any:
+    async def run(request: Request) -> Response:
+        request.state.read = 0
+        request.state.written = 0
+        return await run_handler(api, handler, request)
+
+    return run
+
+
 def create_salesforce_app(
     org: SalesforceOrg,
     *,
@@ -117,10 +134,14 @@ def create_salesforce_app(
     """The emulator as an ASGI app, bound to an org, its credentials, counters and faults."""
     api = SalesforceApi(org, credentials, stats, faults)
     data = "/services/data/{version}"
+    # the same handlers, uncounted, for the subrequests of a composite call
+    inner: list[Route] = []
 
     def route(path: str, name: str, handler: Handler, methods: list[str]) -> list[Route]:
         wrapped = endpoint(api, name, handler)
         paths = [path, path + "/"] if not path.endswith("/") else [path]
+        if name != "composite" and not name.startswith(("jobs", "tooling", "limits", "resources")):
+            inner.extend(Route(p, _uncounted(api, handler), methods=methods) for p in paths)
         return [Route(p, wrapped, methods=methods) for p in paths]
 
     routes = [
@@ -157,6 +178,7 @@ def create_salesforce_app(
             sobjects.collections,
             ["POST", "PATCH", "DELETE"],
         ),
+        *route(f"{data}/composite", "composite", Composite(Starlette(routes=inner)), ["POST"]),
         *route(
             f"{data}/tooling/sobjects/CustomField",
             "tooling/sobjects/CustomField",
