@@ -258,6 +258,8 @@ def measure(
         "won": int((flagged["is_won"] & ~waived).sum()),
         "lost": int((flagged["is_closed"] & ~flagged["is_won"] & ~waived).sum()),
     }
+    if not terms.tal:
+        notes.append("no TAL was committed (or proposed) for this version: no TAL coverage")
     lift, green_vs_rest = _lift(
         opps, accounts=accounts, period=period, until=until, now=now, notes=notes
     )
