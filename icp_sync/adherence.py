@@ -31,7 +31,7 @@ import pandas as pd
 from icp_sync.estimates import MIN_RATE_N, compare_rates, mean_estimate, rate_estimate
 from icp_sync.model import DealType, Tier
 
-__all__ = ["Adherence", "Period", "Terms", "measure", "parse_period"]
+__all__ = ["Adherence", "Period", "Terms", "deal_tiers", "measure", "parse_period"]
 
 TIER_AT_CREATION = "attr_icp_tier_at_creation"
 WAIVER_COLUMNS = ("attr_icp_waiver_reason", "attr_icp_waiver_approved_by")
@@ -82,6 +82,8 @@ class Terms:
         tal: Account ids of the committed TAL.
         source: ``commitment`` or ``active version`` (no commitment for the period).
         signatories: Who signed, as given.
+        decided_at: When the terms (the TAL) were fixed; a TAL fixed after the period began
+            is no out-of-sample prediction of it.
     """
 
     period: Period
@@ -90,6 +92,7 @@ class Terms:
     tal: frozenset[str]
     source: str = "commitment"
     signatories: tuple[str, ...] = ()
+    decided_at: pd.Timestamp | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,7 +128,8 @@ class Adherence:
         }
 
 
-def _deal_tiers(opportunities: pd.DataFrame, tiers: pd.Series) -> pd.Series:
+def deal_tiers(opportunities: pd.DataFrame, tiers: pd.Series) -> pd.Series:
+    """Each deal's tier: frozen at creation where the CRM holds it, else its account's."""
     by_account = opportunities["account_id"].map(tiers)
     if TIER_AT_CREATION in opportunities.columns:
         frozen = opportunities[TIER_AT_CREATION].astype("string").str.strip().str.capitalize()
@@ -203,7 +207,7 @@ def measure(
         notes.append(f"the observed history ends on {now:%Y-%m-%d}, before the period starts")
     tiers = accounts.set_index("account_id")["tier"].astype(str)
     opps = opportunities.copy()
-    opps["tier"] = _deal_tiers(opps, tiers)
+    opps["tier"] = deal_tiers(opps, tiers)
     opps["out_of_icp"] = _out_of_icp(opps, violations)
     created = opps["created_at"]
     in_period = (created >= period.start) & (created < until)

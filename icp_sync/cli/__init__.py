@@ -276,13 +276,34 @@ def review(
     version: Annotated[
         str | None, typer.Option("--version", help="ICP version to review (default: latest).")
     ] = None,
+    period: Annotated[
+        str | None,
+        typer.Option(
+            "--period",
+            help="Review the commitment of this period (2027, 2027-Q1, 2027-03) instead: were "
+            "its predictions right, which segments change tier, a refined definition.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Did an ICP version's predictions come true after its as-of date?"""
-    from icp_sync.pipeline import History
+    """Did an ICP version's predictions come true after its as-of date (or a commitment's,
+    over its period)?"""
+    from icp_sync.pipeline import History, period_review
     from icp_sync.pipeline import review as run_review
 
+    if period is not None and version is not None:
+        raise ConfigError(["--period and --version: give one (a period reviews its commitment)"])
     with command("review", config) as run, Store.open(run.settings.store.url) as store:
         history = History.load(store)
+        if period is not None:
+            from icp_sync.report.text import print_period_review
+
+            document = period_review(run.settings, store, history, now=run.now, period=period)
+            if json_output:
+                console.print_json(document)
+            else:
+                print_period_review(document)
+            return
         document = run_review(run.settings, store, history, now=run.now, version=version)
         if json_output:
             console.print_json(document)

@@ -13,7 +13,7 @@ from icp_sync.pipeline.check import CheckReport, check
 from icp_sync.pipeline.derive import DeriveResult, derive_icp
 from icp_sync.pipeline.fields import setup_fields
 from icp_sync.pipeline.history import History
-from icp_sync.pipeline.report import build_report, dashboard, write_report
+from icp_sync.pipeline.report import build_report, dashboard, period_review, write_report
 from icp_sync.pipeline.score import review, score, tal
 from icp_sync.pipeline.sync import ObjectSync, SyncResult, sync
 from icp_sync.pipeline.versions import activate, active_definition, version_list
@@ -30,6 +30,7 @@ __all__ = [
     "check",
     "dashboard",
     "derive_icp",
+    "period_review",
     "review",
     "score",
     "setup_fields",

@@ -13,17 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from icp_sync.adherence import Period, Terms, measure, parse_period
 from icp_sync.config import Settings
 from icp_sync.errors import ConfigError, PipelineError
-from icp_sync.icp import IcpDefinition, assign_tiers, from_toml
+from icp_sync.icp import IcpDefinition, assign_tiers, from_toml, to_toml
 from icp_sync.log import get_logger
+from icp_sync.model import Tier
+from icp_sync.period_review import predictions, refine, segment_changes
 from icp_sync.pipeline.history import History
-from icp_sync.report.document import Report
+from icp_sync.report.document import Report, records
 
 if TYPE_CHECKING:
     from starlette.routing import Route
@@ -37,6 +39,7 @@ __all__ = [
     "committed",
     "dashboard",
     "dashboard_loader",
+    "period_review",
     "tiered_accounts",
     "write_report",
 ]
@@ -84,6 +87,7 @@ def committed(
         target_green_share=settings.report.target_green_share,
         tal=members,
         source="active version" if activation is not None else "newest version",
+        decided_at=pd.Timestamp(tal.created_at) if tal is not None else None,
     )
     definition = from_toml(stored.definition, source=f"stored {stored.version}")
     return Committed(terms=terms, definition=definition)
@@ -217,3 +221,111 @@ def dashboard(settings: Settings, *, ttl_s: float = 300.0) -> list[Route]:
         token=settings.dashboard.token,
         trusted_header=settings.dashboard.trusted_header,
     )
+
+
+def period_review(
+    settings: Settings, store: Store, history: History, *, now: datetime, period: str
+) -> dict[str, Any]:
+    """The review of the commitment for ``period``: did its predictions hold, which segments
+    should change tier, and a refined definition (written beside the derived ones)."""
+    if history.accounts.empty:
+        raise PipelineError("the mirror holds no accounts: run `icp-sync sync` first")
+    end = history.window(now).end
+    chosen = committed(settings, store, period=period, history_end=end)
+    terms, definition = chosen.terms, chosen.definition
+    accounts = tiered_accounts(settings, history, definition)
+    tal, notes = _tal_at_start(settings, store, history, chosen, now=now)
+    checks = predictions(accounts, history.opportunities, period=terms.period, tal=tal, now=end)
+    changes = segment_changes(
+        accounts,
+        history.opportunities,
+        definition,
+        period=terms.period,
+        now=end,
+        max_depth=settings.segments.max_depth,
+        min_accounts=settings.segments.min_accounts,
+        fdr=settings.icp.fdr,
+        min_lift=settings.icp.min_lift,
+    )
+    refined = refine(definition, changes, period=terms.period.name)
+    folder = settings.resolve(settings.icp.output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"review-{terms.period.name}.toml"
+    path.write_text(to_toml(refined), encoding="utf-8")
+    until = min(terms.period.end, end)
+    if definition.as_of > terms.period.start.to_pydatetime():
+        notes.append(
+            f"ICP {definition.version} was derived as of {definition.as_of:%Y-%m-%d}, inside the "
+            "period: its predictions are not out of sample"
+        )
+    months = max((until - terms.period.start).days / 30.44, 0.0)
+    if months < 3:
+        notes.append(f"only {months:.1f} months of the period observed: too early to judge")
+    log.info(
+        "period_reviewed",
+        period=terms.period.name,
+        version=terms.version,
+        verdicts=[c["verdict"] for c in checks],
+        changes=len(changes),
+    )
+    return {
+        "period": {
+            "name": terms.period.name,
+            "start": terms.period.start.date().isoformat(),
+            "end": terms.period.end.date().isoformat(),
+            "observed_until": until.date().isoformat(),
+        },
+        "commitment": {
+            "source": terms.source,
+            "icp_version": terms.version,
+            "as_of": definition.as_of.isoformat(),
+            "tal_accounts": len(terms.tal),
+            "tal_reviewed": len(tal),
+        },
+        "predictions": checks,
+        "segment_changes": records(changes) if len(changes) else [],
+        "refinement": {
+            "file": str(path),
+            "version": refined.version,
+            "green_rules": len(refined.rules_of(Tier.GREEN)),
+            "red_rules": len(refined.rules_of(Tier.RED)),
+            "next": f"review it, then `icp-sync activate {path}`; the next `derive` is "
+            "checked against it",
+        },
+        "notes": notes,
+    }
+
+
+def _tal_at_start(
+    settings: Settings, store: Store, history: History, chosen: Committed, *, now: datetime
+) -> tuple[frozenset[str], list[str]]:
+    """The TAL to test: the committed one if fixed before the period began, else the TAL the
+    committed version gives on the history before the period (a TAL built later holds only
+    accounts that had not converted yet: its conversion would be no test)."""
+    terms = chosen.terms
+    start = terms.period.start
+    if terms.tal and terms.decided_at is not None and terms.decided_at <= start:
+        return terms.tal, []
+    from icp_sync import tiering
+    from icp_sync.pipeline.derive import load_model
+    from icp_sync.pipeline.score import score
+
+    stored = store.versions.get(terms.version)
+    model = load_model(stored.model) if stored is not None else None
+    then = score(
+        settings,
+        store,
+        history,
+        now=now,
+        definition=chosen.definition,
+        model=model,
+        as_of=start.to_pydatetime(),
+        keep=False,
+    )
+    size = len(terms.tal) or settings.tal.size
+    members, _ = tiering.build_tal(then.frame, chosen.definition, size)
+    note = (
+        f"the TAL in force was fixed after {start:%Y-%m-%d}: TAL conversion is tested on the "
+        f"{len(members)} accounts ICP {terms.version} ranks top on the history before the period"
+    )
+    return frozenset(members["account_id"].astype(str)), [note]

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from icp_sync.console import percent, stdout
 
-__all__ = ["print_report"]
+__all__ = ["print_period_review", "print_report"]
 
 
 def _interval(estimate: dict[str, Any]) -> str:
@@ -69,3 +69,53 @@ def print_report(document: dict[str, Any]) -> None:
     files = document.get("files", {})
     if "html" in files:
         stdout.print(f"report: {files['html']}")
+
+
+def _difference(test: dict[str, Any]) -> str:
+    if not test.get("supported"):
+        return str(test.get("note", "not enough data"))
+    return f"{test['difference']:+.1%} (95% CI {test['low']:+.1%} to {test['high']:+.1%})"
+
+
+def print_period_review(document: dict[str, Any]) -> None:
+    """``icp-sync review --period``: the predictions, the segments to change, the proposal."""
+    period, commitment = document["period"], document["commitment"]
+    stdout.print(
+        f"[bold]Review of the {period['name']} commitment[/] (ICP {commitment['icp_version']}, "
+        f"derived as of {commitment['as_of'][:10]}; observed until {period['observed_until']})"
+    )
+    table = Table()
+    for column in ("prediction", "group", "other", "difference", "verdict"):
+        table.add_column(column)
+    for check in document["predictions"]:
+        first, second = (v for k, v in check.items() if isinstance(v, dict) and "n" in v)
+        table.add_row(
+            check["prediction"],
+            _interval(first),
+            _interval(second),
+            _difference(check["difference"]),
+            check["verdict"],
+        )
+    stdout.print(table)
+    changes = document["segment_changes"]
+    if changes:
+        table = Table(title="Segments whose period outcomes contradict their tier")
+        for column in ("segment", "committed", "proposal", "deals", "win rate", "rest", "q"):
+            table.add_column(column)
+        for row in changes[:15]:
+            table.add_row(
+                escape(str(row["segment"])),
+                str(row["committed_tier"]),
+                str(row["proposal"]),
+                str(row["deals"]),
+                percent(row["win_rate"]),
+                percent(row["rest_win_rate"]),
+                f"{row['q_value']:.2g}",
+            )
+        stdout.print(table)
+    else:
+        stdout.print("no segment's period outcomes contradict its committed tier")
+    for note in document["notes"]:
+        stdout.print(f"[yellow]{escape(note)}[/]")
+    refinement = document["refinement"]
+    stdout.print(f"proposed refinement: {refinement['file']} ({refinement['next']})")
