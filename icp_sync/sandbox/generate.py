@@ -770,6 +770,9 @@ path = "opportunities.csv"
 
 [segments]
 dimensions = {json.dumps(["industry", "employees_band", "region", *_pathology_dimensions(truth)])}
+
+[report]
+owners = "owners.csv"
 """
 
 
