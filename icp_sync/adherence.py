@@ -4,7 +4,8 @@ For a commitment period this measures, from the mirror's accounts (tiered by the
 ICP version) and opportunities:
 
 - the share of new pipeline (new-business deals created in the period; count and amount) by
-  tier against the committed Green target, overall, by month, by team and by owner;
+  tier against the committed Green target (a share of the amount), overall, by month, by
+  team and by owner;
 - out-of-ICP deals (a violation record when there is one, else a deal whose tier at creation
   is Red): open, waived, won and lost;
 - TAL coverage: the committed TAL's accounts engaged, with new pipeline, won;
@@ -28,7 +29,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from icp_sync.estimates import MIN_RATE_N, compare_rates, mean_estimate, rate_estimate
+from icp_sync.estimates import (
+    MIN_RATE_N,
+    amount_share_estimate,
+    compare_rates,
+    mean_estimate,
+    rate_estimate,
+)
 from icp_sync.model import DealType, Tier
 
 __all__ = ["Adherence", "Period", "Terms", "deal_tiers", "measure", "parse_period"]
@@ -221,15 +228,18 @@ def measure(
             "no owner team in the data (give [report] owners = a CSV of owner_id, name, team): "
             "the leaderboard groups by owner only"
         )
-    share = rate_estimate(int((new["tier"] == str(Tier.GREEN)).sum()), len(new))
+    green_new = new["tier"] == str(Tier.GREEN)
+    share = rate_estimate(int(green_new.sum()), len(new))
+    amount_share = amount_share_estimate(new["amount"], green_new)
     total_amount = float(new["amount"].fillna(0).sum())
     headline = {
         "new_deals": len(new),
         "new_amount": round(total_amount, 2),
         "green_share": share,
-        "green_amount_share": _share_row(new)["green_amount_share"] if len(new) else None,
+        "green_amount_share": amount_share,
         "target_green_share": terms.target_green_share,
-        "verdict": _verdict(share, terms.target_green_share),
+        # the commitment's target is a share of new pipeline amount
+        "verdict": _verdict(amount_share, terms.target_green_share),
     }
     if share["value"] is None:
         notes.append(f"green share: {share['note']} new-business deals in the period")

@@ -21,7 +21,14 @@ from statsmodels.stats.proportion import (
     test_proportions_2indep,
 )
 
-__all__ = ["MIN_MEAN_N", "MIN_RATE_N", "compare_rates", "mean_estimate", "rate_estimate"]
+__all__ = [
+    "MIN_MEAN_N",
+    "MIN_RATE_N",
+    "amount_share_estimate",
+    "compare_rates",
+    "mean_estimate",
+    "rate_estimate",
+]
 
 MIN_RATE_N = 10
 """Below this many trials a rate is not reported (``value`` is null)."""
@@ -126,4 +133,44 @@ def compare_rates(
         "ratio": _round((sa / na) / rate_b, 3) if rate_b > 0 else None,
         "p_value": float(test.pvalue) if np.isfinite(test.pvalue) else None,
         "supported": True,
+    }
+
+
+def amount_share_estimate(
+    amounts: pd.Series | np.ndarray, selected: pd.Series | np.ndarray, *, seed: int = 0
+) -> dict[str, Any]:
+    """The share of the total amount on the ``selected`` items, with a 95% bootstrap interval
+    (items resampled); null below :data:`MIN_RATE_N` items or with no amount at all."""
+    values = np.nan_to_num(np.asarray(amounts, dtype=float))
+    chosen = np.asarray(selected, dtype=bool)
+    n, total = len(values), float(values.sum())
+    if n < MIN_RATE_N or total <= 0:
+        note = f"{n} observed; at least {MIN_RATE_N} needed" if n < MIN_RATE_N else "no amounts"
+        return {"value": None, "low": None, "high": None, "n": n, "note": note}
+
+    def share(v: np.ndarray, c: np.ndarray, axis: int = -1) -> np.ndarray:
+        whole = v.sum(axis=axis)
+        return np.asarray(
+            np.where(whole > 0, (v * c).sum(axis=axis) / np.where(whole > 0, whole, 1), 0.0)
+        )
+
+    if np.ptp(chosen.astype(int)) == 0:
+        point = float(chosen[0])
+        return {"value": point, "low": point, "high": point, "n": n}
+    result = stats.bootstrap(
+        (values, chosen.astype(float)),
+        share,
+        paired=True,
+        vectorized=True,
+        n_resamples=_RESAMPLES,
+        confidence_level=_LEVEL,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+    )
+    interval = result.confidence_interval
+    return {
+        "value": _round(float((values * chosen).sum() / total)),
+        "low": _round(float(interval.low)),
+        "high": _round(float(interval.high)),
+        "n": n,
     }

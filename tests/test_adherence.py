@@ -65,10 +65,11 @@ def test_monthly_rows_add_up_to_the_new_pipeline() -> None:
 
 
 def test_the_verdict_follows_the_interval_not_the_point() -> None:
-    """A target under the interval is met, one above it is missed, one inside is noise."""
+    """A target (a share of the amount) under the interval is met, above it missed, inside it
+    noise."""
     data = crm()
     accounts, opportunities = tiered(data), live_opportunities(data)
-    share = measure(accounts, opportunities, _terms(), now=END).headline["green_share"]
+    share = measure(accounts, opportunities, _terms(), now=END).headline["green_amount_share"]
     below = measure(accounts, opportunities, _terms(share["low"] - 0.01), now=END)
     above = measure(accounts, opportunities, _terms(share["high"] + 0.01), now=END)
     inside = measure(accounts, opportunities, _terms(share["value"]), now=END)

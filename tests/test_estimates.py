@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from icp_sync.estimates import MIN_RATE_N, compare_rates, mean_estimate, rate_estimate
+from icp_sync.estimates import (
+    MIN_RATE_N,
+    amount_share_estimate,
+    compare_rates,
+    mean_estimate,
+    rate_estimate,
+)
 
 
 def test_a_rate_has_a_wilson_interval_around_it() -> None:
@@ -59,3 +65,19 @@ def test_a_comparison_on_tiny_groups_is_not_made() -> None:
     assert not result["supported"]
     assert result["difference"] is None
     assert "at least" in result["note"]
+
+
+def test_an_amount_share_interval_brackets_the_share() -> None:
+    """Half the items carrying a third of the amount: about 1/3, interval around it."""
+    amounts = np.array([1.0, 2.0] * 50)
+    chosen = np.array([True, False] * 50)
+    estimate = amount_share_estimate(amounts, chosen)
+    assert estimate["value"] == pytest.approx(1 / 3, abs=1e-4)
+    assert estimate["low"] < estimate["value"] < estimate["high"]
+
+
+def test_an_amount_share_on_few_items_is_not_given() -> None:
+    """Under the floor: null, with a note."""
+    estimate = amount_share_estimate(np.ones(3), np.array([True, False, True]))
+    assert estimate["value"] is None
+    assert "needed" in estimate["note"]

@@ -72,6 +72,12 @@ def _pct(value: Any) -> str:
     return "n/a" if value is None or pd.isna(value) else f"{float(value):.1%}"
 
 
+def _ci(estimate: dict[str, Any]) -> str:
+    if estimate["value"] is None:
+        return escape(str(estimate.get("note", "not enough data")))
+    return f"95% CI {_pct(estimate['low'])} – {_pct(estimate['high'])}"
+
+
 def _cell(value: Any, column: str) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "–"
@@ -102,17 +108,16 @@ def _table(name: str, frame: pd.DataFrame, link: str | None, limit: int = 40) ->
 def _cards(report: Report) -> str:
     a = report.adherence
     head = a.headline
-    share = head["green_share"]
+    share, amount = head["green_share"], head["green_amount_share"]
     target = head["target_green_share"]
-    ci = f"{_pct(share['low'])} – {_pct(share['high'])}" if share["value"] is not None else ""
     test = a.green_vs_rest["win_rate"]
     lift = "n/a" if test.get("ratio") is None else f"{test['ratio']:.2f}×"
     out = a.out_of_icp
     cards = [
         ("New-business deals", f"{head['new_deals']:,}", f"{head['new_amount']:,.0f} amount"),
-        ("Green share of new deals", _pct(share["value"]), f"95% CI {ci}"),
-        ("Committed target", _pct(target), escape(head["verdict"])),
-        ("Green share of new amount", _pct(head["green_amount_share"]), ""),
+        ("Green share of new amount", _pct(amount["value"]), _ci(amount)),
+        ("Committed target (amount)", _pct(target), escape(head["verdict"])),
+        ("Green share of new deals", _pct(share["value"]), _ci(share)),
         (
             "Out-of-ICP deals",
             f"{out['deals']:,}",

@@ -31,9 +31,10 @@ def print_report(document: dict[str, Any]) -> None:
     stdout.print(f"new-business deals: {head['new_deals']:,}, amount {head['new_amount']:,.0f}")
     target = head["target_green_share"]
     stdout.print(
-        f"Green share of new deals: {_interval(head['green_share'])}; target "
+        f"Green share of new amount: {_interval(head['green_amount_share'])}; target "
         f"{percent(target) if target is not None else 'none committed'}: {head['verdict']}"
     )
+    stdout.print(f"Green share of new deals: {_interval(head['green_share'])}")
     out = document["out_of_icp"]
     stdout.print(
         f"out-of-ICP deals: {out['deals']} (open {out['open']}, waived {out['waived']}, "
