@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from icp_sync.log import get_logger
 from icp_sync.model import Tier
 from icp_sync.period_review import predictions, refine, segment_changes
 from icp_sync.pipeline.history import History
+from icp_sync.report.digest import Digest, digest
 from icp_sync.report.document import Report, records
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ __all__ = [
     "dashboard",
     "dashboard_loader",
     "period_review",
+    "send_digest",
     "tiered_accounts",
     "write_report",
 ]
@@ -329,3 +331,24 @@ def _tal_at_start(
         f"{len(members)} accounts ICP {terms.version} ranks top on the history before the period"
     )
     return frozenset(members["account_id"].astype(str)), [note]
+
+
+DigestSender = Callable[[Digest], None]
+"""Delivers a digest (an e-mail, a Slack message)."""
+
+
+def send_digest(
+    settings: Settings,
+    store: Store,
+    now: datetime,
+    *,
+    senders: Sequence[DigestSender] = (),
+) -> Digest:
+    """Build the weekly leadership digest of the current period and send it (the daemon's
+    weekly job). Without a sender it is logged only."""
+    report = build_report(settings, store, History.load(store), now=now)
+    message = digest(report)
+    for send in senders:
+        send(message)
+    log.info("digest_sent", subject=message.subject, channels=len(senders), link=message.link)
+    return message
