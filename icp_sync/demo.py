@@ -82,7 +82,10 @@ def _exports(workdir: Path, _icp_sync: Callable[..., None]) -> None:
 def _derivation(workdir: Path, _icp_sync: Callable[..., None]) -> None:
     stdout.rule("5. Five years of a B2B SaaS CRM (synthetic, with a known true ICP)")
     data = workdir / "crm-export"
-    _icp_sync("sandbox", "generate", "--accounts", "20000", "--seed", "7", "--out", str(data))
+    _icp_sync(
+        "sandbox", "generate", "--accounts", "20000", "--seed", "7", "--drift", "60",
+        "--out", str(data),
+    )  # fmt: skip
     _quiet(data / "icp-sync.toml")
     config = str(data / "icp-sync.toml")
     _icp_sync("sync", "--config", config)
@@ -101,12 +104,27 @@ def _derivation(workdir: Path, _icp_sync: Callable[..., None]) -> None:
     stdout.rule("8. The falsifiable test: derive on history before 2025, see what happened after")
     _icp_sync("derive", "--config", config, "--as-of", "2025-01-01")
     _icp_sync("review", "--config", config)
+    _leadership(workdir, config, _icp_sync)
+
+
+def _leadership(workdir: Path, config: str, _icp_sync: Callable[..., None]) -> None:
+    stdout.rule("9. Leadership: the ICP agreed for 2026, how sales kept to it, and the review")
+    stdout.print(
+        "planted in the data: in the last 90 days sales closed 60 deals in Government, a Red "
+        "segment"
+    )
+    _icp_sync("derive", "--config", config, "--as-of", "2026-01-01")
+    _icp_sync("activate", "v3", "--config", config)
+    report = workdir / "report" / "adherence-2026.html"
+    _icp_sync("report", "--config", config, "--period", "2026", "--out", str(report))
+    stdout.print(f"[bold]adherence report (open it in a browser): {report}[/]")
+    _icp_sync("review", "--config", config, "--period", "2026")
 
 
 def _salesforce(workdir: Path, _icp_sync: Callable[..., None]) -> None:
     from icp_sync.sandbox.service import Sandbox, SandboxSettings
 
-    stdout.rule("9. A Salesforce org (the built-in sandbox, driven over its real REST API)")
+    stdout.rule("10. A Salesforce org (the built-in sandbox, driven over its real REST API)")
     stdout.print("[dim]$ icp-sync sandbox serve --accounts 3000 --write-config sf.toml[/]")
     settings = SandboxSettings(directory=workdir / "sandbox", accounts=3000, seed=3)
     with Sandbox(settings) as sandbox:
@@ -114,11 +132,11 @@ def _salesforce(workdir: Path, _icp_sync: Callable[..., None]) -> None:
         _quiet(config)
         _icp_sync("check", "--config", str(config))
         _icp_sync("setup-fields", "--config", str(config))
-        stdout.rule("10. First cycle: extract, derive and activate v1, write tier and TAL back")
+        stdout.rule("11. First cycle: extract, derive and activate v1, write tier and TAL back")
         _icp_sync("sync", "--config", str(config))
         _show_records(sandbox, "What a sales rep now sees on the Account record")
 
-        stdout.rule("11. A new derivation is a proposal: the CRM changes only once it is activated")
+        stdout.rule("12. A new derivation is a proposal: the CRM changes only once it is activated")
         _icp_sync("derive", "--config", str(config))
         _icp_sync("sync", "--config", str(config))
         _icp_sync("versions", "--config", str(config))
@@ -126,10 +144,10 @@ def _salesforce(workdir: Path, _icp_sync: Callable[..., None]) -> None:
         _icp_sync("activate", "v2", "--config", str(config))
         _icp_sync("sync", "--config", str(config))
 
-        stdout.rule("12. Reps set tier overrides by hand; the next cycle writes only those")
+        stdout.rule("13. Reps set tier overrides by hand; the next cycle writes only those")
         _override_by_hand(sandbox, count=3, tier="Red")
         _icp_sync("sync", "--config", str(config))
-        stdout.rule("13. Nothing changed: a cycle costs a handful of API calls and writes nothing")
+        stdout.rule("14. Nothing changed: a cycle costs a handful of API calls and writes nothing")
         _icp_sync("sync", "--config", str(config))
 
 
