@@ -1,5 +1,6 @@
-"""The report's charts, drawn with Plotly: green share against the target, tier mix, team
-leaderboard, TAL funnel, win rate by tier (pure: a report in, figures out).
+"""The report's charts, drawn with Plotly (pure: a report in, figures out).
+
+Green share against the target, tier mix, team leaderboard, TAL funnel, win rate by tier.
 
 Figures are rendered as HTML fragments without plotly.js; the page embeds one copy of it.
 """
