@@ -69,6 +69,19 @@ class Revealed:
         """JSON-ready form (segments limited to the tested ones)."""
         tested = self.segments[self.segments["tested"]]
         return {
+            "profile": {
+                kind: [
+                    {
+                        "segment": r["segment"],
+                        "committed_tier": r["committed_tier"],
+                        "index": r[f"{kind}_index"],
+                    }
+                    for r in tested[tested[f"revealed_{kind}"] == OVER]
+                    .sort_values(["depth", f"{kind}_index"], ascending=[True, False])
+                    .to_dict("records")
+                ]
+                for kind in ("pipeline", "won")
+            },
             "window": {"start": self.window_start.isoformat(), "end": self.window_end.isoformat()},
             "pipeline_deals": self.pipeline_deals,
             "won_deals": self.won_deals,

@@ -47,6 +47,10 @@ def print_report(document: dict[str, Any]) -> None:
             f"{test['high']:+.1%}), ratio {test['ratio']:.2f}"
         )
     revealed = document["revealed"]
+    for kind, words in (("pipeline", "pursuing"), ("won", "closing")):
+        shown = [f"{p['segment']} ({p['committed_tier']})" for p in revealed["profile"][kind][:5]]
+        if shown:
+            stdout.print(f"revealed ICP, {words} above their share: " + escape("; ".join(shown)))
     if revealed["disagreements"]:
         table = Table(title="Revealed ICP disagrees with the committed ICP (last 90 days)")
         for column in ("segment", "finding", "won", "pipeline", "index", "q"):
