@@ -112,3 +112,23 @@ def test_bad_usage_exits_2_with_one_line(config: Path, args: tuple[str, ...]) ->
     assert done.code == 2
     assert "Traceback" not in done.stderr
     assert "--period" in done.stderr
+
+
+def test_an_out_that_is_a_folder_is_bad_usage(config: Path) -> None:
+    """--out naming a folder: exit 2 with one line, nothing written."""
+    done = icp_sync(
+        "report", "--period", "2026", "--out", str(config.parent), "--config", str(config)
+    )
+    assert done.code == 2
+    assert "is a folder" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_report_before_any_icp_version_says_what_to_run(tmp_path: Path) -> None:
+    """A mirror without an ICP version: exit 1, pointing at derive."""
+    folder = tmp_path / "fresh"
+    assert icp_sync("sandbox", "generate", "--accounts", "500", "--out", str(folder)).code == 0
+    assert icp_sync("sync", "--config", str(folder / "icp-sync.toml")).code == 0
+    done = icp_sync("report", "--config", str(folder / "icp-sync.toml"))
+    assert done.code == 1
+    assert "icp-sync derive" in done.stderr

@@ -171,13 +171,18 @@ def write_report(report: Report, out: Path) -> dict[str, Path]:
     """Write the HTML page to ``out`` and each table as ``<stem>-<table>.csv`` beside it."""
     from icp_sync.report.html import csv_text, render
 
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_dir() or not out.name:
+        raise ConfigError([f"--out: {out} is a folder; give the HTML file to write"])
     files = {"html": out}
-    for name, frame in report.tables().items():
-        path = out.with_name(f"{out.stem}-{name}.csv")
-        path.write_text(csv_text(frame), encoding="utf-8")
-        files[name] = path
-    out.write_text(render(report), encoding="utf-8")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for name, frame in report.tables().items():
+            path = out.with_name(f"{out.stem}-{name}.csv")
+            path.write_text(csv_text(frame), encoding="utf-8")
+            files[name] = path
+        out.write_text(render(report), encoding="utf-8")
+    except OSError as exc:
+        raise PipelineError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
     return files
 
 
