@@ -33,7 +33,7 @@ from connectors.files.config import FilesConfig
 from connectors.salesforce.config import SalesforceConfig
 from icp_sync.errors import ConfigError
 from icp_sync.model import ACCOUNT_COLUMNS
-from icp_sync.report.config import DashboardConfig, ReportConfig
+from icp_sync.report.config import DashboardConfig, DigestConfig, ReportConfig
 from icp_sync.sections import (
     Secret,
     SecretRef,
@@ -323,6 +323,7 @@ class Settings(Section):
     daemon: DaemonConfig = DaemonConfig()
     report: ReportConfig = ReportConfig()
     dashboard: DashboardConfig = DashboardConfig()
+    digest: DigestConfig = DigestConfig()
     source: Path | None = Field(default=None, exclude=True)
     """The file these settings came from (set by :func:`load_settings`)."""
 

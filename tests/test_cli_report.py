@@ -132,3 +132,25 @@ def test_report_before_any_icp_version_says_what_to_run(tmp_path: Path) -> None:
     done = icp_sync("report", "--config", str(folder / "icp-sync.toml"))
     assert done.code == 1
     assert "icp-sync derive" in done.stderr
+
+
+def test_send_digest_builds_the_current_period_and_hands_it_to_every_sender(config: Path) -> None:
+    """The daemon's weekly job: the digest of the year the history ends in, to each channel."""
+    from datetime import UTC, datetime
+
+    from icp_sync.config import load_settings
+    from icp_sync.pipeline import send_digest
+    from icp_sync.store import Store
+
+    settings = load_settings(config)
+    received: list[object] = []
+    with Store.open(settings.store.url) as store:
+        message = send_digest(
+            settings,
+            store,
+            datetime(2026, 12, 1, tzinfo=UTC),
+            senders=[received.append, received.append],
+        )
+    assert received == [message, message]
+    assert message.subject.startswith("ICP adherence 2026: Green ")
+    assert any("Government" in line for line in message.lines)

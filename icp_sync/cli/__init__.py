@@ -372,17 +372,26 @@ def run_daemon(
     ] = None,
 ) -> None:
     """Run the daemon: scheduled syncs, nightly full sync, /healthz /readyz /metrics."""
-    from icp_sync.daemon import Daemon
-    from icp_sync.pipeline import dashboard
+    from apscheduler.triggers.cron import CronTrigger
+
+    from icp_sync.daemon import Daemon, Job
+    from icp_sync.pipeline import dashboard, send_digest
 
     with command("run", config) as run, Store.open(run.settings.store.url) as store:
+        settings = run.settings
+        digest = Job(
+            "digest",
+            CronTrigger(**settings.digest.cron(), timezone=UTC),
+            lambda: send_digest(settings, store, datetime.now(UTC)),
+        )
         try:
             daemon = Daemon(
-                run.settings,
+                settings,
                 store,
                 interval_s=interval,
                 listen=listen,
-                extra_routes=dashboard(run.settings),
+                extra_routes=dashboard(settings),
+                extra_jobs=[digest] if settings.digest.enabled else [],
             )
         except ValueError as exc:
             raise ConfigError([str(exc)]) from None

@@ -13,7 +13,13 @@ from icp_sync.pipeline.check import CheckReport, check
 from icp_sync.pipeline.derive import DeriveResult, derive_icp
 from icp_sync.pipeline.fields import setup_fields
 from icp_sync.pipeline.history import History
-from icp_sync.pipeline.report import build_report, dashboard, period_review, write_report
+from icp_sync.pipeline.report import (
+    build_report,
+    dashboard,
+    period_review,
+    send_digest,
+    write_report,
+)
 from icp_sync.pipeline.score import review, score, tal
 from icp_sync.pipeline.sync import ObjectSync, SyncResult, sync
 from icp_sync.pipeline.versions import activate, active_definition, version_list
@@ -33,6 +39,7 @@ __all__ = [
     "period_review",
     "review",
     "score",
+    "send_digest",
     "setup_fields",
     "sync",
     "tal",

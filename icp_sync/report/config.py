@@ -9,6 +9,11 @@ output = "report/adherence.html"
 token = "env:ICP_SYNC_DASHBOARD_TOKEN"   # Authorization: Bearer, or ?token= once (cookie)
 trusted_header = "X-Forwarded-User"     # set by an authenticating reverse proxy
 url = "https://icp.example.com/dashboard"  # the link in the weekly digest
+
+[digest]
+enabled = true                # icp-sync run sends the weekly leadership digest
+weekday = "mon"
+at = "08:00"                  # UTC
 ```
 """
 
@@ -16,12 +21,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
 from icp_sync.sections import Secret, Section, existing_file
 
-__all__ = ["DashboardConfig", "ReportConfig"]
+__all__ = ["DashboardConfig", "DigestConfig", "ReportConfig"]
 
 
 class ReportConfig(Section):
@@ -58,3 +64,17 @@ class DashboardConfig(Section):
         if value is not None and not re.fullmatch(r"[A-Za-z0-9-]+", value):
             raise ValueError("must be an HTTP header name (letters, digits, dashes)")
         return value
+
+
+class DigestConfig(Section):
+    """The weekly leadership digest ``icp-sync run`` sends."""
+
+    enabled: bool = False
+    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    at: str = Field(default="08:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    """``HH:MM`` UTC."""
+
+    def cron(self) -> dict[str, str | int]:
+        """The schedule as cron fields (``day_of_week``, ``hour``, ``minute``)."""
+        hour, minute = (int(part) for part in self.at.split(":"))
+        return {"day_of_week": self.weekday, "hour": hour, "minute": minute}

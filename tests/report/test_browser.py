@@ -55,7 +55,9 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assert generated.code == 0, generated.stderr
     config = folder / "icp-sync.toml"
     with config.open("a", encoding="utf-8") as file:
-        file.write('\n[dashboard]\ntoken = "env:ICP_SYNC_DASHBOARD_TOKEN"\n')
+        file.write(
+            '\n[dashboard]\ntoken = "env:ICP_SYNC_DASHBOARD_TOKEN"\n[digest]\nenabled = true\n'
+        )
     env = {"ICP_SYNC_DASHBOARD_TOKEN": TOKEN}
     for step in (("sync",), ("derive",), ("tal", "--size", "100")):
         done = icp_sync(*step, "--config", str(config), env=env)
@@ -83,6 +85,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             assert time.monotonic() < deadline, "the daemon did not become ready"
             time.sleep(0.2)
         yield base
+        assert '"digest"' in log.read_text(encoding="utf-8"), "the weekly digest is not scheduled"
     finally:
         process.terminate()
         process.wait(30)
