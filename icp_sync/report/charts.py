@@ -92,10 +92,12 @@ def _leaderboard(report: Report) -> go.Figure:
     figure = go.Figure(
         go.Bar(
             x=ordered["green_share"],
-            y=ordered[label].astype(str),
+            y=[
+                f"{name} ({deals:,} deals)"
+                for name, deals in zip(ordered[label], ordered["deals"], strict=True)
+            ],
             orientation="h",
             marker_color=TIER_COLOURS["Green"],
-            text=[f"{d} deals" for d in ordered["deals"]],
             error_x=_errors(ordered, "green_share"),
             name="Green share",
         )
@@ -121,11 +123,10 @@ def _win_rate(report: Report) -> go.Figure:
     lift = report.adherence.lift
     figure = go.Figure(
         go.Bar(
-            x=lift["group"],
+            x=[f"{g} (n={n:,})" for g, n in zip(lift["group"], lift["win_rate_n"], strict=True)],
             y=lift["win_rate"],
             marker_color=[TIER_COLOURS.get(g, "#999999") for g in lift["group"]],
             error_y=_errors(lift, "win_rate"),
-            text=[f"n={n}" for n in lift["win_rate_n"]],
             name="win rate",
         )
     )

@@ -40,7 +40,9 @@ h1{margin-bottom:4px} .sub{color:#666;margin-top:0}
 .cards{display:flex;flex-wrap:wrap;gap:12px;margin:16px 0}
 .card{border:1px solid #ddd;border-radius:8px;padding:12px 16px;min-width:180px}
 .card b{display:block;font-size:1.6em}
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:12px}
+.charts{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:12px}
+@media (max-width:900px){.charts{grid-template-columns:minmax(0,1fr)}}
+.chart{min-width:0;overflow:hidden}
 table{border-collapse:collapse;margin:8px 0 24px;font-size:.9em}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left}

@@ -122,6 +122,11 @@ def test_the_dashboard_renders_its_charts_in_chromium(daemon: str) -> None:
                 assert traces.count() > 0, f"{chart} drew no trace"
                 marks = page.locator(f"#{chart} .main-svg .trace path")
                 assert marks.count() > 0, f"{chart} drew no data"
+                drawn, room = page.evaluate(
+                    f"[+document.querySelector('#{chart} .main-svg').getAttribute('width'), "
+                    f"document.getElementById('{chart}').parentElement.clientWidth]"
+                )
+                assert 0 < drawn <= room, f"{chart} is {drawn}px wide in {room}px: clipped"
             assert page.locator("table[data-table=revealed_disagreements]").count() == 1
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         finally:
