@@ -98,6 +98,8 @@ def _table(name: str, frame: pd.DataFrame, link: str | None, limit: int = 40) ->
         "<tr>" + "".join(f"<td>{_cell(v, str(c))}</td>" for c, v in row.items()) + "</tr>"
         for _, row in shown.iterrows()
     )
+    if frame.empty:
+        body = f'<tr><td colspan="{max(len(shown.columns), 1)}">none</td></tr>'
     more = f" (first {limit} of {len(frame)})" if len(frame) > limit else ""
     export = f' <a href="{escape(link)}" download="{name}.csv">CSV</a>' if link else ""
     return (
