@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from icp_sync import __version__, console, log
+from icp_sync.cli.compliance import register as register_compliance
 from icp_sync.cli.options import FLAG, ConfigOption, JsonOption, command
 from icp_sync.cli.sandbox import sandbox_app
 from icp_sync.errors import ConfigError, IcpSyncError
@@ -31,6 +32,7 @@ app = typer.Typer(
 )
 
 app.add_typer(sandbox_app, name="sandbox")
+register_compliance(app)
 
 
 def _print_version(value: bool) -> None:

@@ -10,6 +10,7 @@ the mirror once (:class:`~icp_sync.pipeline.history.History`).
 from __future__ import annotations
 
 from icp_sync.pipeline.check import CheckReport, check
+from icp_sync.pipeline.commitment import commit
 from icp_sync.pipeline.derive import DeriveResult, derive_icp
 from icp_sync.pipeline.fields import setup_fields
 from icp_sync.pipeline.history import History
@@ -34,6 +35,7 @@ __all__ = [
     "active_definition",
     "build_report",
     "check",
+    "commit",
     "dashboard",
     "derive_icp",
     "period_review",

@@ -3,12 +3,13 @@
 SQLAlchemy Core over SQLite (default) or PostgreSQL. ``Store.open(url)`` creates or upgrades
 the schema (:mod:`.migrations`, tables in :mod:`.schema`) and exposes one repository per
 concern: ``store.mirror``, ``store.watermarks``, ``store.runs``, ``store.versions``,
-``store.ledger``, ``store.lease``, ``store.activations``.
+``store.ledger``, ``store.lease``, ``store.activations``, ``store.commitments``.
 """
 
 from __future__ import annotations
 
 from icp_sync.store.activations import Activation, ActivationRepository
+from icp_sync.store.commitments import CommitmentRepository
 from icp_sync.store.facade import Store
 from icp_sync.store.lease import HeldLease, LeaseHolder, LeaseRepository
 from icp_sync.store.ledger import LedgerRepository, Rejection, StoredConnectorState
@@ -22,6 +23,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Activation",
     "ActivationRepository",
+    "CommitmentRepository",
     "HeldLease",
     "IcpVersion",
     "LeaseHolder",

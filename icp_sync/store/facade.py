@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from icp_sync.errors import StateStoreError
 from icp_sync.store._base import short
 from icp_sync.store.activations import ActivationRepository
+from icp_sync.store.commitments import CommitmentRepository
 from icp_sync.store.lease import LeaseRepository
 from icp_sync.store.ledger import LedgerRepository
 from icp_sync.store.migrations import current_version, migrate
@@ -37,6 +38,8 @@ class Store:
     - ``lease``: the single-writer lease (:class:`~icp_sync.store.lease.LeaseRepository`).
     - ``activations``: which ICP version and TAL are live, and since when
       (:class:`~icp_sync.store.activations.ActivationRepository`).
+    - ``commitments``: annual ICP commitments, immutable, with their history
+      (:class:`~icp_sync.store.commitments.CommitmentRepository`).
 
     A new concern is a table in :mod:`~icp_sync.store.schema`, a step appended in
     :mod:`~icp_sync.store.migrations`, a module with a :class:`Repository` subclass, and one
@@ -53,6 +56,7 @@ class Store:
         self.ledger = LedgerRepository(engine)
         self.lease = LeaseRepository(engine)
         self.activations = ActivationRepository(engine)
+        self.commitments = CommitmentRepository(engine)
 
     @classmethod
     def open(cls, url: str | SecretStr) -> Store:

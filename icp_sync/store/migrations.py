@@ -46,7 +46,36 @@ def _v5(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.icp_activations, schema.run_owners])
 
 
-STEPS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5)
+def _v6(conn: Connection) -> None:
+    """ICP commitments (immutable), frozen deal tiers, violations and the alert outbox."""
+    tables = [schema.commitments, schema.deal_tiers, schema.violations, schema.alert_outbox]
+    schema.metadata.create_all(conn, tables=tables)
+    for statement in _IMMUTABLE.get(conn.dialect.name, ()):
+        conn.execute(sa.text(statement))
+
+
+_REFUSAL = "commitments are immutable: record a superseding commitment instead"
+_IMMUTABLE: dict[str, tuple[str, ...]] = {
+    "sqlite": tuple(
+        f"CREATE TRIGGER commitments_no_{op.lower()} BEFORE {op} ON commitments "
+        f"BEGIN SELECT RAISE(ABORT, '{_REFUSAL}'); END"
+        for op in ("UPDATE", "DELETE")
+    ),
+    "postgresql": (
+        (
+            "CREATE FUNCTION commitments_immutable() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN RAISE EXCEPTION '{_REFUSAL}'; END $$"
+        ),
+        (
+            "CREATE TRIGGER commitments_immutable BEFORE UPDATE OR DELETE ON commitments "
+            "FOR EACH ROW EXECUTE FUNCTION commitments_immutable()"
+        ),
+    ),
+}
+"""Database-level refusal of any change to a stored commitment, per dialect."""
+
+
+STEPS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5, _v6)
 """Step ``n`` (1-based) brings a database from version ``n - 1`` to ``n``."""
 
 SCHEMA_VERSION = len(STEPS)

@@ -21,6 +21,15 @@ Tables, by the repository that owns them:
 - ``write_ledger`` (ledger): every write attempt per record: status, values, detail.
 - ``connector_state`` (ledger): a connector's own persistent state (write windows and such).
 - ``leases`` (lease): who may write (one row per lease name): owner, host, pid, since, expiry.
+- ``commitments`` (commitments): annual ICP commitments, one immutable row each, named by
+  their content hash; the full content as canonical JSON in ``body``. The database refuses
+  UPDATE and DELETE on it (triggers), and a read re-checks the hash.
+- ``deal_tiers`` (violations): the tier of each opportunity's account when the deal was first
+  seen, frozen (never changed by re-scoring).
+- ``violations`` (violations): out-of-ICP deals by a stable key (opportunity and rule), with
+  status, first-seen and resolved times.
+- ``alert_outbox`` (violations): alerts to deliver, one row per channel and event, enqueued in
+  the transaction that records the violation; attempts, next try, delivered time.
 
 A new table is declared here and created by a new step in :mod:`icp_sync.store.migrations`.
 """
@@ -211,4 +220,59 @@ run_owners = sa.Table(
     sa.Column("run_id", sa.String(64), primary_key=True),
     sa.Column("host", sa.String(255), nullable=False),
     sa.Column("pid", sa.Integer, nullable=False),
+)
+
+commitments = sa.Table(
+    "commitments",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("content_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("period", sa.String(64), nullable=False, index=True),
+    sa.Column("icp_version", sa.String(64), nullable=False),
+    sa.Column("supersedes", sa.String(64)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+
+deal_tiers = sa.Table(
+    "deal_tiers",
+    metadata,
+    sa.Column("opportunity_id", sa.String(255), primary_key=True),
+    sa.Column("account_id", sa.String(255)),
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("icp_version", sa.String(64), nullable=False),
+    sa.Column("frozen_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+violations = sa.Table(
+    "violations",
+    metadata,
+    sa.Column("violation_key", sa.String(400), primary_key=True),
+    sa.Column("opportunity_id", sa.String(255), nullable=False, index=True),
+    sa.Column("account_id", sa.String(255)),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("tier_at_creation", sa.String(16)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    sa.Column("resolution", sa.String(32)),
+    sa.Column("commitment_hash", sa.String(64)),
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+alert_outbox = sa.Table(
+    "alert_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("delivery_key", sa.String(500), nullable=False, unique=True),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("delivered_at", sa.DateTime(timezone=True)),
+    sa.Column("last_error", sa.Text),
 )
