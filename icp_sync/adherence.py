@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from icp_sync.compliance import period_bounds
 from icp_sync.estimates import (
     MIN_RATE_N,
     amount_share_estimate,
@@ -58,23 +59,23 @@ class Period:
 
 
 def parse_period(text: str) -> Period:
-    """``2027`` (a year), ``2027-Q2`` (a quarter) or ``2027-03`` (a month).
+    """A commitment period (:func:`icp_sync.compliance.period_bounds`: ``2027``, ``FY2027``,
+    ``2027-Q2``, ``2027-02-01..2028-02-01``) or a month (``2027-03``).
 
     Raises:
         ValueError: On any other form.
     """
     value = text.strip()
-    if re.fullmatch(r"\d{4}", value):
-        start = pd.Timestamp(f"{value}-01-01", tz="UTC")
-        return Period(name=value, start=start, end=start + pd.DateOffset(years=1))
-    quarter = re.fullmatch(r"(\d{4})-[Qq]([1-4])", value)
-    if quarter:
-        start = pd.Timestamp(f"{quarter[1]}-{3 * int(quarter[2]) - 2:02d}-01", tz="UTC")
-        return Period(name=value.upper(), start=start, end=start + pd.DateOffset(months=3))
     if re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
         start = pd.Timestamp(f"{value}-01", tz="UTC")
         return Period(name=value, start=start, end=start + pd.DateOffset(months=1))
-    raise ValueError(f"{text!r} is not a period: use 2027, 2027-Q1 or 2027-03")
+    try:
+        start_at, end_at = period_bounds(value)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a period: use 2027, 2027-Q1, 2027-03 or 2027-02-01..2028-02-01"
+        ) from None
+    return Period(name=value.upper(), start=pd.Timestamp(start_at), end=pd.Timestamp(end_at))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,6 +92,7 @@ class Terms:
         signatories: Who signed, as given.
         decided_at: When the terms (the TAL) were fixed; a TAL fixed after the period began
             is no out-of-sample prediction of it.
+        content_hash: The commitment's content hash (its name), if committed.
     """
 
     period: Period
@@ -100,6 +102,7 @@ class Terms:
     source: str = "commitment"
     signatories: tuple[str, ...] = ()
     decided_at: pd.Timestamp | None = None
+    content_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A planted CRM with a drift, synced, its ICP derived before 2026 and activated."""
+    """A planted CRM with a drift, synced, its ICP derived before 2026, activated and committed
+    for 2026 (Green target: 5% of new pipeline amount)."""
     folder = tmp_path_factory.mktemp("report")
     steps = [
         ("sandbox", "generate", "--accounts", "6000", "--seed", "11", "--drift", "40",
@@ -28,6 +29,8 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("sync", "--config", str(folder / "icp-sync.toml")),
         ("derive", "--as-of", "2026-01-01", "--config", str(folder / "icp-sync.toml")),
         ("activate", "v1", "--config", str(folder / "icp-sync.toml")),
+        ("commit", "--period", "2026", "--target-green-share", "0.05",
+         "--signatory", "Sales: Dana Lee", "--config", str(folder / "icp-sync.toml")),
     ]  # fmt: skip
     for step in steps:
         done = icp_sync(*step)
@@ -43,7 +46,14 @@ def test_the_report_shows_green_outperforming_and_the_drift(config: Path) -> Non
     )
     assert done.code == 0, done.stderr
     document = json.loads(done.stdout)
-    assert document["commitment"]["icp_version"] == "v1"
+    commitment = document["commitment"]
+    assert commitment["source"] == "commitment"
+    assert commitment["icp_version"] == "v1"
+    assert commitment["target_green_share"] == 0.05
+    assert commitment["signatories"] == ["Sales: Dana Lee"]
+    assert len(commitment["content_hash"]) == 64
+    head = document["headline"]
+    assert head["verdict"] in ("on target", "below target", "within sampling noise of the target")
     assert document["green_vs_rest"]["win_rate"]["low"] > 0
     closed = [
         d
@@ -154,3 +164,16 @@ def test_send_digest_builds_the_current_period_and_hands_it_to_every_sender(conf
     assert received == [message, message]
     assert message.subject.startswith("ICP adherence 2026: Green ")
     assert any("Government" in line for line in message.lines)
+
+
+def test_a_period_without_a_commitment_uses_the_active_version_and_says_so(config: Path) -> None:
+    """2025 has no commitment: measured against the active version, without a target."""
+    out = config.parent / "2025" / "adherence.html"
+    done = icp_sync(
+        "report", "--period", "2025", "--out", str(out), "--json", "--config", str(config)
+    )
+    assert done.code == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["commitment"]["source"] == "active version"
+    assert document["headline"]["verdict"] == "no target committed"
+    assert "No commitment is recorded for this period" in out.read_text(encoding="utf-8")

@@ -67,12 +67,33 @@ def _period(text: str | None, default: pd.Timestamp) -> Period:
 def committed(
     settings: Settings, store: Store, *, period: str | None, history_end: pd.Timestamp
 ) -> Committed:
-    """The commitment for ``period`` (default: the year the history ends in).
+    """The commitment for ``period`` (default: the one whose period covers the end of the
+    history, else the year the history ends in).
 
     Without a commitment for the period, the active ICP version (else the newest) with its
     TAL stands in, with the ``[report] target_green_share`` as target, and says so.
     """
-    chosen = _period(period, history_end)
+    end = history_end.to_pydatetime()
+    if period is not None:
+        chosen = _period(period, history_end)
+        commitment = store.commitments.active(period.strip())
+    else:
+        commitment = store.commitments.active(now=end)
+        if commitment is not None and not commitment.covers(end):
+            commitment = None
+        chosen = _period(commitment.period if commitment else None, history_end)
+    if commitment is not None:
+        terms = Terms(
+            period=chosen,
+            version=commitment.icp_version,
+            target_green_share=commitment.target_green_share,
+            tal=frozenset(commitment.tal_account_ids),
+            signatories=tuple(commitment.signatories),
+            decided_at=pd.Timestamp(commitment.created_at),
+            content_hash=commitment.content_hash,
+        )
+        source = f"commitment {commitment.period} ({commitment.content_hash[:12]})"
+        return Committed(terms=terms, definition=from_toml(commitment.definition, source=source))
     activation = store.activations.current()
     stored = store.versions.get(activation.version if activation else None)
     if stored is None:

@@ -82,6 +82,7 @@ class Report:
                     "target_green_share": terms.target_green_share,
                     "tal_accounts": len(terms.tal),
                     "signatories": list(terms.signatories),
+                    "content_hash": terms.content_hash,
                 },
                 "generated_at": self.generated_at.isoformat(),
                 "history_end": self.history_end.isoformat(),
