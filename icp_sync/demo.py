@@ -115,6 +115,10 @@ def _leadership(workdir: Path, config: str, _icp_sync: Callable[..., None]) -> N
     )
     _icp_sync("derive", "--config", config, "--as-of", "2026-01-01")
     _icp_sync("activate", "v3", "--config", config)
+    _icp_sync(
+        "commit", "--config", config, "--period", "2026", "--target-green-share", "0.06",
+        "--signatory", "Sales: Dana Lee", "--signatory", "Finance: Sam Roy",
+    )  # fmt: skip
     report = workdir / "report" / "adherence-2026.html"
     _icp_sync("report", "--config", config, "--period", "2026", "--out", str(report))
     stdout.print(f"[bold]adherence report (open it in a browser): {report}[/]")
