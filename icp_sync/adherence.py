@@ -23,6 +23,7 @@ retention not yet observable) is said in ``notes`` and left out as ``None``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,12 +139,18 @@ class Adherence:
         }
 
 
-def deal_tiers(opportunities: pd.DataFrame, tiers: pd.Series) -> pd.Series:
-    """Each deal's tier: frozen at creation where the CRM holds it, else its account's."""
+def deal_tiers(
+    opportunities: pd.DataFrame, tiers: pd.Series, frozen: Mapping[str, str] | None = None
+) -> pd.Series:
+    """Each deal's tier: frozen when first seen (``frozen``, by opportunity id, as the
+    compliance monitor stores it), else as the CRM holds it at creation, else its account's."""
     by_account = opportunities["account_id"].map(tiers)
     if TIER_AT_CREATION in opportunities.columns:
-        frozen = opportunities[TIER_AT_CREATION].astype("string").str.strip().str.capitalize()
-        by_account = frozen.where(frozen.isin(_TIERS), by_account)
+        held = opportunities[TIER_AT_CREATION].astype("string").str.strip().str.capitalize()
+        by_account = held.where(held.isin(_TIERS), by_account)
+    if frozen:
+        stored = opportunities["opportunity_id"].map(frozen).astype("string").str.capitalize()
+        by_account = stored.where(stored.isin(_TIERS), by_account)
     return by_account.fillna(str(Tier.YELLOW)).astype(str)
 
 
@@ -197,6 +204,7 @@ def measure(
     now: pd.Timestamp,
     owners: pd.DataFrame | None = None,
     violations: pd.DataFrame | None = None,
+    frozen_tiers: Mapping[str, str] | None = None,
 ) -> Adherence:
     """Measure adherence to ``terms`` (see the module docstring).
 
@@ -208,7 +216,9 @@ def measure(
         terms: The commitment (or the version in force).
         now: The end of the observed history; nothing after it is counted.
         owners: ``owner_id``, ``name``, ``team`` of the deal owners, if known.
-        violations: Stored violations (``opportunity_id``, ``status``), if any.
+        violations: Stored violations (``opportunity_id``, ``status``, optionally
+            ``resolution``), if any: each is out of ICP whatever its tier.
+        frozen_tiers: Deal tiers frozen when first seen, by opportunity id.
     """
     period = terms.period
     until = min(period.end, now)
@@ -217,7 +227,7 @@ def measure(
         notes.append(f"the observed history ends on {now:%Y-%m-%d}, before the period starts")
     tiers = accounts.set_index("account_id")["tier"].astype(str)
     opps = opportunities.copy()
-    opps["tier"] = deal_tiers(opps, tiers)
+    opps["tier"] = deal_tiers(opps, tiers, frozen_tiers)
     opps["out_of_icp"] = _out_of_icp(opps, violations)
     created = opps["created_at"]
     in_period = (created >= period.start) & (created < until)
@@ -320,9 +330,11 @@ def _waived(flagged: pd.DataFrame, violations: pd.DataFrame | None) -> pd.Series
     if all(c in flagged.columns for c in WAIVER_COLUMNS):
         filled = [flagged[c].astype("string").str.strip().fillna("") != "" for c in WAIVER_COLUMNS]
         waived = filled[0] & filled[1]
-    if violations is not None and len(violations) and "status" in violations.columns:
-        status = violations.drop_duplicates("opportunity_id").set_index("opportunity_id")["status"]
-        waived = waived | (flagged["opportunity_id"].map(status) == "waived")
+    if violations is not None and len(violations):
+        for column in ("status", "resolution"):
+            if column in violations.columns:
+                values = violations.drop_duplicates("opportunity_id").set_index("opportunity_id")
+                waived = waived | (flagged["opportunity_id"].map(values[column]) == "waived")
     return waived.astype(bool)
 
 

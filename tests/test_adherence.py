@@ -189,3 +189,24 @@ def test_a_period_after_the_history_says_so() -> None:
     assert result.headline["new_deals"] == 0
     assert any("before the period starts" in n for n in result.notes)
     assert isinstance(terms.period, Period)
+
+
+def test_recorded_violations_and_frozen_tiers_come_first() -> None:
+    """A monitor's violation flags a deal whatever its tier; its frozen tier wins; waived counts."""
+    accounts, opportunities = _frames()
+    violations = pd.DataFrame(
+        {
+            "opportunity_id": ["o6", "o5"],
+            "status": ["out_of_icp", "resolved"],
+            "resolution": [None, "waived"],
+        }
+    )
+    frozen = {"o1": "Red", "o2": "Green"}
+    result = measure(
+        accounts, opportunities, _terms(), now=END, violations=violations, frozen_tiers=frozen
+    )
+    mix = result.tier_mix.set_index("tier")["deals"].to_dict()
+    assert mix == {"Green": 1, "Yellow": 1, "Red": 4}
+    # o1 (frozen Red, won), o3 (won), o4 (lost), o5 (waived), o6 (Yellow, recorded, open);
+    # o2 was frozen Green: not out of ICP
+    assert result.out_of_icp == {"deals": 5, "open": 1, "waived": 1, "won": 2, "lost": 1}

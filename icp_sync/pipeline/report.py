@@ -138,6 +138,18 @@ def _owners(settings: Settings) -> pd.DataFrame | None:
     return frame
 
 
+def _compliance_state(store: Store) -> tuple[pd.DataFrame | None, dict[str, str]]:
+    """The compliance monitor's violations and frozen deal tiers, where the store keeps them
+    (``store.violations``); none on a store without the monitor's repository."""
+    repository = getattr(store, "violations", None)
+    if repository is None:
+        return None, {}
+    found = [v.as_dict() for v in repository.all()]
+    violations = pd.DataFrame(found) if found else None
+    frozen = {key: str(item.tier) for key, item in repository.frozen_tiers().items()}
+    return violations, frozen
+
+
 def build_report(
     settings: Settings,
     store: Store,
@@ -152,12 +164,15 @@ def build_report(
     end = history.window(now).end
     terms = committed(settings, store, period=period, history_end=end)
     accounts = tiered_accounts(settings, history, terms.definition)
+    violations, frozen = _compliance_state(store)
     adherence = measure(
         accounts,
         history.opportunities,
         terms.terms,
         now=end,
         owners=_owners(settings),
+        violations=violations,
+        frozen_tiers=frozen,
     )
     revealed = revealed_icp(
         accounts,

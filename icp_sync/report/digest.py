@@ -57,8 +57,13 @@ class Digest:
         return blocks
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (for a webhook)."""
-        return {"subject": self.subject, "lines": list(self.lines), "link": self.link}
+        """JSON-ready form (an alert payload: ``event`` ``icp.leadership_digest``)."""
+        return {
+            "event": "icp.leadership_digest",
+            "subject": self.subject,
+            "lines": list(self.lines),
+            "link": self.link,
+        }
 
 
 def digest(report: Report) -> Digest:
