@@ -149,8 +149,9 @@ def deal_tiers(
         held = opportunities[TIER_AT_CREATION].astype("string").str.strip().str.capitalize()
         by_account = held.where(held.isin(_TIERS), by_account)
     if frozen:
-        stored = opportunities["opportunity_id"].map(frozen).astype("string").str.capitalize()
-        by_account = stored.where(stored.isin(_TIERS), by_account)
+        ids = opportunities["opportunity_id"].astype(object)
+        stored = ids.map(frozen).astype(object).map(lambda t: str(t).capitalize())
+        by_account = stored.where(stored.isin(_TIERS).to_numpy(dtype=bool), by_account)
     return by_account.fillna(str(Tier.YELLOW)).astype(str)
 
 
@@ -318,24 +319,29 @@ def _teams(owners: pd.DataFrame | None, accounts: pd.DataFrame) -> tuple[pd.Seri
 
 
 def _out_of_icp(opps: pd.DataFrame, violations: pd.DataFrame | None) -> pd.Series:
-    flagged = opps["tier"] == str(Tier.RED)
+    flagged = (opps["tier"] == str(Tier.RED)).to_numpy(dtype=bool)
     if violations is not None and len(violations):
-        recorded = opps["opportunity_id"].isin(violations["opportunity_id"])
-        flagged = flagged | recorded
-    return flagged & (opps["deal_type"] == str(DealType.NEW_BUSINESS))
+        recorded = opps["opportunity_id"].astype(object).isin(set(violations["opportunity_id"]))
+        flagged = flagged | recorded.to_numpy(dtype=bool)
+    new_business = (opps["deal_type"] == str(DealType.NEW_BUSINESS)).to_numpy(dtype=bool)
+    return pd.Series(flagged & new_business, index=opps.index)
 
 
 def _waived(flagged: pd.DataFrame, violations: pd.DataFrame | None) -> pd.Series:
-    waived = pd.Series(False, index=flagged.index)
+    waived = np.zeros(len(flagged), dtype=bool)
     if all(c in flagged.columns for c in WAIVER_COLUMNS):
-        filled = [flagged[c].astype("string").str.strip().fillna("") != "" for c in WAIVER_COLUMNS]
-        waived = filled[0] & filled[1]
+        for column in WAIVER_COLUMNS:
+            text = flagged[column].astype(object).where(flagged[column].notna(), "")
+            waived_part = text.astype(str).str.strip().ne("").to_numpy(dtype=bool)
+            waived = waived_part if column == WAIVER_COLUMNS[0] else waived & waived_part
     if violations is not None and len(violations):
+        ids = flagged["opportunity_id"].astype(object)
         for column in ("status", "resolution"):
             if column in violations.columns:
                 values = violations.drop_duplicates("opportunity_id").set_index("opportunity_id")
-                waived = waived | (flagged["opportunity_id"].map(values[column]) == "waived")
-    return waived.astype(bool)
+                said = ids.map(values[column].astype(object)).eq("waived")
+                waived |= said.fillna(False).to_numpy(dtype=bool)
+    return pd.Series(waived, index=flagged.index)
 
 
 def _tal_funnel(

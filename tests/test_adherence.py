@@ -199,9 +199,14 @@ def test_recorded_violations_and_frozen_tiers_come_first() -> None:
             "opportunity_id": ["o6", "o5"],
             "status": ["out_of_icp", "resolved"],
             "resolution": [None, "waived"],
-        }
+        },
+        dtype="string[pyarrow]",
     )
     frozen = {"o1": "Red", "o2": "Green"}
+    # the mirror hands out Arrow-backed strings, whose comparisons carry NA
+    opportunities["opportunity_id"] = opportunities["opportunity_id"].astype("string[pyarrow]")
+    opportunities["attr_icp_waiver_reason"] = pd.Series([None] * 6, dtype="string[pyarrow]")
+    opportunities["attr_icp_waiver_approved_by"] = pd.Series([None] * 6, dtype="string[pyarrow]")
     result = measure(
         accounts, opportunities, _terms(), now=END, violations=violations, frozen_tiers=frozen
     )
