@@ -36,6 +36,8 @@ MIN_MEAN_N = 10
 """Below this many values a mean is not reported."""
 _LEVEL = 0.95
 _RESAMPLES = 999
+_BATCH = 50
+"""Resamples drawn at once: bounds the memory of a bootstrap over many deals."""
 
 
 def _round(value: float, digits: int = 4) -> float | None:
@@ -86,6 +88,7 @@ def mean_estimate(values: pd.Series | np.ndarray, *, seed: int = 0) -> dict[str,
     result = stats.bootstrap(
         (data,),
         np.mean,
+        batch=_BATCH,
         n_resamples=_RESAMPLES,
         confidence_level=_LEVEL,
         method="percentile",
@@ -162,6 +165,7 @@ def amount_share_estimate(
         share,
         paired=True,
         vectorized=True,
+        batch=_BATCH,
         n_resamples=_RESAMPLES,
         confidence_level=_LEVEL,
         method="percentile",
