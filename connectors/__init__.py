@@ -34,6 +34,10 @@ def make_connector(settings: Settings, state: ConnectorState | None = None) -> C
 
         if settings.files is None:
             raise ConfigError(["files: section required when crm.connector = 'files'"])
+        if settings.files.writeback is not None:
+            from connectors.files.writeback import FileWriteConnector
+
+            return FileWriteConnector(settings.files)
         return FileConnector(settings.files)
     if settings.crm.connector == "salesforce":
         from connectors.salesforce.connector import SalesforceConnector

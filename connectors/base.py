@@ -27,7 +27,9 @@ __all__ = [
     "ConnectorState",
     "FieldSetup",
     "LongLived",
+    "Prefetching",
     "WritableConnector",
+    "WriteCost",
 ]
 
 
@@ -186,4 +188,26 @@ class LongLived(Protocol):
 
     def refresh_metadata(self) -> None:
         """Forget cached descriptions of the CRM; the next use describes again."""
+        ...
+
+
+@runtime_checkable
+class Prefetching(Protocol):
+    """**Protocol**: a connector that can read the start of a cycle ahead in fewer calls.
+
+    The pipeline calls :meth:`prefetch` once before extracting; each ``extract`` then uses
+    what was read ahead for it, or reads as usual.
+    """
+
+    def prefetch(self, cursors: dict[CrmObject, str | None], *, now: datetime) -> int:
+        """Read ahead the cycle's first requests for objects at ``cursors``; answers kept."""
+        ...
+
+
+@runtime_checkable
+class WriteCost(Protocol):
+    """**Protocol**: a connector that can say what writing ``records`` records would cost."""
+
+    def write_cost(self, records: int) -> dict[str, Any]:
+        """``{"method": ..., "calls": n}``: the API calls a write of ``records`` would make."""
         ...

@@ -131,6 +131,28 @@ def _print_writeback(summary: dict[str, Any]) -> None:
             )
         )
     )
+    if "preview" in summary:
+        _print_preview(summary["preview"])
+
+
+def _print_preview(preview: dict[str, Any]) -> None:
+    """The dry-run preview: TAL changes, a sample of old and new values, the write's cost."""
+    tal = preview["tal"]
+    stdout.print(f"  TAL: {tal['added']:,} accounts added, {tal['removed']:,} removed")
+    for label, names in (("added", tal["added_sample"]), ("removed", tal["removed_sample"])):
+        if names:
+            stdout.print(f"    {label}: {', '.join(names)}" + (" ..." if len(names) >= 10 else ""))
+    if preview["sample"]:
+        table = Table(title="sample of the records it would write (old -> new)", show_lines=True)
+        for column in ("account", "field", "old", "new"):
+            table.add_column(column, overflow="fold")
+        for record in preview["sample"]:
+            for n, (name, values) in enumerate(record["fields"].items()):
+                who = f"{record['name']} ({record['record_id']})" if n == 0 else ""
+                table.add_row(who, name, values["old"][:80], values["new"][:80])
+        stdout.print(table)
+    cost = preview["api_calls"]
+    stdout.print(f"  the write would cost {cost['calls']:,} API calls ({cost['method']})")
 
 
 def print_activation(document: dict[str, Any]) -> None:

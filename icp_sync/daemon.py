@@ -196,6 +196,8 @@ class Daemon:
         if not self._cycle_lock.acquire(timeout=3_600 if full else 0):
             return "busy"
         try:
+            if self._stopping.is_set():
+                return "stopping"
             return self._cycle(full=full, kind=kind, now=now)
         finally:
             self._cycle_lock.release()

@@ -9,7 +9,13 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,6 +159,8 @@ def _salesforce(workdir: Path, _icp_sync: Callable[..., None]) -> None:
         _icp_sync("sync", "--config", str(config))
         stdout.rule("14. Nothing changed: a cycle costs a handful of API calls and writes nothing")
         _icp_sync("sync", "--config", str(config))
+        stdout.rule("14. The daemon: scheduled cycles, a rep's edit picked up, health and metrics")
+        _daemon(sandbox, config)
 
 
 def _quiet(config: Path) -> None:
@@ -203,3 +211,74 @@ def _override_by_hand(sandbox: Sandbox, *, count: int, tier: str) -> None:
             "Account", row["Id"], {"ICP_Tier_Override__c": tier}, user=row["OwnerId"]
         )
         stdout.print(f"  {row['Name']}: ICP Tier Override = {tier} (set by its owner)")
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback URL)
+            return int(response.status), response.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def _wait_cycles(base: str, cycles: int, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    health: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status, body = _get(f"{base}/healthz")
+        health = json.loads(body) if status == 200 else health
+        if health.get("cycles", 0) >= cycles and health.get("status") == "ok":
+            return health
+        time.sleep(0.3)
+    return health
+
+
+def _daemon(sandbox: Sandbox, config: Path) -> None:
+    """`icp-sync run` as a real process for a few cycles, then SIGTERM."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    base = f"http://127.0.0.1:{port}"
+    args = ["run", "--config", str(config), "--interval", "2", "--listen", f"127.0.0.1:{port}"]
+    stdout.print(f"\n[bold cyan]$ icp-sync {shlex.join(args)} &[/]")
+    process = subprocess.Popen(  # noqa: S603 (this interpreter, our own CLI)
+        [sys.executable, "-m", "icp_sync", *args], stdout=subprocess.DEVNULL
+    )
+    try:
+        health = _wait_cycles(base, 2)
+        stdout.print(f"GET {base}/healthz -> {json.dumps(health)}")
+        _, rows = sandbox.org.query(
+            "SELECT Id, Name, OwnerId, ICP_Tier__c FROM Account WHERE ICP_Tier__c = 'Green' "
+            "AND ICP_Tier_Override__c = null ORDER BY Name LIMIT 1",
+            include_deleted=False,
+        )
+        row = rows[0]
+        sandbox.org.update(
+            "Account", row["Id"], {"ICP_Tier_Override__c": "Yellow"}, user=row["OwnerId"]
+        )
+        stdout.print(
+            f"  a rep sets ICP Tier Override = Yellow on {row['Name']} (tier {row['ICP_Tier__c']})"
+        )
+        _wait_cycles(base, int(health.get("cycles", 0)) + 2)
+        _, after = sandbox.org.query(
+            f"SELECT Name, ICP_Tier__c FROM Account WHERE Id = '{row['Id']}'",
+            include_deleted=False,
+        )
+        stdout.print(
+            f"  two cycles later the daemon has moved it: {after[0]['Name']} "
+            f"{row['ICP_Tier__c']} -> {after[0]['ICP_Tier__c']}"
+        )
+        _, metrics = _get(f"{base}/metrics")
+        wanted = ("icp_sync_cycles_total", "icp_sync_api_calls_total", "icp_sync_records_written")
+        stdout.print(f"GET {base}/metrics (excerpt):")
+        for line in metrics.splitlines():
+            if line.startswith(wanted) and "_created" not in line and not line.endswith(" 0.0"):
+                stdout.print(f"  {line}")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+    stdout.print(f"  SIGTERM: the daemon finished its cycle and exited {code}")
+    stdout.print(
+        "Where to look: /healthz, /readyz and /metrics on the --listen address; on each "
+        "Account, the ICP_Tier__c, ICP_Score__c, ICP_Reasons__c and ICP_TAL__c fields."
+    )

@@ -225,11 +225,14 @@ def plan(
     aligned = current.reindex(index=desired.index, columns=fields).to_numpy(dtype=object)
     target = desired[fields].to_numpy(dtype=object)
     rows, cols = np.nonzero(differs.to_numpy())
+    # positions looked up in plain arrays: indexing a pandas Index per cell costs seconds
+    ids = desired.index.astype(str).to_numpy(dtype=object)
+    names = [str(f) for f in fields]
     changes = tuple(
         FieldChange(
             crm_object=crm_object,
-            record_id=str(desired.index[r]),
-            field=str(fields[c]),
+            record_id=ids[r],
+            field=names[c],
             old=_plain(aligned[r, c]),
             new=_plain(target[r, c]),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,7 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from icp_sync.daemon import Daemon
 from icp_sync.pipeline.session import SyncSession
-from tests.conftest import ROOT, SandboxFactory
+from tests.clirun import icp_sync
+from tests.conftest import EXAMPLES, ROOT, SandboxFactory
 from tests.connectors.salesforce_org import make_org
 
 
@@ -172,3 +174,13 @@ def test_repeated_failures_back_off_and_alert_once(
         assert daemon.health().alive  # failing is not a reason to restart the process
     finally:
         daemon.shutdown()
+
+
+def test_a_bad_listen_address_is_a_usage_error(tmp_path: Path) -> None:
+    """`icp-sync run --listen nonsense` exits 2 with one line naming the option."""
+    shutil.copytree(EXAMPLES / "maven", tmp_path / "maven", ignore=shutil.ignore_patterns("*.db*"))
+    config = str(tmp_path / "maven" / "icp-sync.toml")
+    outcome = icp_sync("run", "--config", config, "--listen", "nonsense")
+    assert outcome.code == 2
+    assert "--listen" in outcome.stderr
+    assert "Traceback" not in outcome.stderr

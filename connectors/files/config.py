@@ -13,11 +13,12 @@ from typing import ClassVar, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from icp_sync.model import COLUMNS, ID_COLUMN, CrmObject
-from icp_sync.sections import Section, existing_file
+from icp_sync.sections import Section, base_dir, existing_file
 
 __all__ = [
     "ColumnSpec",
     "FileObjectConfig",
+    "FileWritebackConfig",
     "FilesConfig",
     "LookupConfig",
     "OpportunityFileConfig",
@@ -162,8 +163,26 @@ class OpportunityFileConfig(FileObjectConfig):
     _section: ClassVar[str] = "opportunities"
 
 
+class FileWritebackConfig(Section):
+    """Write-back as import files: a CSV of the changed ICP fields per cycle, for teams that
+    load it with Salesforce Data Loader or HubSpot's import instead of giving API access."""
+
+    format: Literal["salesforce", "hubspot"] = "salesforce"
+    """``salesforce``: Data Loader update (``Id`` + field API names, ``#N/A`` clears a
+    field); ``hubspot``: company import (``Record ID`` + property internal names)."""
+    output_dir: Path = Path("icp-imports")
+    """Where the files go, one per cycle with changes (``icp-import-<UTC time>.csv``)."""
+
+    @field_validator("output_dir")
+    @classmethod
+    def _resolve_dir(cls, value: Path, info: ValidationInfo) -> Path:
+        return (value if value.is_absolute() else base_dir(info) / value).resolve()
+
+
 class FilesConfig(Section):
     """The file connector: CRM exports on disk."""
 
     accounts: FileObjectConfig
     opportunities: OpportunityFileConfig | None = None
+    writeback: FileWritebackConfig | None = None
+    """Write the ICP fields as an import-ready CSV (unset: read only)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
@@ -97,6 +97,7 @@ class SalesforceClient:
         self._budget_start: int | None = None
         self._retry_after: float | None = None
         self._server_date: datetime | None = None
+        self._server_offset: timedelta | None = None
 
     @property
     def limit_known(self) -> bool:
@@ -110,6 +111,17 @@ class SalesforceClient:
         clock, which may run fast or slow.
         """
         return self._server_date or fallback
+
+    def server_clock(self, fallback: datetime) -> datetime:
+        """An estimate of the org's clock now: this machine's clock corrected by the offset
+        of the last ``Date`` header (whole seconds), else ``fallback``.
+
+        Only for deciding whether a request is due (a getDeleted window a minute long);
+        cursors use :meth:`server_now`.
+        """
+        if self._server_offset is None:
+            return fallback
+        return datetime.now(UTC) + self._server_offset
 
     def usage(self) -> ApiUsage:
         """Calls made through this client, and the org's daily allowance as last reported."""
@@ -238,6 +250,8 @@ class SalesforceClient:
         self._by_endpoint[endpoint] = self._by_endpoint.get(endpoint, 0) + 1
         self._retry_after = _retry_after(response.headers.get("Retry-After"))
         self._server_date = _http_date(response.headers.get("Date")) or self._server_date
+        if self._server_date is not None:
+            self._server_offset = self._server_date - datetime.now(UTC)
         info = response.headers.get("Sforce-Limit-Info", "")
         for part in info.split(";"):
             key, equals, value = part.strip().partition("=")

@@ -101,6 +101,15 @@ class SalesforceConnector:
         """Records of ``obj`` changed since ``since`` (a ``SystemModstamp``), up to ``now``."""
         return self._extractor.extract(obj, since=since, now=now)
 
+    def prefetch(self, cursors: dict[CrmObject, str | None], *, now: datetime) -> int:
+        """Read the first page of every incremental query and the getDeleted windows due in
+        one Composite call (the cycle's extracts then use them); returns answers kept."""
+        return self._extractor.prefetch(cursors, now=now)
+
+    def write_cost(self, records: int) -> dict[str, Any]:
+        """The calls a write of ``records`` changed records makes (see :mod:`.write`)."""
+        return self._writer.cost(records)
+
     def writable_fields(self) -> dict[str, str]:
         """Owned field -> API name, for those that exist on Account."""
         return self._fields.writable()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -24,6 +24,7 @@ from connectors.base import Batch, ConnectorState
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.config import SalesforceConfig
 from connectors.salesforce.fields import SOBJECT
+from connectors.salesforce.prefetch import Prefetch
 from connectors.salesforce.soql import parse_datetime, soql_datetime
 from icp_sync.errors import FatalConnectorError
 from icp_sync.log import get_logger
@@ -50,11 +51,37 @@ class Deletions:
     """
 
     def __init__(
-        self, client: SalesforceClient, config: SalesforceConfig, state: ConnectorState
+        self,
+        client: SalesforceClient,
+        config: SalesforceConfig,
+        state: ConnectorState,
+        *,
+        prefetch: Prefetch | None = None,
     ) -> None:
         self._client = client
         self._config = config
         self._state = state
+        self._prefetch = prefetch
+
+    def due_window(
+        self, obj: CrmObject, *, now: datetime
+    ) -> tuple[datetime, datetime] | Literal["wait", "other"]:
+        """What :meth:`pending` would do now: the getDeleted window it would ask for, ``wait``
+        (a window under a minute: no call), or ``other`` (a reconciliation)."""
+        sobject = SOBJECT[obj]
+        state = self._state.load()
+        cursor = state.get("deleted_cursor", {}).get(sobject)
+        reconciled = state.get("reconciled_at", {}).get(sobject)
+        every = timedelta(hours=self._config.reconcile_every_hours)
+        if cursor is None or reconciled is None or now - parse_datetime(str(reconciled)) >= every:
+            return "other"
+        start = _floor_minute(parse_datetime(str(cursor)))
+        end = _floor_minute(now)
+        if end - start < _MINUTE:
+            return "wait"
+        if now - start > timedelta(days=self._config.deleted_window_days):
+            return "other"
+        return start, end
 
     def after_full_read(
         self, obj: CrmObject, live: frozenset[str], *, read_from: datetime
@@ -80,15 +107,25 @@ class Deletions:
             reason = "no delete cursor yet"
         elif reconciled is None or now - parse_datetime(str(reconciled)) >= every:
             reason = f"scheduled (every {self._config.reconcile_every_hours:g} h)"
+        ahead = self._prefetch.deleted(sobject) if self._prefetch else None
+        considered = self._prefetch.considered(sobject) if self._prefetch else False
+        if reason is None and ahead is None and considered:
+            return  # not due when the cycle read ahead: the next cycle asks (no extra call)
         if reason is None:
             start = _floor_minute(parse_datetime(str(cursor)))
             end = _floor_minute(now)
+            if ahead is not None and ahead[0] == start:
+                end = ahead[1]  # read ahead in the cycle's Composite call
             if end - start < _MINUTE:
                 return  # Salesforce refuses a window under a minute: wait for the next cycle
             if now - start > timedelta(days=self._config.deleted_window_days):
                 reason = "the delete cursor is older than the getDeleted retention window"
             else:
-                answer = self._get_deleted(sobject, start, end)
+                answer = (
+                    ahead[2]
+                    if ahead is not None and ahead[0] == start
+                    else self._get_deleted(sobject, start, end)
+                )
                 if answer is None:
                     reason = "getDeleted refused the window (INVALID_REPLICATION_DATE)"
                 elif parse_datetime(str(answer["earliestDateAvailable"])) > start:

@@ -29,6 +29,7 @@ from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.config import SalesforceConfig
 from connectors.salesforce.deletes import Deletions
 from connectors.salesforce.fields import SOBJECT, Fields
+from connectors.salesforce.prefetch import Prefetch
 from connectors.salesforce.soql import parse_datetime, soql_datetime, soql_literal
 from icp_sync.errors import FatalConnectorError
 from icp_sync.log import get_logger
@@ -66,13 +67,55 @@ class Extractor:
         self._fields = fields
         self._state = state
         self._bulk = BulkQuery(client, state, wait=bulk_wait, page_records=config.bulk_page_records)
-        self._deletions = Deletions(client, config, state)
+        self._prefetch = Prefetch(client, config.api_version)
+        self._deletions = Deletions(client, config, state, prefetch=self._prefetch)
+
+    def prefetch(self, cursors: Mapping[CrmObject, str | None], *, now: datetime) -> int:
+        """Read the first page of each incremental query, and the getDeleted windows due,
+        in one Composite call (objects read in full or by a bulk job are left out)."""
+        resuming = self._state.load().get("bulk_query", {})
+        queries = {
+            SOBJECT[obj]: self._query(obj, since)[0]
+            for obj, since in cursors.items()
+            if since is not None and SOBJECT[obj] not in resuming
+        }
+        # after the describes (if any): the org's clock as of the latest answer
+        started = self._client.server_now(now)
+        clock = max(started, self._client.server_clock(started))
+        due = {
+            SOBJECT[obj]: self._deletions.due_window(obj, now=clock)
+            for obj, since in cursors.items()
+            if since is not None
+        }
+        windows = {sobject: w for sobject, w in due.items() if isinstance(w, tuple)}
+        waiting = {sobject for sobject, w in due.items() if w == "wait"}
+        return self._prefetch.run(queries, windows, waiting=waiting, started=started)
 
     def extract(self, obj: CrmObject, *, since: str | None, now: datetime) -> Iterator[Batch]:
-        """Records of ``obj`` changed since ``since`` (a ``SystemModstamp``), then deletes."""
-        if not self._client.limit_known:
-            self._client.read_limits()
-        started = self._client.server_now(now)
+        """Records of ``obj`` changed since ``since`` (a ``SystemModstamp``), then deletes.
+
+        The org's daily limit arms the budget guard from the ``Sforce-Limit-Info`` header of
+        every answer, so no ``/limits`` call is needed.
+        """
+        soql, columns = self._query(obj, since)
+        ahead = self._prefetch.page(soql)
+        started = ahead[1] if ahead else self._client.server_now(now)
+        columns.started = soql_datetime(started)
+        yield from self._rest_or_bulk(obj, soql, columns, first=ahead[0] if ahead else None)
+        if obj is CrmObject.ACCOUNT:
+            # the Date header has whole seconds: the newest stamp read may be later
+            read_at = max(started, parse_datetime(columns.newest)) if columns.newest else started
+            state = self._state.load()
+            state["last_read"] = soql_datetime(read_at)
+            self._state.save(state)
+        live = columns.live()
+        if since is None and live is not None:
+            yield self._deletions.after_full_read(obj, live, read_from=started)
+        else:
+            yield from self._deletions.pending(obj, now=self._client.server_now(now))
+
+    def _query(self, obj: CrmObject, since: str | None) -> tuple[str, _Columns]:
+        """The SOQL of an extraction from ``since``, and the columns it reads."""
         sobject = SOBJECT[obj]
         select, owned = self._select(obj)
         stamp = self._config.fields.account.get("modified_at", "SystemModstamp")
@@ -89,21 +132,9 @@ class Extractor:
         columns = _Columns(
             obj, select, owned, stamp=stamp, since=since, user=str(user) if user else None
         )
-        columns.started = soql_datetime(started)
         if modifier:
             columns.api.append(modifier)
-        yield from self._rest_or_bulk(obj, soql, columns)
-        if obj is CrmObject.ACCOUNT:
-            # the Date header has whole seconds: the newest stamp read may be later
-            read_at = max(started, parse_datetime(columns.newest)) if columns.newest else started
-            state = self._state.load()
-            state["last_read"] = soql_datetime(read_at)
-            self._state.save(state)
-        live = columns.live()
-        if since is None and live is not None:
-            yield self._deletions.after_full_read(obj, live, read_from=started)
-        else:
-            yield from self._deletions.pending(obj, now=self._client.server_now(now))
+        return soql, columns
 
     def _select(self, obj: CrmObject) -> tuple[dict[str, str], dict[str, str]]:
         """API name -> column for every mapped field that exists; API name -> owned field."""
@@ -136,12 +167,14 @@ class Extractor:
             )
         return select, owned
 
-    def _rest_or_bulk(self, obj: CrmObject, soql: str, columns: _Columns) -> Iterator[Batch]:
+    def _rest_or_bulk(
+        self, obj: CrmObject, soql: str, columns: _Columns, *, first: dict[str, Any] | None
+    ) -> Iterator[Batch]:
         headers = {"Sforce-Query-Options": f"batchSize={self._config.page_size}"}
         resuming = SOBJECT[obj] in self._state.load().get("bulk_query", {})
         columns.partial = resuming
-        page: dict[str, Any] = {}
-        if not resuming:
+        page: dict[str, Any] = first or {}
+        if not resuming and first is None:
             page = self._client.call(
                 f"query {SOBJECT[obj]}",
                 lambda sf: sf.query(soql, include_deleted=True, headers=headers),

@@ -14,6 +14,7 @@ what was written before the next call starts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -77,6 +78,16 @@ class Writer:
         self._fields = fields
         self._state = state
         self._bulk_wait = bulk_wait
+
+    def cost(self, records: int) -> dict[str, Any]:
+        """The API calls writing ``records`` changed records makes: a conflict check, then
+        one sObject Collections call per 200 records, or above ``bulk_write_threshold`` one
+        Bulk API 2.0 ingest job (create, upload, close, at least one status poll, results)."""
+        if records == 0:
+            return {"method": "none", "calls": 0}
+        if records > self._config.bulk_write_threshold:
+            return {"method": "bulk", "calls": 1 + 7, "jobs": 1}
+        return {"method": "collections", "calls": 1 + math.ceil(records / COLLECTION_SIZE)}
 
     def apply(self, plan: Plan) -> Iterator[ApplyBatch]:
         """Write the plan's Account changes; yields results per call (or per bulk job)."""

@@ -107,9 +107,15 @@ def sync(
     ] = False,
 ) -> None:
     """One cycle: extract changes, mirror them, score, and write the active ICP to the CRM."""
+    from icp_sync.cli.progress import bars, wanted
     from icp_sync.pipeline import sync as run_sync
 
-    with command("sync", config) as run, Store.open(run.settings.store.url) as store:
+    shown = not json_output and wanted(sys.stdout, sys.stderr)
+    with (
+        command("sync", config) as run,
+        Store.open(run.settings.store.url) as store,
+        bars(sys.stderr, enabled=shown),
+    ):
         result = run_sync(
             run.settings,
             store,

@@ -12,7 +12,8 @@ from typing import Any, cast
 
 import pandas as pd
 
-from connectors.base import WritableConnector
+from connectors.base import ApplyBatch, WritableConnector
+from icp_sync import progress
 from icp_sync.config import Settings
 from icp_sync.errors import CycleInterruptedError, MassChangeError
 from icp_sync.log import get_logger
@@ -20,6 +21,7 @@ from icp_sync.manual_edits import ManualEditPolicy, detect
 from icp_sync.model import CrmObject
 from icp_sync.pipeline.history import History
 from icp_sync.pipeline.planning import WritePlan, plan_writes
+from icp_sync.pipeline.preview import preview
 from icp_sync.pipeline.versions import icp_in_force
 from icp_sync.store import Store
 from icp_sync.writeback import ACCOUNT_FIELDS, Plan, canonical_value
@@ -38,20 +40,25 @@ def remember_read_back(
     now: datetime,
     edited_by_others: frozenset[str] | None = None,
     policy: ManualEditPolicy = ManualEditPolicy.REVERT,
-) -> int:
+) -> tuple[int, int]:
     """Owned-field values read from the CRM become the 'current' the planner compares with.
 
     Values that differ from what icp-sync last knew, on records someone else modified last,
-    are manual edits: recorded as such, logged one line per field, and counted (returned).
+    are manual edits: recorded as such, logged one line per field, and counted.
+
+    Returns:
+        (manual edits, records whose owned values differ from what icp-sync knew).
     """
     columns = [f for f in ACCOUNT_FIELDS if owned is not None and f in owned]
     if obj is not CrmObject.ACCOUNT or owned is None or not columns or clean.empty:
-        return 0
+        return 0, 0
     values = owned.loc[owned.index.isin(clean["account_id"]), columns].map(canonical_value)
     rows = cast(dict[str, dict[str, str]], values.to_dict("index"))
     known = store.ledger.known_values(obj, rows)
+    # nothing known is the empty value (as the planner sees it): an empty field read on a
+    # new record is no change, and 100,000 new records cost no 800,000 ledger rows
     changed = {
-        record_id: {f: v for f, v in fields.items() if known.get(record_id, {}).get(f) != v}
+        record_id: {f: v for f, v in fields.items() if known.get(record_id, {}).get(f, "") != v}
         for record_id, fields in rows.items()
     }
     changed = {record_id: fields for record_id, fields in changed.items() if fields}
@@ -77,7 +84,7 @@ def remember_read_back(
     for edit in edits:
         by_hand.setdefault(edit.record_id, {})[edit.field] = edit.after
     store.ledger.record_field_values(obj, by_hand, source="manual", now=now)
-    return len(edits)
+    return len(edits), len(changed)
 
 
 def write_back(
@@ -121,9 +128,10 @@ def write_back(
         )
         log.warning("writeback_skipped", reason=reason)
         return {"skipped": reason, "records_written": 0}
-    proposal = plan_writes(
-        settings, store, history, icp, writable=set(writable), now=now, keep=True
-    )
+    with progress.step("scoring accounts and planning the write-back"):
+        proposal = plan_writes(
+            settings, store, history, icp, writable=set(writable), now=now, keep=True
+        )
     planned = proposal.planned
     manual, policy = proposal.manual, proposal.policy
     summary: dict[str, Any] = {
@@ -156,6 +164,7 @@ def write_back(
     elif tripped:
         raise MassChangeError(tripped)
     if summary["dry_run"]:
+        summary["preview"] = preview(planned, proposal.scored.frame, connector)
         return summary
     summary |= _apply(store, connector, planned, run_id=run_id, now=now, stop=stop)
     counted = ("records_written", "rejected", "deferred", "retried_rejects")
@@ -202,27 +211,42 @@ def _apply(
 ) -> dict[str, Any]:
     counts = {"records_written": 0, "rejected": 0, "deferred": 0}
     wanted = planned.by_record()
-    for batch in connector.apply(planned):
-        written = {
-            record_id: {f: canonical_value(v) for f, v in fields.items()}
-            for record_id, fields in batch.written.items()
-        }
-        store.ledger.record_field_values(CrmObject.ACCOUNT, written, source="written", now=now)
-        entries = [(r, "written", batch.written[r], batch.method) for r in batch.written]
-        entries += [
-            (r, "rejected", wanted.get((CrmObject.ACCOUNT, r), {}), reason)
-            for r, reason in batch.rejected.items()
-        ]
-        entries += [(r, "deferred", {}, reason) for r, reason in batch.deferred.items()]
-        store.ledger.log_writes(run_id, CrmObject.ACCOUNT, entries, now=now)
-        counts["records_written"] += len(batch.written)
-        counts["rejected"] += len(batch.rejected)
-        counts["deferred"] += len(batch.deferred)
-        for record_id, reason in batch.rejected.items():
-            log.warning("record_rejected", record_id=record_id, reason=reason)
-        if stop is not None and stop():
-            raise CycleInterruptedError(
-                f"stop requested during write-back after {counts['records_written']:,} "
-                "records; the next cycle writes the rest"
-            )
+    with progress.step("writing to the CRM", total=len(wanted)) as advance:
+        for batch in connector.apply(planned):
+            advance(len(batch.written) + len(batch.rejected) + len(batch.deferred))
+            _record(store, batch, wanted, counts, run_id=run_id, now=now)
+            if stop is not None and stop():
+                raise CycleInterruptedError(
+                    f"stop requested during write-back after {counts['records_written']:,} "
+                    "records; the next cycle writes the rest"
+                )
     return counts
+
+
+def _record(
+    store: Store,
+    batch: ApplyBatch,
+    wanted: dict[tuple[CrmObject, str], dict[str, Any]],
+    counts: dict[str, int],
+    *,
+    run_id: str,
+    now: datetime,
+) -> None:
+    """Record one write call's outcome in the ledger, and count it."""
+    written = {
+        record_id: {f: canonical_value(v) for f, v in fields.items()}
+        for record_id, fields in batch.written.items()
+    }
+    store.ledger.record_field_values(CrmObject.ACCOUNT, written, source="written", now=now)
+    entries = [(r, "written", batch.written[r], batch.method) for r in batch.written]
+    entries += [
+        (r, "rejected", wanted.get((CrmObject.ACCOUNT, r), {}), reason)
+        for r, reason in batch.rejected.items()
+    ]
+    entries += [(r, "deferred", {}, reason) for r, reason in batch.deferred.items()]
+    store.ledger.log_writes(run_id, CrmObject.ACCOUNT, entries, now=now)
+    counts["records_written"] += len(batch.written)
+    counts["rejected"] += len(batch.rejected)
+    counts["deferred"] += len(batch.deferred)
+    for record_id, reason in batch.rejected.items():
+        log.warning("record_rejected", record_id=record_id, reason=reason)

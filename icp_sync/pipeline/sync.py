@@ -10,7 +10,7 @@ one resumes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +18,8 @@ from typing import Any
 import pandas as pd
 
 from connectors import Connector, make_connector
-from connectors.base import WritableConnector
+from connectors.base import Batch, Prefetching, WritableConnector
+from icp_sync import progress
 from icp_sync.config import Settings
 from icp_sync.errors import BudgetExhaustedError, CycleInterruptedError, MassChangeError
 from icp_sync.log import get_logger
@@ -54,7 +55,15 @@ class ObjectSync:
     """New records read already flagged deleted in the CRM: mirrored as deleted, never live."""
     restored: int = 0
     """Records deleted in the mirror that came back live (undeleted in the CRM)."""
+    owned_changed: int = 0
+    """Records whose owned-field values read back differ from what icp-sync knew."""
     report: NormalizeReport | None = None
+
+    @property
+    def nothing_new(self) -> bool:
+        """Nothing read changes the mirror or the owned values (re-read overlap rows only)."""
+        counts = (self.inserted, self.updated, self.deleted, self.restored, self.arrived_deleted)
+        return not any(counts) and not self.manual_edits and not self.owned_changed
 
     @property
     def mirror_after(self) -> int:
@@ -243,25 +252,15 @@ def _cycle(
         history: History | None = None
         mark = ScoringMark(store, connector.name)
         try:
-            for obj in CrmObject:
-                _sync_object(
-                    settings=settings,
-                    store=store,
-                    connector=connector,
-                    outcome=objects[obj],
-                    run_id=run_id,
-                    now=now,
-                    allow_mass_change=allow_mass_change,
-                    options=options,
-                )
-            options.check_stop("before scoring")
-            unchanged = not full and all(o.source_unchanged for o in objects.values())
+            _read(settings, store, connector, objects, run_id=run_id, now=now, options=options)
+            unchanged = not full and all(o.nothing_new for o in objects.values())
             if options.skip_unchanged and unchanged and mark.still_valid(settings):
                 writeback = mark.skipped()
                 history = History.empty()
             else:
                 mark.clear()
-                history = History.load(store)
+                with progress.step("loading the mirror"):
+                    history = History.load(store)
             if writeback is None and isinstance(connector, WritableConnector):
                 lease.check()
                 writeback = write_back(
@@ -315,6 +314,34 @@ def _cycle(
     return result
 
 
+def _read(
+    settings: Settings,
+    store: Store,
+    connector: Connector,
+    objects: dict[CrmObject, ObjectSync],
+    *,
+    run_id: str,
+    now: datetime,
+    options: _Options,
+) -> None:
+    """Mirror every object's changes (the first requests read ahead where the CRM can)."""
+    if isinstance(connector, Prefetching) and not options.full:
+        cursors = {obj: store.watermarks.get(connector.name, obj) for obj in CrmObject}
+        connector.prefetch(cursors, now=now)
+    for obj in CrmObject:
+        _sync_object(
+            settings=settings,
+            store=store,
+            connector=connector,
+            outcome=objects[obj],
+            run_id=run_id,
+            now=now,
+            allow_mass_change=options.allow_mass_change,
+            options=options,
+        )
+    options.check_stop("before scoring")
+
+
 def _sync_object(
     *,
     settings: Settings,
@@ -335,7 +362,7 @@ def _sync_object(
     guard = _DeleteGuard(
         store, obj, limit=settings.guards.max_delete_share, allow=allow_mass_change
     )
-    for batch in connector.extract(obj, since=since, now=now):
+    for batch in _shown(connector.extract(obj, since=since, now=now), f"reading {obj} records"):
         options.check_stop(f"while reading {obj}")
         if batch.deleted:
             guard.check(batch.deleted)
@@ -365,7 +392,7 @@ def _sync_object(
         if gone:
             outcome.deleted += store.mirror.mark_deleted(obj, gone, now=now)
             live -= gone
-        outcome.manual_edits += remember_read_back(
+        edits, differing = remember_read_back(
             store,
             obj,
             batch.owned,
@@ -374,6 +401,8 @@ def _sync_object(
             edited_by_others=batch.edited_by_others,
             policy=ManualEditPolicy(settings.writeback.manual_edits),
         )
+        outcome.manual_edits += edits
+        outcome.owned_changed += differing
         store.runs.add_rejects(run_id, report.rejects)
         if batch.cursor is not None:
             store.watermarks.set(connector.name, obj, batch.cursor, now=now)
@@ -391,6 +420,14 @@ def _sync_object(
         connector=connector.name,
         **{k: v for k, v in outcome.as_dict().items() if k != "normalization"},
     )
+
+
+def _shown(batches: Iterable[Batch], description: str) -> Iterator[Batch]:
+    """``batches``, shown as a progress step counting their records."""
+    with progress.step(description) as advance:
+        for batch in batches:
+            yield batch
+            advance(len(batch.frame))
 
 
 class _DeleteGuard:

@@ -82,6 +82,8 @@ class ScoringMark:
             "tal_id": held.get("tal_id"),
             "tiers": held.get("tiers"),
             "unchanged": True,
+            "plan": {"records": 0, "field_changes": 0, "by_field": {}, "tier_moves": {}},
+            "dry_run": False,
             "reason": "no change in the CRM and the same ICP in force since the last "
             f"complete write-back ({held.get('at')}): nothing to score or write",
             "records_written": 0,

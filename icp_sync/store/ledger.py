@@ -70,7 +70,14 @@ class LedgerRepository(Repository):
             rows = conn.execute(query).fetchall()
         if not rows:
             return pd.DataFrame()
-        long = pd.DataFrame(rows, columns=["record_id", "field", "value"])
+        # column lists, not Row objects: building a frame from rows is the slow path
+        long = pd.DataFrame(
+            {
+                "record_id": [r[0] for r in rows],
+                "field": [r[1] for r in rows],
+                "value": [r[2] for r in rows],
+            }
+        )
         return long.pivot(index="record_id", columns="field", values="value")
 
     def known_values(self, obj: CrmObject, ids: Iterable[str]) -> dict[str, dict[str, str]]:

@@ -58,14 +58,19 @@ def _mutate(org: Org, rng: random.Random, cycle: int) -> None:
 def _killed_sync(org: Org, config: Path, rng: random.Random) -> bool:
     """`icp-sync sync` in a subprocess, killed with SIGKILL at a random moment once its
     extraction has started; returns whether it was killed before it finished."""
-    reads = count("GET queryAll*", org.stats())
+
+    def reads_so_far() -> int:  # the first read of a cycle is its Composite call
+        stats = org.stats()
+        return count("GET queryAll*", stats) + count("POST composite", stats)
+
+    reads = reads_so_far()
     process = subprocess.Popen(
         [sys.executable, "-m", "icp_sync", "sync", "--config", str(config)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
-    while count("GET queryAll*", org.stats()) == reads and process.poll() is None:
+    while reads_so_far() == reads and process.poll() is None:
         assert time.monotonic() < deadline, "the subprocess never started extracting"
         time.sleep(0.01)
     try:

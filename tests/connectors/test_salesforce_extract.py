@@ -35,7 +35,7 @@ def test_full_rest_extract_costs_one_query_call_per_page(
     assert accounts == 4_100
     pages = math.ceil(accounts / 2000) + math.ceil(deals / 2000)
     assert queries(stats) == pages
-    assert stats["calls"] == pages + 4  # token, limits, two describes
+    assert stats["calls"] == pages + 3  # token, two describes (the budget comes from headers)
     assert result.records_written == 0
 
 
@@ -60,29 +60,27 @@ def test_bulk_extract_costs_a_constant_number_of_calls(
 def test_second_cycle_without_change_makes_a_handful_of_calls(
     sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:
-    """After a full cycle, an unchanged org costs 6 calls (token, limits, two describes, one
-    query per object), 8 once a minute has passed (getDeleted per object), and writes nothing."""
+    """After a full cycle, a one-shot sync of an unchanged org costs 4 calls (token, two
+    describes, one Composite call with both queries and, once a minute has passed, both
+    getDeleted windows), and writes nothing."""
     org = make_org(sandbox_factory, tmp_path)
     org.setup_fields()
-    started_ms = org.sandbox.org.now_ms()
     first = org.sync()
     org.reset_stats()
     second = org.sync()
     stats = org.stats()
-    # On a loaded machine the two cycles may themselves span a minute of the org's clock.
-    deletes_due = org.sandbox.org.now_ms() - started_ms >= 60_000
 
     assert first.records_written > 900
     assert second.records_written == 0
     assert second.status == "ok"
-    deleted_calls = stats["by_endpoint"].get("GET getDeleted", {}).get("calls", 0)
-    assert stats["calls"] - deleted_calls == 6, stats["by_endpoint"]
-    assert deleted_calls == 0 or (deletes_due and deleted_calls == 2), stats["by_endpoint"]
+    assert stats["calls"] == 4, stats["by_endpoint"]
+    assert count("POST composite", stats) == 1
     assert stats["records_written"] == 0
     org.sandbox.org.advance(61)
     org.reset_stats()
     assert org.sync().records_written == 0
-    assert org.stats()["calls"] == 8
+    assert org.stats()["calls"] == 4, org.stats()["by_endpoint"]
+    assert count("GET getDeleted", org.stats()) == 0  # read inside the Composite call
 
 
 @pytest.mark.parametrize(
