@@ -159,7 +159,7 @@ def _salesforce(workdir: Path, _icp_sync: Callable[..., None]) -> None:
         _icp_sync("sync", "--config", str(config))
         stdout.rule("14. Nothing changed: a cycle costs a handful of API calls and writes nothing")
         _icp_sync("sync", "--config", str(config))
-        stdout.rule("14. The daemon: scheduled cycles, a rep's edit picked up, health and metrics")
+        stdout.rule("15. The daemon: scheduled cycles, a rep's edit picked up, health and metrics")
         _daemon(sandbox, config)
 
 
