@@ -35,6 +35,7 @@ from connectors.salesforce.config import SalesforceConfig
 from icp_sync.alerts.config import AlertsConfig
 from icp_sync.errors import ConfigError
 from icp_sync.model import ACCOUNT_COLUMNS
+from icp_sync.report.config import DashboardConfig, DigestConfig, ReportConfig
 from icp_sync.rules import ComplianceConfig
 from icp_sync.sections import (
     Secret,
@@ -328,6 +329,9 @@ class Settings(Section):
     daemon: DaemonConfig = DaemonConfig()
     compliance: ComplianceConfig = ComplianceConfig()
     alerts: AlertsConfig = AlertsConfig()
+    report: ReportConfig = ReportConfig()
+    dashboard: DashboardConfig = DashboardConfig()
+    digest: DigestConfig = DigestConfig()
     source: Path | None = Field(default=None, exclude=True)
     """The file these settings came from (set by :func:`load_settings`)."""
 

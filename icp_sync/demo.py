@@ -89,7 +89,10 @@ def _exports(workdir: Path, _icp_sync: Callable[..., None]) -> None:
 def _derivation(workdir: Path, _icp_sync: Callable[..., None]) -> None:
     stdout.rule("5. Five years of a B2B SaaS CRM (synthetic, with a known true ICP)")
     data = workdir / "crm-export"
-    _icp_sync("sandbox", "generate", "--accounts", "20000", "--seed", "7", "--out", str(data))
+    _icp_sync(
+        "sandbox", "generate", "--accounts", "20000", "--seed", "7", "--drift", "60",
+        "--out", str(data),
+    )  # fmt: skip
     _quiet(data / "icp-sync.toml")
     config = str(data / "icp-sync.toml")
     _icp_sync("sync", "--config", config)
@@ -108,12 +111,31 @@ def _derivation(workdir: Path, _icp_sync: Callable[..., None]) -> None:
     stdout.rule("8. The falsifiable test: derive on history before 2025, see what happened after")
     _icp_sync("derive", "--config", config, "--as-of", "2025-01-01")
     _icp_sync("review", "--config", config)
+    _leadership(workdir, config, _icp_sync)
+
+
+def _leadership(workdir: Path, config: str, _icp_sync: Callable[..., None]) -> None:
+    stdout.rule("9. Leadership: the ICP agreed for 2026, how sales kept to it, and the review")
+    stdout.print(
+        "planted in the data: in the last 90 days sales closed 60 deals in Government, a Red "
+        "segment"
+    )
+    _icp_sync("derive", "--config", config, "--as-of", "2026-01-01")
+    _icp_sync("activate", "v3", "--config", config)
+    _icp_sync(
+        "commit", "--config", config, "--period", "2026", "--target-green-share", "0.06",
+        "--signatory", "Sales: Dana Lee", "--signatory", "Finance: Sam Roy",
+    )  # fmt: skip
+    report = workdir / "report" / "adherence-2026.html"
+    _icp_sync("report", "--config", config, "--period", "2026", "--out", str(report))
+    stdout.print(f"[bold]adherence report (open it in a browser): {report}[/]")
+    _icp_sync("review", "--config", config, "--period", "2026")
 
 
 def _salesforce(workdir: Path, _icp_sync: Callable[..., None]) -> None:
     from icp_sync.sandbox.service import Sandbox, SandboxSettings
 
-    stdout.rule("9. A Salesforce org (the built-in sandbox, driven over its real REST API)")
+    stdout.rule("10. A Salesforce org (the built-in sandbox, driven over its real REST API)")
     stdout.print("[dim]$ icp-sync sandbox serve --accounts 3000 --write-config sf.toml[/]")
     settings = SandboxSettings(directory=workdir / "sandbox", accounts=3000, seed=3)
     with Sandbox(settings) as sandbox:
@@ -121,11 +143,11 @@ def _salesforce(workdir: Path, _icp_sync: Callable[..., None]) -> None:
         _quiet(config)
         _icp_sync("check", "--config", str(config))
         _icp_sync("setup-fields", "--config", str(config))
-        stdout.rule("10. First cycle: extract, derive and activate v1, write tier and TAL back")
+        stdout.rule("11. First cycle: extract, derive and activate v1, write tier and TAL back")
         _icp_sync("sync", "--config", str(config))
         _show_records(sandbox, "What a sales rep now sees on the Account record")
 
-        stdout.rule("11. A new derivation is a proposal: the CRM changes only once it is activated")
+        stdout.rule("12. A new derivation is a proposal: the CRM changes only once it is activated")
         _icp_sync("derive", "--config", str(config))
         _icp_sync("sync", "--config", str(config))
         _icp_sync("versions", "--config", str(config))
@@ -133,27 +155,27 @@ def _salesforce(workdir: Path, _icp_sync: Callable[..., None]) -> None:
         _icp_sync("activate", "v2", "--config", str(config))
         _icp_sync("sync", "--config", str(config))
 
-        stdout.rule("12. Reps set tier overrides by hand; the next cycle writes only those")
+        stdout.rule("13. Reps set tier overrides by hand; the next cycle writes only those")
         _override_by_hand(sandbox, count=3, tier="Red")
         _icp_sync("sync", "--config", str(config))
-        stdout.rule("13. Nothing changed: a cycle costs a handful of API calls and writes nothing")
+        stdout.rule("14. Nothing changed: a cycle costs a handful of API calls and writes nothing")
         _icp_sync("sync", "--config", str(config))
         _compliance(workdir, sandbox, config, _icp_sync)
-        stdout.rule("16. The daemon: scheduled cycles, a rep's edit picked up, health and metrics")
+        stdout.rule("17. The daemon: scheduled cycles, a rep's edit picked up, health and metrics")
         _daemon(sandbox, config)
 
 
 def _compliance(
     workdir: Path, sandbox: Sandbox, config: Path, _icp_sync: Callable[..., None]
 ) -> None:
-    stdout.rule("14. The annual ICP commitment: the live version and TAL, frozen for 2027")
+    stdout.rule("15. The annual ICP commitment: the live version and TAL, frozen for 2027")
     _icp_sync(
         "commit", "--period", "2027", "--target-green-share", "0.7",
         "--target", "max_out_of_icp_share=0.05", "--signatory", "Sales: Dana Lee",
         "--signatory", "Marketing: Ari Moss", "--signatory", "Finance: Sam Roe",
         "--config", str(config),
     )  # fmt: skip
-    stdout.rule("15. A new deal on a Red account: flagged, alerted to RevOps, then resolved")
+    stdout.rule("16. A new deal on a Red account: flagged, alerted to RevOps, then resolved")
     receiver = _Receiver()
     secret = workdir / "webhook-secret"
     secret.write_text("demo-signing-key\n", encoding="utf-8")
@@ -253,7 +275,7 @@ class _Receiver:
 def _both_crms(workdir: Path, _icp_sync: Callable[..., None]) -> None:
     from icp_sync.sandbox.service import Sandbox, SandboxSettings
 
-    stdout.rule("14. Marketing in HubSpot, sales in Salesforce: one ICP, the same tier in both")
+    stdout.rule("18. Marketing in HubSpot, sales in Salesforce: one ICP, the same tier in both")
     stdout.print(
         "[dim]$ icp-sync sandbox serve --accounts 1500 --crm salesforce+hubspot "
         "--write-config both.toml[/]"
@@ -270,7 +292,7 @@ def _both_crms(workdir: Path, _icp_sync: Callable[..., None]) -> None:
         _icp_sync("setup-fields", "--config", str(config))
         _icp_sync("sync", "--config", str(config))
         _show_both(sandbox)
-        stdout.rule("15. Nothing changed in either CRM: nothing is written to either")
+        stdout.rule("19. Nothing changed in either CRM: nothing is written to either")
         _icp_sync("sync", "--config", str(config))
 
 

@@ -120,6 +120,8 @@ def test_hostile_arguments_end_cleanly(
             st.tuples(st.just("derive"), st.just("--as-of"), dates),
             st.tuples(st.just("tal"), st.just("--size"), numbers),
             st.tuples(st.just("review"), st.just("--version"), text),
+            st.tuples(st.just("review"), st.just("--period"), text),
+            st.tuples(st.just("report"), st.just("--period"), text),
             st.tuples(st.just("sync"), st.sampled_from(["--json", "--dry-run", "--full"])),
             st.tuples(st.just("setup-fields"), st.just("--dry-run")),
         ),

@@ -158,3 +158,27 @@ def test_pathologies_are_planted_and_recorded(tmp_path: Path) -> None:
     config = (tmp_path / "icp-sync.toml").read_text("utf-8")
     assert '"attr_lead_type"' in config
     assert '"attr_micro_segment"' in config
+
+
+def test_a_planted_drift_adds_recent_red_wins_and_leaves_the_rest_unchanged() -> None:
+    """drift=N appends N recent won deals with Government prospects; all else is as without."""
+    plain = generate(2000, seed=4)
+    drifted = generate(2000, seed=4, drift=25)
+    n = len(plain.opportunities)
+    pd.testing.assert_frame_equal(drifted.opportunities.iloc[:n], plain.opportunities)
+    added = drifted.opportunities.iloc[n:]
+    assert len(added) == 25 == drifted.truth["drift"]["won_deals"]
+    assert added["is_won"].all()
+    assert (added["deal_type"] == "new_business").all()
+    end = pd.Timestamp(drifted.truth["as_of"])
+    assert (added["close_date"] > end - pd.Timedelta(days=90)).all()
+    accounts = drifted.accounts.set_index("account_id").loc[added["account_id"]]
+    assert (accounts["industry"] == "Government").all()
+    assert (
+        plain.accounts.set_index("account_id")
+        .loc[added["account_id"], "customer_since"]
+        .isna()
+        .all()
+    )
+    assert (accounts["customer_since"] == added["close_date"].to_numpy()).all()
+    assert "drift" not in plain.truth

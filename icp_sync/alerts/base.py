@@ -39,6 +39,13 @@ class Sink(Protocol):
 
 def describe(payload: dict[str, Any]) -> tuple[str, list[str]]:
     """(headline, detail lines) of an alert, shared by the human-readable channels."""
+    if payload.get("event") == "icp.sync_failing":
+        skip = {"event", "title"}
+        return str(payload.get("title")), [f"{k}: {v}" for k, v in payload.items() if k not in skip]
+    if payload.get("event") == "icp.leadership_digest":
+        link = payload.get("link")
+        lines = [str(line) for line in payload.get("lines", [])]
+        return str(payload.get("subject")), lines + ([f"Dashboard: {link}"] if link else [])
     if payload.get("event") == "icp.digest":
         open_ = payload.get("open", [])
         headline = f"ICP compliance digest {payload.get('date')}: {len(open_)} open violation(s)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -284,18 +284,76 @@ def review(
     version: Annotated[
         str | None, typer.Option("--version", help="ICP version to review (default: latest).")
     ] = None,
+    period: Annotated[
+        str | None,
+        typer.Option(
+            "--period",
+            help="Review the commitment of this period (2027, 2027-Q1, 2027-03) instead: were "
+            "its predictions right, which segments change tier, a refined definition.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Did an ICP version's predictions come true after its as-of date?"""
-    from icp_sync.pipeline import History
+    """Did an ICP version's predictions come true after its as-of date (or a commitment's,
+    over its period)?"""
+    from icp_sync.pipeline import History, period_review
     from icp_sync.pipeline import review as run_review
 
+    if period is not None and version is not None:
+        raise ConfigError(["--period and --version: give one (a period reviews its commitment)"])
     with command("review", config) as run, Store.open(run.settings.store.url) as store:
         history = History.load(store)
+        if period is not None:
+            from icp_sync.report.text import print_period_review
+
+            document = period_review(run.settings, store, history, now=run.now, period=period)
+            if json_output:
+                console.print_json(document)
+            else:
+                print_period_review(document)
+            return
         document = run_review(run.settings, store, history, now=run.now, version=version)
         if json_output:
             console.print_json(document)
         else:
             console.print_review(document)
+
+
+PeriodOption = Annotated[
+    str | None,
+    typer.Option(
+        "--period",
+        help="Commitment period: 2027, 2027-Q1 or 2027-03 (default: the year the history ends).",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def report(
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+    period: PeriodOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="HTML file to write (default: report.output); CSVs beside it."),
+    ] = None,
+) -> None:
+    """Adherence to the ICP commitment: HTML report with charts, CSV tables, revealed ICP."""
+    from icp_sync.pipeline import History, build_report, write_report
+    from icp_sync.report.text import print_report
+
+    with command("report", config) as run, Store.open(run.settings.store.url) as store:
+        document = build_report(
+            run.settings, store, History.load(store), now=run.now, period=period
+        )
+        target = out if out is not None else run.settings.resolve(run.settings.report.output)
+        files = write_report(document, target)
+        data = document.as_dict() | {"files": {k: str(v) for k, v in files.items()}}
+        if json_output:
+            console.print_json(data)
+        else:
+            print_report(data)
 
 
 @app.command("run")
@@ -322,11 +380,40 @@ def run_daemon(
     ] = None,
 ) -> None:
     """Run the daemon: scheduled syncs, nightly full sync, /healthz /readyz /metrics."""
-    from icp_sync.daemon import Daemon
+    from apscheduler.triggers.cron import CronTrigger
+
+    from icp_sync.daemon import Daemon, Job
+    from icp_sync.pipeline import dashboard, deliver_alerts, send_digest
+    from icp_sync.pipeline.alerting import failure_alerts
 
     with command("run", config) as run, Store.open(run.settings.store.url) as store:
+        settings = run.settings
+
+        def deliver(_: object) -> None:
+            # the monitor delivers after each cycle it runs; a no-change cycle skips it, so
+            # alerts waiting for a channel to come back are retried here
+            deliver_alerts(settings, store, datetime.now(UTC))
+
+        def tell_revops(title: str, details: dict[str, Any]) -> None:
+            log.get_logger().error("alert", title=title, **details)
+            failure_alerts(settings, store, title, details, now=datetime.now(UTC))
+
+        digest = Job(
+            "digest",
+            CronTrigger(**settings.digest.cron(), timezone=UTC),
+            lambda: send_digest(settings, store, datetime.now(UTC)),
+        )
         try:
-            daemon = Daemon(run.settings, store, interval_s=interval, listen=listen)
+            daemon = Daemon(
+                settings,
+                store,
+                interval_s=interval,
+                listen=listen,
+                extra_routes=dashboard(settings),
+                extra_jobs=[digest] if settings.digest.enabled else [],
+                after_sync=[("alerts", deliver)],
+                on_alert=[tell_revops],
+            )
         except ValueError as exc:
             raise ConfigError([str(exc)]) from None
         try:

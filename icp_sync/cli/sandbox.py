@@ -60,6 +60,14 @@ def sandbox_generate(
             help="Values of an effect-free attribute, most of them a handful of accounts.",
         ),
     ] = 0,
+    drift: Annotated[
+        int,
+        typer.Option(
+            "--drift",
+            min=0,
+            help="Recent won deals planted in a Red segment (Government): sales drifting.",
+        ),
+    ] = 0,
     json_output: JsonOption = False,
 ) -> None:
     """Write a synthetic CRM (CSVs), its ground truth and a ready config into a folder."""
@@ -74,6 +82,7 @@ def sandbox_generate(
         history_end=history_end.replace(tzinfo=UTC) if history_end else None,
         won_only_attributes=won_only_attributes,
         tiny_segments=tiny_segments,
+        drift=drift,
     )
     paths = write_dataset(crm, out)
     document = {
@@ -84,6 +93,7 @@ def sandbox_generate(
         "green_segments": crm.truth["green_segments"],
         "red_segments": crm.truth["red_segments"],
         "pathologies": crm.truth["pathologies"],
+        "drift": crm.truth.get("drift"),
     }
     if json_output:
         console.print_json(document)

@@ -3,10 +3,10 @@
 One module per command: ``sync`` (with its write-back step in ``apply``, the compliance
 ``monitor`` after it, alerts through the outbox in ``alerting``, the second CRM of a
 ``salesforce+hubspot`` config in ``dual``, and the daemon's kept connector in ``session``),
-``commitment`` (``commit``), ``derive``,
-``score`` (``tal``, ``review``), ``versions`` (``activate``, ``versions``; the plan it shares
-with the sync is in ``planning``), ``check`` and ``fields`` (``setup-fields``). Each run loads
-the mirror once (:class:`~icp_sync.pipeline.history.History`).
+``commitment`` (``commit``), ``derive``, ``score`` (``tal``, ``review``), ``report``
+(adherence, dashboard data, digest), ``versions`` (``activate``, ``versions``; the plan it
+shares with the sync is in ``planning``), ``check`` and ``fields`` (``setup-fields``).
+Each run loads the mirror once (:class:`~icp_sync.pipeline.history.History`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,13 @@ from icp_sync.pipeline.dual import sync
 from icp_sync.pipeline.fields import setup_fields
 from icp_sync.pipeline.history import History
 from icp_sync.pipeline.monitor import MonitorResult, monitor
+from icp_sync.pipeline.report import (
+    build_report,
+    dashboard,
+    period_review,
+    send_digest,
+    write_report,
+)
 from icp_sync.pipeline.score import review, score, tal
 from icp_sync.pipeline.sync import ObjectSync, SyncResult
 from icp_sync.pipeline.versions import activate, active_definition, version_list
@@ -33,15 +40,20 @@ __all__ = [
     "SyncResult",
     "activate",
     "active_definition",
+    "build_report",
     "check",
     "commit",
+    "dashboard",
     "deliver_alerts",
     "derive_icp",
     "monitor",
+    "period_review",
     "review",
     "score",
+    "send_digest",
     "setup_fields",
     "sync",
     "tal",
     "version_list",
+    "write_report",
 ]

@@ -27,6 +27,7 @@ __all__ = [
     "DeliveryResult",
     "deliver_alerts",
     "digest_alerts",
+    "failure_alerts",
     "record_url",
     "retry_delay",
     "violation_alerts",
@@ -125,6 +126,28 @@ def digest_alerts(
         )
         for channel in channels
     ]
+
+
+def failure_alerts(
+    settings: Settings, store: Store, title: str, details: dict[str, Any], *, now: datetime
+) -> DeliveryResult:
+    """Tell RevOps on every channel that sync cycles keep failing (the daemon calls this once
+    per run of failures); through the outbox, so a channel that is down gets it later."""
+    since = str(details.get("failing_since") or now.isoformat())
+    payload = {"event": "icp.sync_failing", "title": title, **details}
+    store.outbox.add(
+        [
+            Alert(
+                delivery_key=f"sync-failing:{since}:{channel}",
+                channel=channel,
+                kind="failure",
+                payload=payload,
+            )
+            for channel in sorted(make_sinks(settings.alerts))
+        ],
+        now=now,
+    )
+    return deliver_alerts(settings, store, now)
 
 
 def retry_delay(settings: Settings, attempts: int) -> timedelta:

@@ -32,7 +32,13 @@ Pathologies of real exports, off by default (recorded in ``truth["pathologies"]`
 - ``tiny_segments``: an ``attr_micro_segment`` with that many values of Zipf-like sizes, most
   of them a handful of accounts; it carries no effect.
 
-The pathologies draw from their own generator, so the rest of the data is unchanged. Same
+A planted drift, off by default (``drift=N``, recorded in ``truth["drift"]``): in the last 90
+days sales closed ``N`` new-business deals with prospects of a Red segment
+(``{industry: Government}``), the erosion the adherence report must reveal. Those deals and
+accounts are appended after everything else (accounts become customers on the close date).
+
+The pathologies and the drift draw from their own generators, so the rest of the data is
+unchanged. Same
 arguments, same data: everything is drawn from one seeded generator, vectorised (a million
 accounts take well under a minute).
 """
@@ -230,6 +236,7 @@ def generate(
     history_end: datetime | None = None,
     won_only_attributes: int = 0,
     tiny_segments: int = 0,
+    drift: int = 0,
 ) -> SyntheticCrm:
     """Generate a CRM of ``n_accounts`` accounts (see the module docstring).
 
@@ -241,6 +248,7 @@ def generate(
         history_end: Last day of recorded history (default: ``as_of``).
         won_only_attributes: How many attributes are recorded only for customers (0-3).
         tiny_segments: Values of an effect-free attribute with a long tail of tiny segments.
+        drift: Recent won deals planted in a Red segment (sales drifting from the ICP).
     """
     rng = np.random.default_rng(seed)
     today = pd.Timestamp(as_of or DEFAULT_AS_OF).tz_convert("UTC")
@@ -284,12 +292,65 @@ def generate(
         ),
         "effects": _effects(accounts, opportunities, world.band, now),
     }
-    return SyntheticCrm(
-        accounts=accounts,
-        opportunities=conform(opportunities, CrmObject.OPPORTUNITY),
-        owners=owners,
-        truth=truth,
+    opportunities = conform(opportunities, CrmObject.OPPORTUNITY)
+    if drift > 0:
+        accounts, opportunities, truth["drift"] = _drift(
+            np.random.default_rng([seed, 2]), accounts, opportunities, int(drift), now
+        )
+    return SyntheticCrm(accounts=accounts, opportunities=opportunities, owners=owners, truth=truth)
+
+
+DRIFT_SEGMENT = {"industry": "Government"}
+"""The Red segment a planted drift closes deals in."""
+DRIFT_DAYS = 90
+
+
+def _drift(
+    rng: np.random.Generator,
+    accounts: pd.DataFrame,
+    opportunities: pd.DataFrame,
+    count: int,
+    now: pd.Timestamp,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Won new-business deals with ``count`` prospects of :data:`DRIFT_SEGMENT`, lately."""
+    accounts = accounts.copy()
+    candidates = np.flatnonzero(
+        _match(accounts, DRIFT_SEGMENT)
+        & accounts["customer_since"].isna().to_numpy()
+        & ~accounts["is_deleted"].to_numpy()
     )
+    chosen = rng.choice(candidates, min(count, len(candidates)), replace=False)
+    k = len(chosen)
+    close = now - pd.to_timedelta(rng.uniform(3, DRIFT_DAYS - 3, k), unit="D").round("s")
+    created = close - pd.to_timedelta(rng.uniform(30, 80, k), unit="D").round("s")
+    amount = np.round(8_000 * (accounts["employees"].to_numpy()[chosen] / 50) ** 0.45, -2)
+    first = len(opportunities) + 1
+    rows = accounts.iloc[chosen]
+    deals = pd.DataFrame(
+        {
+            "opportunity_id": [f"O{i:08d}" for i in range(first, first + k)],
+            "account_id": rows["account_id"].to_numpy(),
+            "name": (rows["name"] + " - New Business " + close.year.astype(str)).to_numpy(),
+            "stage": str(Stage.WON),
+            "amount": amount,
+            "created_at": created,
+            "close_date": close,
+            "is_closed": True,
+            "is_won": True,
+            "deal_type": str(DealType.NEW_BUSINESS),
+            "motion": str(Motion.OUTBOUND),
+            "owner_id": rows["owner_id"].to_numpy(),
+            "modified_at": close,
+            "is_deleted": False,
+        }
+    )
+    index = accounts.index[chosen]
+    accounts.loc[index, "customer_since"] = close
+    accounts.loc[index, "arr"] = amount
+    accounts.loc[index, "modified_at"] = np.maximum(accounts.loc[index, "modified_at"], close)
+    opportunities = pd.concat([opportunities, conform(deals, CrmObject.OPPORTUNITY)])
+    truth = {"segment": dict(DRIFT_SEGMENT), "won_deals": k, "window_days": DRIFT_DAYS}
+    return accounts, opportunities.reset_index(drop=True), truth
 
 
 WON_ONLY = {
@@ -709,6 +770,9 @@ path = "opportunities.csv"
 
 [segments]
 dimensions = {json.dumps(["industry", "employees_band", "region", *_pathology_dimensions(truth)])}
+
+[report]
+owners = "owners.csv"
 """
 
 
