@@ -218,8 +218,7 @@ def sync(
 
 
 def _with_deals(writeback: dict[str, Any], monitored: dict[str, Any] | None) -> dict[str, Any]:
-    """The write-back summary with the monitor's pending deal writes folded in: a cycle whose
-    deal writes were refused or deferred leaves no no-change mark."""
+    """The write-back summary with the monitor's pending deal writes folded in (no mark)."""
     deals = (monitored or {}).get("writes") or {}
     return {**writeback, **{k: writeback.get(k) or deals[k] for k in _PENDING if k in deals}}
 
