@@ -50,7 +50,8 @@ def _serve(tmp_path: Path, config: Path) -> subprocess.Popen[str]:
 def test_serve_setup_fields_sync_sync_writes_nothing_the_second_time(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The written config validates and works; the second sync writes nothing."""
+    """The written config validates and works (companies and the deals' compliance written);
+    the second sync writes nothing."""
     config = tmp_path / "x.toml"
     server = _serve(tmp_path, config)
     try:
@@ -83,10 +84,15 @@ def test_serve_setup_fields_sync_sync_writes_nothing_the_second_time(
     assert dry["connector"] == "hubspot"
     assert dry["writeback"]["dry_run"] is True
     assert first["connector"] == "hubspot"
-    assert first["records_written"] == dry["writeback"]["plan"]["records"] > 0
+    deals = first["compliance"]["writes"]["records_written"]
+    assert deals == dry["compliance"]["writes"]["plan"]["records"] > 0
+    assert first["records_written"] == dry["writeback"]["plan"]["records"] + deals
+    assert dry["writeback"]["plan"]["records"] > 0
     assert second["records_written"] == 0
     assert second["writeback"]["plan"]["records"] == 0
+    assert second["compliance"]["writes"]["records_written"] == 0
     assert (
         stats["by_endpoint"]["POST objects/companies/batch/update"]["records_written"]
-        == (first["records_written"])
+        == first["records_written"] - deals
     )
+    assert stats["by_endpoint"]["POST objects/deals/batch/update"]["records_written"] == deals

@@ -17,6 +17,7 @@ from icp_sync.model import (
     OWNED,
     OWNED_FIELDS,
     WRITTEN_ACCOUNT_FIELDS,
+    WRITTEN_OPPORTUNITY_FIELDS,
     Access,
     CrmObject,
 )
@@ -55,10 +56,16 @@ _HS_DEAL_PROPERTIES = {
     "modified_at": "hs_lastmodifieddate",
 }
 _HS_WRITE_PROPERTIES = {f: OWNED[f].hubspot for f in WRITTEN_ACCOUNT_FIELDS}
+_HS_DEAL_WRITE_PROPERTIES = {f: OWNED[f].hubspot for f in WRITTEN_OPPORTUNITY_FIELDS}
 _HS_READ_ATTRIBUTES = {
     f.attribute: f.hubspot
     for f in OWNED_FIELDS
     if f.crm_object is CrmObject.ACCOUNT and f.access is Access.READ_ONLY
+}
+_HS_DEAL_READ_ATTRIBUTES = {
+    f.attribute: f.hubspot
+    for f in OWNED_FIELDS
+    if f.crm_object is CrmObject.OPPORTUNITY and f.access is Access.READ_ONLY
 }
 _REQUIRED = {"account_id", "name", "modified_at", "opportunity_id"}
 _NOT_PROPERTIES = {"account_id"}  # deals get their company from associations, not a property
@@ -71,11 +78,15 @@ class HubSpotFieldsConfig(Section):
     deal: dict[str, str] = Field(default_factory=lambda: dict(_HS_DEAL_PROPERTIES))
     company_attributes: dict[str, str] = Field(default_factory=lambda: dict(_HS_READ_ATTRIBUTES))
     """Extra company properties kept as attr_<name> (the tier override is read, never written)."""
-    deal_attributes: dict[str, str] = Field(default_factory=dict)
-    """Extra deal properties kept as attr_<name>."""
+    deal_attributes: dict[str, str] = Field(default_factory=lambda: dict(_HS_DEAL_READ_ATTRIBUTES))
+    """Extra deal properties kept as attr_<name> (the waiver reason and approver are read,
+    never written)."""
     writeback: dict[str, str] = Field(default_factory=lambda: dict(_HS_WRITE_PROPERTIES))
     """Owned company fields -> property name. Only these (and, when enabled, HubSpot's
     native ICP properties) are ever written."""
+    deal_writeback: dict[str, str] = Field(default_factory=lambda: dict(_HS_DEAL_WRITE_PROPERTIES))
+    """Owned deal fields (tier_at_creation, compliance, compliance_reason) -> property name,
+    written by the compliance monitor. Only these are ever written on deals."""
     salesforce_id: str = "salesforceaccountid"
     """The property HubSpot's Salesforce integration keeps the Account id in (dual mode
     matches on it first)."""
@@ -101,6 +112,12 @@ class HubSpotFieldsConfig(Section):
             f"({', '.join(_HS_WRITE_PROPERTIES)})"
             for name in self.writeback
             if name not in _HS_WRITE_PROPERTIES
+        ]
+        problems += [
+            f"hubspot.fields.deal_writeback.{name}: not an owned deal field "
+            f"({', '.join(_HS_DEAL_WRITE_PROPERTIES)})"
+            for name in self.deal_writeback
+            if name not in _HS_DEAL_WRITE_PROPERTIES
         ]
         for section, mapping, obj in (
             ("company", self.company, CrmObject.ACCOUNT),

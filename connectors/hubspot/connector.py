@@ -78,15 +78,17 @@ class HubSpotConnector:
         return self._extractor.extract(obj, since=since, now=now)
 
     def writable_fields(self) -> dict[str, str]:
-        """Owned field -> property name, for those that exist on companies."""
-        return self._metadata.writable()
+        """Owned field -> property name, for those that exist (companies, and deals)."""
+        return self._metadata.writable(CrmObject.ACCOUNT) | self._metadata.writable(
+            CrmObject.OPPORTUNITY
+        )
 
     def ensure_fields(self, *, dry_run: bool) -> FieldSetup:
         """Create the ``icp_sync`` group and the missing owned properties (idempotent)."""
         return self._metadata.ensure(dry_run=dry_run)
 
     def apply(self, plan: Plan) -> Iterator[ApplyBatch]:
-        """Write the plan's company changes, 100 a call; yields the results of every call."""
+        """Write the plan's company or deal changes, 100 a call; yields every call's results."""
         return self._writer.apply(plan)
 
     def check(self) -> list[CheckItem]:
@@ -101,8 +103,8 @@ class HubSpotConnector:
                     ok=False,
                     detail=str(exc),
                     fix="check the token (or the OAuth app's refresh token) and its scopes: "
-                    "crm.objects.companies.read/write, crm.objects.deals.read, "
-                    "crm.schemas.companies.write",
+                    "crm.objects.companies.read/write, crm.objects.deals.read/write, "
+                    "crm.schemas.companies.write, crm.schemas.deals.write",
                 )
             ]
         except ConnectorError as exc:
@@ -160,7 +162,7 @@ class HubSpotConnector:
                 fix="" if stages else "map stage ids in hubspot.stages (open, won or lost)",
             )
         )
-        writable = self.writable_fields()
+        writable = self._metadata.writable(CrmObject.ACCOUNT)
         missing = sorted(set(fields.writeback) - set(writable))
         items.append(
             CheckItem(

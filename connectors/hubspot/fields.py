@@ -4,8 +4,9 @@ The property lists and the deal pipelines change rarely, and reading them every 
 cost calls a no-change cycle should not make: they are kept in the connector state and read
 again after ``metadata_ttl_hours`` (or at once after ``setup-fields``). ``setup-fields``
 creates the ``icp_sync`` property group and every owned property (from
-:data:`icp_sync.model.OWNED_FIELDS`) that is missing, on companies and deals; it is
-idempotent and has a dry run.
+:data:`icp_sync.model.OWNED_FIELDS`) that is missing, on companies and deals (the deals'
+compliance properties the monitor writes, and the waiver properties it reads), each under
+its configured name; it is idempotent and has a dry run.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from connectors.base import ConnectorState, FieldSetup
 from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.config import HubSpotConfig
 from icp_sync.errors import FatalConnectorError
-from icp_sync.model import OWNED_FIELDS, CrmObject, FieldKind, OwnedField
+from icp_sync.model import OWNED_FIELDS, Access, CrmObject, FieldKind, OwnedField
 
 __all__ = ["GROUP", "KIND", "NATIVE_TAL", "NATIVE_TIER", "Metadata", "property_spec"]
 
@@ -115,12 +116,24 @@ class Metadata:
                 stages[str(stage.get("id"))] = "won" if won else "lost" if closed else "open"
         return stages
 
-    def writable(self) -> dict[str, str]:
-        """Owned field -> property name, for the owned company properties that exist."""
-        existing = self.existing("companies")
-        return {
-            key: name for key, name in self._config.fields.writeback.items() if name in existing
-        }
+    def mapping(self, obj: CrmObject) -> dict[str, str]:
+        """Owned written field -> property name on ``obj`` (companies, or deals)."""
+        fields = self._config.fields
+        return fields.writeback if obj is CrmObject.ACCOUNT else fields.deal_writeback
+
+    def writable(self, obj: CrmObject = CrmObject.ACCOUNT) -> dict[str, str]:
+        """Owned field -> property name, for the owned properties of ``obj`` that exist."""
+        existing = self.existing(KIND[obj])
+        return {key: name for key, name in self.mapping(obj).items() if name in existing}
+
+    def name(self, field: OwnedField) -> str:
+        """The configured property name of an owned field (written or read only)."""
+        if field.access is Access.READ_ONLY:
+            fields = self._config.fields
+            on_company = field.crm_object is CrmObject.ACCOUNT
+            attributes = fields.company_attributes if on_company else fields.deal_attributes
+            return attributes.get(field.attribute) or field.hubspot
+        return self.mapping(field.crm_object).get(field.key, field.hubspot)
 
     def native(self) -> dict[str, str]:
         """The native ICP properties written along (when enabled and present)."""
@@ -134,24 +147,21 @@ class Metadata:
         """Create the ``icp_sync`` group and the missing owned properties (idempotent)."""
         self.forget()
         result = FieldSetup(dry_run=dry_run)
-        writeback = self._config.fields.writeback
         for obj, kind in KIND.items():
             existing = {str(p["name"]) for p in self._client.properties(kind)}
             wanted = [f for f in OWNED_FIELDS if f.crm_object is obj]
-            missing = [f for f in wanted if writeback.get(f.key, f.hubspot) not in existing]
-            result.existing.extend(
-                f"{kind}.{writeback.get(f.key, f.hubspot)}" for f in wanted if f not in missing
-            )
+            missing = [f for f in wanted if self.name(f) not in existing]
+            result.existing.extend(f"{kind}.{self.name(f)}" for f in wanted if f not in missing)
             if not missing:
                 continue
             if dry_run:
-                result.created.extend(f"{kind}.{writeback.get(f.key, f.hubspot)}" for f in missing)
+                result.created.extend(f"{kind}.{self.name(f)}" for f in missing)
                 continue
             if GROUP not in {str(g["name"]) for g in self._client.groups(kind)}:
                 self._client.create_group(kind, GROUP, "icp-sync")
             for field in missing:
                 spec = property_spec(field)
-                spec["name"] = writeback.get(field.key, field.hubspot)
+                spec["name"] = self.name(field)
                 name = f"{kind}.{spec['name']}"
                 try:
                     self._client.create_property(kind, spec)

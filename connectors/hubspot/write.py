@@ -1,4 +1,7 @@
-"""HubSpot write-back: the allow-list check and batch updates, 100 companies a call.
+"""HubSpot write-back: the allow-list check and batch updates, 100 companies or deals a call.
+
+Companies get the ICP properties of the write-back, deals the compliance properties of the
+compliance monitor (each plan holds one or the other).
 
 Every input carries an ``objectWriteTraceId`` (the record id), so HubSpot answers a batch
 with some bad inputs 207 and writes the others; each error is matched back to its record.
@@ -22,7 +25,7 @@ from connectors.base import ApplyBatch, ConnectorState
 from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.config import HubSpotConfig
 from connectors.hubspot.extract import INTENT, iso
-from connectors.hubspot.fields import Metadata
+from connectors.hubspot.fields import KIND, Metadata
 from icp_sync.errors import FatalConnectorError
 from icp_sync.log import get_logger
 from icp_sync.model import OWNED, CrmObject, FieldKind
@@ -56,7 +59,7 @@ def hubspot_value(owned: str, value: Any) -> str:
 
 
 class Writer:
-    """Applies write-back plans to HubSpot companies."""
+    """Applies write-back plans to HubSpot companies and deals."""
 
     def __init__(
         self,
@@ -74,20 +77,37 @@ class Writer:
         self._rounds = rounds
 
     def apply(self, plan: Plan) -> Iterator[ApplyBatch]:
-        """Write the plan's company changes; yields the results of every call."""
-        mapping = self._metadata.writable()
-        native = self._metadata.native()
+        """Write the plan's company changes, or its deal changes (the compliance monitor's);
+        yields the results of every call.
+
+        A plan with deal changes settles a killed run's deal write first, any other (even an
+        empty one) a killed run's company write: each caller records the results under its
+        own object.
+        """
+        grouped: dict[CrmObject, dict[str, dict[str, Any]]] = {}
+        for (obj, record_id), values in plan.by_record().items():
+            if obj not in KIND:
+                raise FatalConnectorError(f"icp-sync writes no {obj} fields", connector="hubspot")
+            grouped.setdefault(obj, {})[record_id] = dict(values)
+        if len(grouped) > 1:
+            raise FatalConnectorError(
+                "a plan writes companies or deals, not both", connector="hubspot"
+            )
+        obj = next(iter(grouped), CrmObject.ACCOUNT)
+        yield from self._apply(obj, grouped.get(obj, {}))
+
+    def _apply(self, obj: CrmObject, planned: dict[str, dict[str, Any]]) -> Iterator[ApplyBatch]:
+        kind = KIND[obj]
+        mapping = self._metadata.writable(obj)
+        native = self._metadata.native() if obj is CrmObject.ACCOUNT else {}
         allowed = set(mapping.values()) | set(native.values())
         records: dict[str, dict[str, str]] = {}
-        planned: dict[str, dict[str, Any]] = {}
-        for (obj, record_id), values in plan.by_record().items():
-            if obj is not CrmObject.ACCOUNT:
-                raise FatalConnectorError(f"icp-sync writes no {obj} fields", connector="hubspot")
+        for record_id, values in planned.items():
             unknown = set(values) - set(mapping)
             if unknown:
                 raise FatalConnectorError(
                     f"refusing to write {', '.join(sorted(unknown))}: not an existing owned "
-                    "property",
+                    f"{kind} property",
                     connector="hubspot",
                 )
             row = {mapping[k]: hubspot_value(k, v) for k, v in values.items()}
@@ -96,8 +116,7 @@ class Writer:
             if "tal" in values and "tal" in native:
                 row[native["tal"]] = hubspot_value("tal", values["tal"])
             records[record_id] = row
-            planned[record_id] = dict(values)
-        yield from self._recover(records, mapping)
+        yield from self._recover(kind, records, mapping)
         owned_of = {p: k for k, p in mapping.items()}
         pending = list(records)
         for attempt in range(1, self._rounds + 1):
@@ -111,13 +130,14 @@ class Writer:
                         connector="hubspot",
                     )
                 self._note(
+                    kind,
                     {
                         rid: {owned_of[p]: v for p, v in records[rid].items() if p in owned_of}
                         for rid in chunk
-                    }
+                    },
                 )
                 answer = self._client.batch_update(
-                    "companies",
+                    kind,
                     [
                         {"id": rid, "properties": records[rid], "objectWriteTraceId": rid}
                         for rid in chunk
@@ -126,30 +146,30 @@ class Writer:
                 batch, retry = _outcome(chunk, answer, planned, final=attempt == self._rounds)
                 again += retry
                 yield batch
-                self._note(None)
+                self._note(kind, None)
             if not again:
                 return
-            log.warning("hubspot_write_retry", records=len(again), round=attempt)
+            log.warning("hubspot_write_retry", kind=kind, records=len(again), round=attempt)
             self._client.pause(attempt)
             pending = again
 
-    def _note(self, intent: dict[str, dict[str, str]] | None) -> None:
+    def _note(self, kind: str, intent: dict[str, dict[str, str]] | None) -> None:
         state = self._state.load()
-        state[INTENT] = intent
+        state[_intent_key(kind)] = intent
         self._state.save(state)
 
     def _recover(
-        self, records: dict[str, dict[str, str]], mapping: Mapping[str, str]
+        self, kind: str, records: dict[str, dict[str, str]], mapping: Mapping[str, str]
     ) -> Iterator[ApplyBatch]:
         """Record what a killed run's last call wrote; drop it from ``records``."""
-        intent: dict[str, dict[str, str]] = self._state.load().get(INTENT) or {}
+        intent: dict[str, dict[str, str]] = self._state.load().get(_intent_key(kind)) or {}
         if not intent:
             return
         ids = list(intent)
         landed: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), BATCH_SIZE):
             chunk = ids[start : start + BATCH_SIZE]
-            answer = self._client.batch_read("companies", chunk, mapping.values())
+            answer = self._client.batch_read(kind, chunk, mapping.values())
             for result in answer.get("results") or []:
                 rid = str(result["id"])
                 held = result.get("properties") or {}
@@ -160,7 +180,7 @@ class Writer:
                     if k in mapping
                 ):
                     landed[rid] = dict(sent)
-        log.info("hubspot_interrupted_write", sent=len(intent), landed=len(landed))
+        log.info("hubspot_interrupted_write", kind=kind, sent=len(intent), landed=len(landed))
         yield ApplyBatch(written=landed, method="batch")
         for rid, values in landed.items():
             row = records.get(rid)
@@ -170,7 +190,12 @@ class Writer:
                 if k != "scored_at" and k in mapping
             ):
                 records.pop(rid)
-        self._note(None)
+        self._note(kind, None)
+
+
+def _intent_key(kind: str) -> str:
+    """Where the values of the call in flight are noted (companies: where extraction looks)."""
+    return INTENT if kind == "companies" else f"{INTENT}:{kind}"
 
 
 def _outcome(
