@@ -1,0 +1,115 @@
+"""The ``crm_task`` alert channel against a sandbox org: one Task for the deal's owner, on the
+deal, per new violation; none the next cycle; none again on a retry after a crash."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from icp_sync.alerts import AlertsConfig, CrmTaskConfig
+from icp_sync.pipeline import deliver_alerts
+from icp_sync.pipeline.alerting import CLAIM
+from icp_sync.pipeline.crm_task import task_sinks
+from icp_sync.store import Store
+from tests.conftest import SandboxFactory
+from tests.connectors.salesforce_org import Org, make_org, override
+from tests.crm_clients import salesforce_client
+
+
+@pytest.fixture
+def org(sandbox_factory: SandboxFactory, tmp_path: Path) -> Iterator[Org]:
+    """An org after a first sync with two Red accounts, then the CRM task channel on."""
+    org = make_org(sandbox_factory, tmp_path)
+    org.setup_fields()
+    sf = salesforce_client(org.sandbox)
+    ids = [r["Id"] for r in sf.query("SELECT Id FROM Account ORDER BY Id LIMIT 2")["records"]]
+    override(org, ids, "Red")
+    org.sync(compliance=True)
+    config = CrmTaskConfig(enabled=True, subject_prefix="ICP:", due_in_days=2, priority="High")
+    org.settings = org.settings.model_copy(update={"alerts": AlertsConfig(crm_task=config)})
+    yield org
+    org.store.close()
+
+
+def _red_deal(org: Org) -> tuple[str, str]:
+    """A new-business deal on a Red account owned by a seller (not the integration user)."""
+    sf = salesforce_client(org.sandbox)
+    soql = "SELECT Id FROM Account WHERE ICP_Tier__c = 'Red' ORDER BY Id LIMIT 1"
+    red = sf.query(soql)["records"][0]["Id"]
+    seller = org.sandbox.org.new_user("Dana Seller", f"dana{time.monotonic_ns()}@sandbox.example")
+    created = sf.Opportunity.create(
+        {
+            "Name": "Red deal",
+            "AccountId": red,
+            "StageName": "Prospecting",
+            "CloseDate": "2027-03-31",
+            "Type": "New Business",
+            "LeadSource": "Web",
+            "OwnerId": seller,
+        }
+    )
+    return str(created["id"]), seller
+
+
+def _tasks(org: Org, deal: str) -> list[dict[str, Any]]:
+    sf = salesforce_client(org.sandbox)
+    fields = "Id, OwnerId, WhatId, Subject, Description, Status, Priority, ActivityDate"
+    return list(sf.query(f"SELECT {fields} FROM Task WHERE WhatId = '{deal}'")["records"])
+
+
+def test_a_red_deal_gets_one_task_for_its_owner_and_the_next_cycle_none(org: Org) -> None:
+    """The cycle that sees a Red deal opens one Task owned by the deal's owner on the deal;
+    the next cycle opens none."""
+    deal, seller = _red_deal(org)
+
+    first = org.sync(compliance=True)
+    after_first = _tasks(org, deal)
+    second = org.sync(compliance=True)
+
+    assert first.compliance is not None
+    assert first.compliance["alerts"]["delivered"] == {"crm_task": 1}
+    [task] = after_first
+    assert task["OwnerId"] == seller
+    assert task["WhatId"] == deal
+    assert task["Status"] == "Not Started"
+    assert task["Priority"] == "High"
+    assert task["Subject"].startswith("ICP: out-of-ICP deal Red deal [violation:")
+    assert "Red account" in task["Description"]
+    [violation] = [v for v in org.store.violations.all() if v.opportunity_id == deal]
+    due = (violation.first_seen_at + timedelta(days=2)).date().isoformat()
+    assert task["ActivityDate"] == due
+    assert second.compliance is not None
+    assert second.compliance["new"] == 0
+    assert len(_tasks(org, deal)) == 1
+
+
+def test_a_retry_after_a_crash_between_create_and_record_creates_no_second_task(
+    org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Task is created, the process dies before the outbox records it; the retry after
+    the claim expires finds the first Task and records the alert delivered."""
+    deal, _ = _red_deal(org)
+    store: Store = org.store
+
+    def crash(*_: Any, **__: Any) -> None:
+        raise KeyboardInterrupt("killed between the create and the record")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(store.outbox, "delivered", crash)
+        with pytest.raises(KeyboardInterrupt):
+            org.sync(compliance=True)
+    assert len(_tasks(org, deal)) == 1
+    assert store.outbox.pending() == 1
+
+    later = datetime.now(UTC) + CLAIM + timedelta(seconds=1)
+    with task_sinks(org.settings, store, org.connector()) as sinks:
+        retried = deliver_alerts(org.settings, store, later, sinks=sinks)
+
+    assert retried.delivered == {"crm_task": 1}
+    assert retried.pending == 0
+    assert len(_tasks(org, deal)) == 1
