@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from icp_sync.alerts import AlertsConfig, CrmTaskConfig
+from icp_sync.config import load_settings
 from icp_sync.pipeline import deliver_alerts
 from icp_sync.pipeline.alerting import CLAIM
 from icp_sync.pipeline.crm_task import task_sinks
-from icp_sync.store import Store
+from icp_sync.store import Alert, Store
 from tests.conftest import SandboxFactory
 from tests.connectors.salesforce_org import Org, make_org, override
 from tests.crm_clients import salesforce_client
@@ -113,3 +115,28 @@ def test_a_retry_after_a_crash_between_create_and_record_creates_no_second_task(
     assert retried.delivered == {"crm_task": 1}
     assert retried.pending == 0
     assert len(_tasks(org, deal)) == 1
+
+
+def test_a_connector_that_cannot_create_tasks_leaves_the_channel_unavailable(
+    example: Path, store: Store
+) -> None:
+    """With the files connector the channel is logged as unavailable, not fatal; its alerts
+    stay pending in the outbox instead of being dropped."""
+    settings = load_settings(example / "icp-sync.toml")
+    settings = settings.model_copy(
+        update={"alerts": AlertsConfig(crm_task=CrmTaskConfig(enabled=True))}
+    )
+    payload = {"event": "icp.violation", "opportunity_id": "o1", "first_seen_at": "2026-11-02"}
+    key = "violation:o1:red_account:crm_task"
+    store.outbox.add(
+        [Alert(delivery_key=key, channel="crm_task", kind="violation", payload=payload)],
+        now=datetime.now(UTC),
+    )
+
+    with capture_logs() as logs, task_sinks(settings, store) as sinks:
+        result = deliver_alerts(settings, store, datetime.now(UTC), sinks=sinks)
+
+    assert "crm_task" not in sinks
+    assert [e["connector"] for e in logs if e["event"] == "crm_task_unavailable"] == ["files"]
+    assert result.delivered == {}
+    assert result.pending == 1
