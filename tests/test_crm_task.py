@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hubspot.crm.objects import PublicObjectSearchRequest, SimplePublicObjectInputForCreate
 from structlog.testing import capture_logs
 
 from icp_sync.alerts import AlertsConfig, CrmTaskConfig
@@ -19,8 +20,9 @@ from icp_sync.pipeline.alerting import CLAIM
 from icp_sync.pipeline.crm_task import task_sinks
 from icp_sync.store import Alert, Store
 from tests.conftest import SandboxFactory
+from tests.connectors.hubspot_portal import make_portal
 from tests.connectors.salesforce_org import Org, make_org, override
-from tests.crm_clients import salesforce_client
+from tests.crm_clients import hubspot_client, salesforce_client
 
 
 @pytest.fixture
@@ -64,6 +66,10 @@ def _tasks(org: Org, deal: str) -> list[dict[str, Any]]:
     return list(sf.query(f"SELECT {fields} FROM Task WHERE WhatId = '{deal}'")["records"])
 
 
+def _crash(*_: Any, **__: Any) -> None:
+    raise KeyboardInterrupt("killed between the create and the record")
+
+
 def test_a_red_deal_gets_one_task_for_its_owner_and_the_next_cycle_none(org: Org) -> None:
     """The cycle that sees a Red deal opens one Task owned by the deal's owner on the deal;
     the next cycle opens none."""
@@ -98,11 +104,8 @@ def test_a_retry_after_a_crash_between_create_and_record_creates_no_second_task(
     deal, _ = _red_deal(org)
     store: Store = org.store
 
-    def crash(*_: Any, **__: Any) -> None:
-        raise KeyboardInterrupt("killed between the create and the record")
-
     with monkeypatch.context() as patched:
-        patched.setattr(store.outbox, "delivered", crash)
+        patched.setattr(store.outbox, "delivered", _crash)
         with pytest.raises(KeyboardInterrupt):
             org.sync(compliance=True)
     assert len(_tasks(org, deal)) == 1
@@ -140,3 +143,68 @@ def test_a_connector_that_cannot_create_tasks_leaves_the_channel_unavailable(
     assert [e["connector"] for e in logs if e["event"] == "crm_task_unavailable"] == ["files"]
     assert result.delivered == {}
     assert result.pending == 1
+
+
+def test_hubspot_a_red_deal_gets_one_task_for_its_owner_even_after_a_crash(
+    sandbox_factory: SandboxFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HubSpot: the cycle that sees a Red deal creates one task owned by the deal's owner and
+    associated with the deal, though the process dies before the outbox records it; the retry
+    and the next cycle create none."""
+    portal = make_portal(sandbox_factory, tmp_path, accounts=300)
+    portal.setup_fields()
+    red = sorted(portal.icp_values(), key=int)[0]
+    portal.touch([red], icp_tier_override="Red")
+    portal.sync(compliance=True)
+    portal.settings = portal.settings.model_copy(
+        update={"alerts": AlertsConfig(crm_task=CrmTaskConfig(enabled=True))}
+    )
+    client = hubspot_client(portal.sandbox)
+    deal = client.crm.deals.basic_api.create(
+        SimplePublicObjectInputForCreate(
+            properties={
+                "dealname": "Red deal",
+                "dealstage": "appointmentscheduled",
+                "pipeline": "default",
+                "dealtype": "newbusiness",
+                "closedate": "2027-03-31T00:00:00Z",
+                "hubspot_owner_id": "9001",
+            },
+            associations=[
+                {
+                    "to": {"id": red},
+                    "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 5}],
+                }
+            ],
+        )
+    ).id
+
+    def tasks() -> list[dict[str, Any]]:
+        request = PublicObjectSearchRequest(
+            filter_groups=[],
+            properties=["hs_task_subject", "hubspot_owner_id", "hs_task_status", "hs_timestamp"],
+            limit=100,
+        )
+        found = client.crm.objects.search_api.do_search("tasks", request).results
+        return [{"id": t.id, **t.properties} for t in found]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(portal.store.outbox, "delivered", _crash)
+        with pytest.raises(KeyboardInterrupt):
+            portal.sync(compliance=True)
+    after_crash = tasks()
+    later = datetime.now(UTC) + CLAIM + timedelta(seconds=1)
+    connector = portal.connector()
+    with task_sinks(portal.settings, portal.store, connector) as sinks:
+        retried = deliver_alerts(portal.settings, portal.store, later, sinks=sinks)
+    connector.close()
+    portal.sync(compliance=True)
+
+    [task] = after_crash
+    assert task["hubspot_owner_id"] == "9001"
+    assert task["hs_task_status"] == "NOT_STARTED"
+    assert task["hs_task_subject"].startswith("ICP review: out-of-ICP deal Red deal [violation:")
+    assert portal.sandbox.portal.task_deals[task["id"]] == {deal}
+    assert retried.delivered == {"crm_task": 1}
+    assert tasks() == after_crash
+    portal.store.close()
