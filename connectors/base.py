@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
@@ -25,9 +25,11 @@ __all__ = [
     "CheckItem",
     "Connector",
     "ConnectorState",
+    "CrmTask",
     "FieldSetup",
     "LongLived",
     "Prefetching",
+    "TaskCreator",
     "WritableConnector",
     "WriteCost",
 ]
@@ -210,4 +212,40 @@ class WriteCost(Protocol):
 
     def write_cost(self, records: int) -> dict[str, Any]:
         """``{"method": ..., "calls": n}``: the API calls a write of ``records`` would make."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CrmTask:
+    """A task to open in the CRM for a deal's owner, linked to the deal.
+
+    Attributes:
+        key: Unique per alert (its delivery key); stored in the task so a retry finds it.
+        deal_id: The opportunity / deal the task is linked to.
+        owner_id: The deal's owner the task is assigned to (``None``: the CRM's default).
+        subject: The task's subject line (the connector appends the key).
+        body: The task's description.
+        due: The due date.
+        priority: ``High``, ``Normal`` or ``Low``.
+    """
+
+    key: str
+    deal_id: str
+    owner_id: str | None
+    subject: str
+    body: str
+    due: date
+    priority: str = "Normal"
+
+
+@runtime_checkable
+class TaskCreator(Protocol):
+    """**Protocol**: a CRM that can open a task for a deal's owner."""
+
+    def create_task(self, task: CrmTask) -> str:
+        """Create ``task`` unless a task with its key exists already; returns the task's id.
+
+        Idempotent: a retry after a crash between the create and its recording finds the
+        task created the first time instead of creating a second one.
+        """
         ...

@@ -35,6 +35,7 @@ from hubspot.crm.objects import (
     BatchInputSimplePublicObjectBatchInput,
     BatchReadInputSimplePublicObjectId,
     PublicObjectSearchRequest,
+    SimplePublicObjectInputForCreate,
 )
 from hubspot.crm.objects.exceptions import ApiException as ObjectsError
 from hubspot.crm.pipelines.exceptions import ApiException as PipelinesError
@@ -73,7 +74,10 @@ _API_ERRORS = (
     PropertiesError,
     OAuthError,
 )
-_OBJECT_TYPE = {"companies": "0-2", "deals": "0-3"}
+_OBJECT_TYPE = {"companies": "0-2", "deals": "0-3", "tasks": "0-27"}
+
+TASK_TO_DEAL = 216
+"""HubSpot's default association type id of a task to a deal."""
 
 
 def backoff(attempt: int) -> float:
@@ -341,6 +345,27 @@ class HubSpotClient:
                 lambda: self._api("crm.objects.batch_api").update(_OBJECT_TYPE[kind], body),
             )
         )
+
+    def create_task(self, properties: dict[str, str], deal_id: str) -> str:
+        """Create a task associated with ``deal_id`` (type 216); returns the task's id."""
+        body = SimplePublicObjectInputForCreate(
+            properties=properties,
+            associations=[
+                {
+                    "to": {"id": deal_id},
+                    "types": [
+                        {
+                            "associationCategory": "HUBSPOT_DEFINED",
+                            "associationTypeId": TASK_TO_DEAL,
+                        }
+                    ],
+                }
+            ],
+        )
+        created = self.call(
+            "create task", lambda: self._api("crm.objects.basic_api").create("tasks", body)
+        )
+        return str(_plain(created)["id"])
 
     def deal_companies(self, ids: list[str]) -> dict[str, Any]:
         """The companies of up to 1,000 deals (v4 associations, batch read)."""

@@ -13,11 +13,20 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from connectors.base import ApiUsage, ApplyBatch, Batch, CheckItem, ConnectorState, FieldSetup
+from connectors.base import (
+    ApiUsage,
+    ApplyBatch,
+    Batch,
+    CheckItem,
+    ConnectorState,
+    CrmTask,
+    FieldSetup,
+)
 from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.config import HubSpotConfig
 from connectors.hubspot.extract import Extractor
 from connectors.hubspot.fields import KIND, Metadata
+from connectors.hubspot.tasks import create_task
 from connectors.hubspot.write import Writer
 from icp_sync.errors import AuthError, ConnectorError
 from icp_sync.model import CrmObject
@@ -76,6 +85,11 @@ class HubSpotConnector:
     def extract(self, obj: CrmObject, *, since: str | None, now: datetime) -> Iterator[Batch]:
         """Records of ``obj`` changed since ``since`` (an ``hs_lastmodifieddate``)."""
         return self._extractor.extract(obj, since=since, now=now)
+
+    def create_task(self, task: CrmTask) -> str:
+        """A task for the deal's owner, associated with the deal, unless one with its key
+        exists."""
+        return create_task(self._client, task)
 
     def writable_fields(self) -> dict[str, str]:
         """Owned field -> property name, for those that exist (companies, and deals)."""

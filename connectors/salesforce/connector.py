@@ -15,12 +15,21 @@ from typing import Any
 
 import requests
 
-from connectors.base import ApiUsage, ApplyBatch, Batch, CheckItem, ConnectorState, FieldSetup
+from connectors.base import (
+    ApiUsage,
+    ApplyBatch,
+    Batch,
+    CheckItem,
+    ConnectorState,
+    CrmTask,
+    FieldSetup,
+)
 from connectors.salesforce.auth import Token
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.config import SalesforceConfig
 from connectors.salesforce.extract import Extractor, soql_literal
 from connectors.salesforce.fields import SOBJECT, Fields
+from connectors.salesforce.tasks import create_task
 from connectors.salesforce.write import Writer
 from icp_sync.errors import AuthError, ConnectorError
 from icp_sync.model import CrmObject
@@ -92,6 +101,10 @@ class SalesforceConnector:
     def refresh_metadata(self) -> None:
         """Forget the described field lists; the next use describes again (one call each)."""
         self._fields.forget()
+
+    def create_task(self, task: CrmTask) -> str:
+        """A ``Task`` for the deal's owner on the deal, unless one with its key exists."""
+        return create_task(self._client, task)
 
     def read_limits(self) -> dict[str, Any]:
         """The org's ``/limits`` (also primes the budget guard)."""

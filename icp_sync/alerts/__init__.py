@@ -8,7 +8,13 @@ each due one to :func:`make_sinks`' sink for its channel.
 from __future__ import annotations
 
 from icp_sync.alerts.base import AlertMessage, Sink
-from icp_sync.alerts.config import AlertsConfig, EmailConfig, SlackConfig, WebhookConfig
+from icp_sync.alerts.config import (
+    AlertsConfig,
+    CrmTaskConfig,
+    EmailConfig,
+    SlackConfig,
+    WebhookConfig,
+)
 from icp_sync.alerts.email import EmailSink
 from icp_sync.alerts.slack import SlackSink
 from icp_sync.alerts.webhook import WebhookSink, sign, verify
@@ -16,6 +22,7 @@ from icp_sync.alerts.webhook import WebhookSink, sign, verify
 __all__ = [
     "AlertMessage",
     "AlertsConfig",
+    "CrmTaskConfig",
     "EmailConfig",
     "EmailSink",
     "Sink",

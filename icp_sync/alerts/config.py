@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
 from icp_sync.sections import Secret, Section, existing_file
 
-__all__ = ["AlertsConfig", "EmailConfig", "SlackConfig", "WebhookConfig"]
+__all__ = ["AlertsConfig", "CrmTaskConfig", "EmailConfig", "SlackConfig", "WebhookConfig"]
 
 
 def _http_url(value: str) -> str:
@@ -57,12 +58,24 @@ class EmailConfig(Section):
         return None if value is None else existing_file(value, info)
 
 
+class CrmTaskConfig(Section):
+    """``[alerts.crm_task]``: a task in the CRM for the deal's owner, linked to the deal."""
+
+    enabled: bool = False
+    subject_prefix: str = Field(default="ICP review:", max_length=80)
+    """The task's subject starts with this, then the deal's name (and the delivery key)."""
+    due_in_days: int = Field(default=3, ge=0, le=365)
+    """The task is due this many days after the violation was first seen."""
+    priority: Literal["High", "Normal", "Low"] = "Normal"
+
+
 class AlertsConfig(Section):
     """``[alerts]``: where out-of-ICP deal alerts go (only new violations), and how."""
 
     webhook: WebhookConfig | None = None
     slack: SlackConfig | None = None
     email: EmailConfig | None = None
+    crm_task: CrmTaskConfig | None = None
     record_url: str | None = None
     """Link to a deal, ``{id}`` replaced by its id (default for Salesforce:
     ``<instance_url>/lightning/r/Opportunity/{id}/view``)."""

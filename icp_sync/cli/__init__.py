@@ -385,6 +385,7 @@ def run_daemon(
     from icp_sync.daemon import Daemon, Job
     from icp_sync.pipeline import dashboard, deliver_alerts, send_digest
     from icp_sync.pipeline.alerting import failure_alerts
+    from icp_sync.pipeline.crm_task import task_sinks
 
     with command("run", config) as run, Store.open(run.settings.store.url) as store:
         settings = run.settings
@@ -392,7 +393,8 @@ def run_daemon(
         def deliver(_: object) -> None:
             # the monitor delivers after each cycle it runs; a no-change cycle skips it, so
             # alerts waiting for a channel to come back are retried here
-            deliver_alerts(settings, store, datetime.now(UTC))
+            with task_sinks(settings, store) as sinks:
+                deliver_alerts(settings, store, datetime.now(UTC), sinks=sinks)
 
         def tell_revops(title: str, details: dict[str, Any]) -> None:
             log.get_logger().error("alert", title=title, **details)

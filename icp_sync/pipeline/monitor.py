@@ -34,6 +34,7 @@ from icp_sync.icp import from_toml
 from icp_sync.log import get_logger
 from icp_sync.model import WRITTEN_OPPORTUNITY_FIELDS, CrmObject, Tier
 from icp_sync.pipeline.alerting import deliver_alerts, digest_alerts, violation_alerts
+from icp_sync.pipeline.crm_task import task_channels, task_sinks
 from icp_sync.pipeline.derive import load_model
 from icp_sync.pipeline.history import History, connector_state
 from icp_sync.pipeline.score import score
@@ -147,7 +148,8 @@ def monitor(
         settings, store, connector, verdicts, run_id=run_id, now=now, dry_run=dry_run
     )
     if not dry_run:
-        result.alerts = deliver_alerts(settings, store, now).as_dict()
+        with task_sinks(settings, store, connector) as sinks:
+            result.alerts = deliver_alerts(settings, store, now, sinks=sinks).as_dict()
     current = {v.violation_key: v for v in store.violations.all()}
     current |= {c.violation_key: c for c in changes} if dry_run else {}
     result.violations = sorted(current.values(), key=lambda v: (v.first_seen_at, v.violation_key))
@@ -258,7 +260,7 @@ def _reconcile(
         if len(accounts)
         else {}
     )
-    channels = _sink_names(settings)
+    channels = _sink_names(settings) + task_channels(settings)
     judged = {v.opportunity_id for v in verdicts}
     changes: list[Violation] = []
     alerts: list[Alert] = []

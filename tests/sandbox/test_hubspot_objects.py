@@ -22,6 +22,8 @@ from hubspot.crm.companies import (
     PublicObjectSearchRequest,
 )
 from hubspot.crm.deals import BatchInputSimplePublicObjectBatchInput as DealUpdates
+from hubspot.crm.objects import PublicObjectSearchRequest as ObjectSearch
+from hubspot.crm.objects import SimplePublicObjectInputForCreate as TaskCreate
 from hubspot.crm.properties import PropertyCreate
 
 from icp_sync.sandbox.service import Sandbox
@@ -395,3 +397,44 @@ def test_batches_over_100_inputs_are_refused(client: HubSpot, operation: str) ->
     assert refused.status == 400
     assert refused.body["category"] == "VALIDATION_ERROR"
     assert "is 100" in refused.body["message"]
+
+
+def test_a_task_is_created_with_its_deal_and_validated(fresh: Sandbox) -> None:
+    """A task (object 0-27) created with a type-216 association is tied to that deal, keeps
+    its properties, is found by an EQ search on its subject and refuses an unknown status."""
+    client = hubspot_client(fresh)
+    deal = live_ids(fresh, "deals")[0]
+    link = [
+        {
+            "to": {"id": deal},
+            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 216}],
+        }
+    ]
+    created = client.crm.objects.basic_api.create(
+        "tasks",
+        TaskCreate(
+            properties={"hs_task_subject": "Call [k:1]", "hs_task_status": "NOT_STARTED"},
+            associations=link,
+        ),
+    )
+    search = ObjectSearch(
+        filter_groups=[
+            {
+                "filters": [
+                    {"propertyName": "hs_task_subject", "operator": "EQ", "value": "Call [k:1]"}
+                ]
+            }
+        ],
+        properties=["hs_task_subject"],
+    )
+    found = client.crm.objects.search_api.do_search("0-27", search)
+    refusal = refused_call(
+        lambda: client.crm.objects.basic_api.create(
+            "tasks", TaskCreate(properties={"hs_task_status": "STARTED"}, associations=link)
+        )
+    )
+
+    assert created.properties["hs_task_subject"] == "Call [k:1]"
+    assert fresh.portal.task_deals[created.id] == {deal}
+    assert [r.id for r in found.results] == [created.id]
+    assert refusal.status == 400

@@ -134,6 +134,30 @@ def test_describe_lists_fields_with_types_and_picklists(sandbox: Sandbox) -> Non
     assert any(s["name"] == "Account" for s in sf.describe()["sobjects"])
 
 
+def test_a_task_defaults_status_and_priority_and_is_found_by_subject(sandbox: Sandbox) -> None:
+    """A Task on a deal gets Status "Not Started" and Priority "Normal" when omitted (as a real
+    org defaults them), refuses a Status outside its picklist, and LIKE on Subject finds it."""
+    sf = salesforce_client(sandbox)
+    account = sf.Account.create({"Name": "Task Holder Inc"})["id"]
+    deal = sf.Opportunity.create(
+        {"Name": "D", "AccountId": account, "StageName": "Prospecting", "CloseDate": "2027-01-31"}
+    )["id"]
+    created = sf.Task.create({"WhatId": deal, "Subject": "Call back [k:1]"})
+    fields = {f["name"]: f for f in sf.Task.describe()["fields"]}
+
+    got = sf.Task.get(created["id"])
+    assert created["id"].startswith("00T")
+    assert (got["Status"], got["Priority"], got["WhatId"]) == ("Not Started", "Normal", deal)
+    assert fields["Status"]["defaultedOnCreate"] is True
+    assert fields["Status"]["nillable"] is False
+    assert fields["Subject"]["type"] == "combobox"
+    found = sf.query(f"SELECT Id FROM Task WHERE WhatId = '{deal}' AND Subject LIKE '%[k:1]'")
+    assert [r["Id"] for r in found["records"]] == [created["id"]]
+    with pytest.raises(SalesforceMalformedRequest) as bad:
+        sf.Task.create({"WhatId": deal, "Subject": "x", "Status": "Started"})
+    assert bad.value.content[0]["errorCode"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+
+
 def _collection(records: list[dict[str, Any]], all_or_none: bool = False) -> dict[str, Any]:
     return {
         "allOrNone": all_or_none,

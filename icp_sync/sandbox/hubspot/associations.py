@@ -25,13 +25,26 @@ def _type_id(source: str) -> int:
     return DEAL_TO_COMPANY if source == "deals" else COMPANY_TO_DEAL
 
 
+def _kind(object_type: str) -> str:
+    """``companies`` / ``deals``: the association endpoints model the deal-company pair only
+    (a task's deal is set when the task is created).
+
+    Raises:
+        KeyError: Any other object type (answered 404 like an unknown one).
+    """
+    kind = HubSpotPortal.kind(object_type)
+    if kind not in ("companies", "deals"):
+        raise KeyError(object_type)
+    return kind
+
+
 def _pair(source: str, source_id: str, target_id: str) -> tuple[str, str]:
     return (source_id, target_id) if source == "deals" else (target_id, source_id)
 
 
 async def associate_default(api: HubSpotApi, request: Request) -> Response:
-    source = HubSpotPortal.kind(request.path_params["from_object"])
-    target = HubSpotPortal.kind(request.path_params["to_object"])
+    source = _kind(request.path_params["from_object"])
+    target = _kind(request.path_params["to_object"])
     source_id, target_id = request.path_params["from_id"], request.path_params["to_id"]
     if (
         source == target
@@ -46,8 +59,8 @@ async def associate_default(api: HubSpotApi, request: Request) -> Response:
 
 
 async def associate_labelled(api: HubSpotApi, request: Request) -> Response:
-    source = HubSpotPortal.kind(request.path_params["from_object"])
-    target = HubSpotPortal.kind(request.path_params["to_object"])
+    source = _kind(request.path_params["from_object"])
+    target = _kind(request.path_params["to_object"])
     source_id, target_id = request.path_params["from_id"], request.path_params["to_id"]
     if request.method == "DELETE":
         api.portal.dissociate(*_pair(source, source_id, target_id))
@@ -90,8 +103,8 @@ def _association_types(source: str) -> list[dict[str, Any]]:
 
 
 async def associations(api: HubSpotApi, request: Request) -> Response:
-    source = HubSpotPortal.kind(request.path_params["object"])
-    HubSpotPortal.kind(request.path_params["to_object"])
+    source = _kind(request.path_params["object"])
+    _kind(request.path_params["to_object"])
     ids = api.portal.associated(source, request.path_params["record_id"])
     results = [{"toObjectId": int(i), "associationTypes": _association_types(source)} for i in ids]
     request.state.read = len(results)
@@ -136,8 +149,8 @@ def _pair_problem(
 
 
 async def associations_batch(api: HubSpotApi, request: Request) -> Response:
-    source = HubSpotPortal.kind(request.path_params["from_object"])
-    target = HubSpotPortal.kind(request.path_params["to_object"])
+    source = _kind(request.path_params["from_object"])
+    target = _kind(request.path_params["to_object"])
     action = request.path_params["action"]
     started = int(time.time() * 1000)
     body = await request.json()

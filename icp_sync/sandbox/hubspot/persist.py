@@ -25,6 +25,7 @@ def save_portal(portal: HubSpotPortal, path: Path) -> None:
             "groups": portal.groups,
             "records": {k: [asdict(r) for r in v.values()] for k, v in portal.records.items()},
             "deal_company": portal.deal_company,
+            "task_deals": {k: sorted(v) for k, v in portal.task_deals.items()},
             "owners": portal.owners,
         }
     temporary = path.with_suffix(path.suffix + ".tmp")
@@ -46,6 +47,7 @@ def read_portal(path: Path) -> HubSpotPortal:
     portal.groups = document["groups"]
     portal.records = {k: {r["id"]: Record(**r) for r in v} for k, v in document["records"].items()}
     portal.owners = document["owners"]
+    portal.task_deals = {k: set(v) for k, v in document.get("task_deals", {}).items()}
     for deal, company in document["deal_company"].items():
         portal.associate(deal, company)
     return portal

@@ -24,9 +24,12 @@ from icp_sync.sandbox.hubspot.properties import (
     stored_value,
 )
 
-__all__ = ["OBJECTS", "HubSpotPortal", "Record", "record_json"]
+__all__ = ["OBJECTS", "TASK_TO_DEAL", "HubSpotPortal", "Record", "record_json"]
 
-OBJECTS = {"companies": "0-2", "deals": "0-3"}
+OBJECTS = {"companies": "0-2", "deals": "0-3", "tasks": "0-27"}
+
+TASK_TO_DEAL = 216
+"""HubSpot's default association type id of a task to a deal."""
 
 
 @dataclass(slots=True)
@@ -56,9 +59,12 @@ class HubSpotPortal:
                 "companyinformation": {"label": "Company information", "displayOrder": 0}
             },
             "deals": {"dealinformation": {"label": "Deal information", "displayOrder": 0}},
+            "tasks": {"task_information": {"label": "Task information", "displayOrder": 0}},
         }
-        self.records: dict[str, dict[str, Record]] = {"companies": {}, "deals": {}}
+        self.records: dict[str, dict[str, Record]] = {"companies": {}, "deals": {}, "tasks": {}}
         self.deal_company: dict[str, str] = {}
+        self.task_deals: dict[str, set[str]] = {}
+        """Task id -> the deals it is associated with (type 216)."""
         self.company_deals: dict[str, set[str]] = {}
         self.owners: list[dict[str, Any]] = []
         self.counter = 1000

@@ -141,7 +141,7 @@ def _options(*values: tuple[str, str]) -> list[dict[str, Any]]:
 
 
 def default_properties() -> dict[str, dict[str, PropertyDef]]:
-    """The properties a new portal has on companies and deals, by name."""
+    """The properties a new portal has on companies, deals and tasks, by name."""
     company = "companyinformation"
     deal = "dealinformation"
     system = [
@@ -262,7 +262,41 @@ def default_properties() -> dict[str, dict[str, PropertyDef]]:
             ),
         ),
     ]
-    return {"companies": {p.name: p for p in companies}, "deals": {p.name: p for p in deals}}
+    task = "task_information"
+    tasks = [_p(n, label, t, ft, task, calculated=calc) for n, label, t, ft, calc in system] + [
+        _p("hs_task_subject", "Task Title", "string", "text", task),
+        _p("hs_task_body", "Task Notes", "string", "textarea", task),
+        _p("hs_timestamp", "Due date", "datetime", "date", task),
+        _p(
+            "hs_task_status",
+            "Task Status",
+            "enumeration",
+            "select",
+            task,
+            options=_options(
+                ("NOT_STARTED", "Not started"),
+                ("IN_PROGRESS", "In progress"),
+                ("WAITING", "Waiting"),
+                ("COMPLETED", "Completed"),
+                ("DEFERRED", "Deferred"),
+            ),
+        ),
+        _p(
+            "hs_task_priority",
+            "Priority",
+            "enumeration",
+            "select",
+            task,
+            options=_options(
+                ("NONE", "None"), ("LOW", "Low"), ("MEDIUM", "Medium"), ("HIGH", "High")
+            ),
+        ),
+    ]
+    return {
+        "companies": {p.name: p for p in companies},
+        "deals": {p.name: p for p in deals},
+        "tasks": {p.name: p for p in tasks},
+    }
 
 
 def derive_deal(properties: dict[str, str | None]) -> None:

@@ -33,7 +33,7 @@ from icp_sync.sandbox.hubspot.api import (
     wanted,
     with_associations,
 )
-from icp_sync.sandbox.hubspot.portal import OBJECTS, record_json
+from icp_sync.sandbox.hubspot.portal import OBJECTS, TASK_TO_DEAL, record_json
 from icp_sync.sandbox.hubspot.properties import PropertyError, iso_ms
 
 __all__ = [
@@ -95,7 +95,10 @@ def _associate_inputs(
 ) -> None:
     for association in associations:
         target = str((association.get("to") or {}).get("id", ""))
-        if kind == "deals" and target:
+        types = {int(t.get("associationTypeId", 0)) for t in association.get("types") or []}
+        if kind == "tasks" and target and TASK_TO_DEAL in types:
+            api.portal.task_deals.setdefault(record_id, set()).add(target)
+        elif kind == "deals" and target:
             api.portal.associate(record_id, target)
         elif kind == "companies" and target:
             api.portal.associate(target, record_id)

@@ -336,6 +336,9 @@ class SalesforceOrg(Replication):
                 for k, v in values.items()
                 if k != "attributes"
             }
+            for meta in obj.fields.values():
+                if meta.default is not None and clean.get(meta.name) is None:
+                    clean[meta.name] = meta.default
             missing = [
                 f.name
                 for f in obj.fields.values()

@@ -79,6 +79,8 @@ class SfField:
     values: tuple[str, ...] = ()
     restricted: bool = False
     reference_to: tuple[str, ...] = ()
+    default: str | None = None
+    """The value a create without the field gets (``defaultedOnCreate``)."""
 
     def describe(self) -> dict[str, Any]:
         """The describe entry of the field."""
@@ -94,11 +96,13 @@ class SfField:
             "createable": self.updateable,
             "updateable": self.updateable,
             "calculated": False,
+            "defaultedOnCreate": self.default is not None,
             "externalId": False,
             "unique": self.name == "Id",
             "restrictedPicklist": self.restricted,
             "picklistValues": [
-                {"value": v, "label": v, "active": True, "defaultValue": False} for v in self.values
+                {"value": v, "label": v, "active": True, "defaultValue": v == self.default}
+                for v in self.values
             ],
             "referenceTo": list(self.reference_to),
             "soapType": _SOAP_TYPES.get(self.type, "xsd:string"),
@@ -209,8 +213,48 @@ def standard_objects() -> dict[str, tuple[str, dict[str, SfField]]]:
         _f("IsActive", "Active", "boolean"),
         _f("Department", "Department", "string", length=80),
     ]
+    task = [
+        *_system("Task"),
+        _f(
+            "WhatId",
+            "Related To ID",
+            "reference",
+            length=18,
+            reference_to=("Account", "Opportunity"),
+        ),
+        _f("Subject", "Subject", "combobox", length=255),
+        _f("Description", "Description", "textarea", length=32000),
+        _f("ActivityDate", "Due Date Only", "date"),
+        _f(
+            "Status",
+            "Status",
+            "picklist",
+            length=255,
+            nillable=False,
+            restricted=True,
+            values=(
+                "Not Started",
+                "In Progress",
+                "Completed",
+                "Waiting on someone else",
+                "Deferred",
+            ),
+            default="Not Started",
+        ),
+        _f(
+            "Priority",
+            "Priority",
+            "picklist",
+            length=40,
+            nillable=False,
+            restricted=True,
+            values=("High", "Normal", "Low"),
+            default="Normal",
+        ),
+    ]
     return {
         "Account": ("001", {f.name: f for f in account}),
+        "Task": ("00T", {f.name: f for f in task}),
         "Opportunity": ("006", {f.name: f for f in opportunity}),
         "User": ("005", {f.name: f for f in user}),
     }
@@ -224,7 +268,7 @@ def typed_value(meta: SfField, value: Any) -> Any:  # noqa: PLR0911, PLR0912 (on
             )
         return False if meta.type == "boolean" else None
     kind = meta.type
-    if kind in ("string", "textarea", "url", "email", "phone", "picklist", "reference"):
+    if kind in ("string", "combobox", "textarea", "url", "email", "phone", "picklist", "reference"):
         text = str(value)
         if kind == "picklist" and meta.restricted and text not in meta.values:
             raise RecordError(

@@ -373,7 +373,7 @@ def _coerce(literal: Literal, kind: str) -> Any:  # noqa: PLR0911 (one return pe
 
 
 def _text_kind(kind: str) -> bool:
-    return kind in ("string", "textarea", "picklist", "url", "email", "phone")
+    return kind in ("string", "combobox", "textarea", "picklist", "url", "email", "phone")
 
 
 def compile_where(node: Any, kind_of: Callable[[str], str]) -> Predicate:  # noqa: PLR0911 (one return per operator)
