@@ -20,9 +20,12 @@ from icp_sync.reasons import compose, tier_counts
 from icp_sync.segments import members
 from icp_sync.text import neutralize_list
 
-__all__ = ["ScoreResult", "TalResult", "build_tal", "rule_lifts", "score"]
+__all__ = ["OUTCOME_INPUTS", "ScoreResult", "TalResult", "build_tal", "rule_lifts", "score"]
 
 TAL_COLUMNS = ["account_id", "name", "rank", "score", "tier", "segment", "reasons"]
+OUTCOME_INPUTS = ("is_customer",)
+"""The only outcome columns :func:`score` reads (an account's score depends on its own row of
+``accounts`` and these)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

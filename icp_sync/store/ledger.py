@@ -61,13 +61,26 @@ class LedgerRepository(Repository):
         with self._tx() as conn:
             execute_chunked(conn, upsert(conn, field_state, "object", "record_id", "field"), rows)
 
-    def field_values(self, obj: CrmObject) -> pd.DataFrame:
-        """What the CRM holds per record (rows) and owned field (columns), as text."""
+    def field_values(self, obj: CrmObject, ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """What the CRM holds per record (rows) and owned field (columns), as text.
+
+        ``ids``: only these records (default: every record).
+        """
         query = sa.select(field_state.c.record_id, field_state.c.field, field_state.c.value).where(
             field_state.c.object == str(obj)
         )
         with self.engine.connect() as conn:
-            rows = conn.execute(query).fetchall()
+            if ids is None:
+                rows = conn.execute(query).fetchall()
+            else:
+                wanted = sorted(set(ids))
+                rows = [
+                    row
+                    for start in range(0, len(wanted), CHUNK)
+                    for row in conn.execute(
+                        query.where(field_state.c.record_id.in_(wanted[start : start + CHUNK]))
+                    )
+                ]
         if not rows:
             return pd.DataFrame()
         # column lists, not Row objects: building a frame from rows is the slow path
