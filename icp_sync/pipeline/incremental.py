@@ -31,7 +31,9 @@ from icp_sync.pipeline.history import Base, History
 from icp_sync.store import Store, StoredConnectorState
 from icp_sync.tiering import ScoreResult
 
-__all__ = ["Scored", "score_incrementally"]
+__all__ = ["Scored", "remember_inputs", "score_incrementally"]
+
+_SCORE_COLUMNS = ["account_id", "tier", "rule_tier", "score", "segment", "reasons", "overridden"]
 
 log = get_logger()
 
@@ -62,15 +64,20 @@ def score_incrementally(
 
     Args:
         plan_also: Accounts to plan even when their scores did not change (their CRM values
-            were read in this cycle). ``None``: score and plan every account (a full cycle).
+            were read in this cycle). ``None``: plan every account, and score every account
+            unless this very cycle stored their scores already (a first run's activation).
     """
     base = history.base(settings, as_of=None, now=now)
     digests = _digests(base)
-    state = StoredConnectorState(store.ledger, f"{settings.crm.connector}:scoring-inputs")
-    fingerprint = _fingerprint(settings, definition)
-    held = state.load() if plan_also is not None else {}
+    state = _state(settings, store)
+    held = state.load()
     ids = base.accounts["account_id"].astype(str)
-    if held.get("fingerprint") != fingerprint or not isinstance(held.get("digests"), dict):
+    reuse = plan_also is not None or held.get("at") == now.isoformat()
+    if (
+        not reuse
+        or held.get("fingerprint") != _fingerprint(settings, definition)
+        or not isinstance(held.get("digests"), dict)
+    ):
         full = tiering.score(
             base.accounts,
             base.outcomes,
@@ -79,7 +86,7 @@ def score_incrementally(
             green_min_score=settings.tiers.green_min_score,
         )
         store.versions.save_scores(definition.version, full.frame, now=now)
-        state.save({"fingerprint": fingerprint, "digests": digests})
+        _save(state, settings, definition, digests, now=now)
         return Scored(
             result=full, incremental=False, accounts=len(ids), rescored=frozenset(ids.tolist())
         )
@@ -87,18 +94,24 @@ def score_incrementally(
     mask = np.fromiter(
         (previous.get(i) != digests[i] for i in ids.tolist()), dtype=bool, count=len(ids)
     )
-    part = tiering.score(
-        base.accounts[mask].reset_index(drop=True),
-        base.outcomes[mask].reset_index(drop=True),
-        definition,
-        model,
-        green_min_score=settings.tiers.green_min_score,
-    )
     removed = set(previous) - set(digests)
-    store.versions.update_scores(definition.version, part.frame, removed=removed, now=now)
-    state.save({"fingerprint": fingerprint, "digests": digests})
-    rescored = frozenset(part.frame["account_id"].astype(str).tolist())
-    wanted = set(rescored) | (set(plan_also or ()) & set(digests))
+    rescored: frozenset[str] = frozenset()
+    if mask.any():
+        part = tiering.score(
+            base.accounts[mask].reset_index(drop=True),
+            base.outcomes[mask].reset_index(drop=True),
+            definition,
+            model,
+            green_min_score=settings.tiers.green_min_score,
+        )
+        store.versions.update_scores(definition.version, part.frame, removed=removed, now=now)
+        rescored = frozenset(part.frame["account_id"].astype(str).tolist())
+    elif removed:
+        store.versions.update_scores(
+            definition.version, pd.DataFrame(columns=_SCORE_COLUMNS), removed=removed, now=now
+        )
+    _save(state, settings, definition, digests, now=now)
+    wanted = None if plan_also is None else set(rescored) | (plan_also & set(digests))
     frame = store.versions.load_scores(definition.version, wanted)
     frame["account_id"] = frame["account_id"].astype(str)
     frame = frame.sort_values("account_id", kind="stable").reset_index(drop=True)
@@ -110,7 +123,7 @@ def score_incrementally(
         tiers={str(t): tiers.get(str(t), 0) for t in Tier},
         overrides=overrides,
         invalid_overrides=invalid,
-        model=part.model,
+        model=tiering.fitted_model(definition, model).summary(),
     )
     log.info(
         "scored_incrementally",
@@ -119,7 +132,32 @@ def score_incrementally(
         removed=len(removed),
         planned=len(frame),
     )
-    return Scored(result=result, incremental=True, accounts=len(ids), rescored=rescored)
+    return Scored(
+        result=result, incremental=plan_also is not None, accounts=len(ids), rescored=rescored
+    )
+
+
+def remember_inputs(
+    settings: Settings, store: Store, base: Base, definition: IcpDefinition, *, now: datetime
+) -> None:
+    """Keep the digests of ``base``, whose every account was just scored and stored."""
+    _save(_state(settings, store), settings, definition, _digests(base), now=now)
+
+
+def _state(settings: Settings, store: Store) -> StoredConnectorState:
+    return StoredConnectorState(store.ledger, f"{settings.crm.connector}:scoring-inputs")
+
+
+def _save(
+    state: StoredConnectorState,
+    settings: Settings,
+    definition: IcpDefinition,
+    digests: dict[str, int],
+    *,
+    now: datetime,
+) -> None:
+    fingerprint = _fingerprint(settings, definition)
+    state.save({"fingerprint": fingerprint, "at": now.isoformat(), "digests": digests})
 
 
 def _digests(base: Base) -> dict[str, int]:
