@@ -25,7 +25,13 @@ from icp_sync.pipeline.incremental import score_incrementally
 from icp_sync.pipeline.score import score
 from icp_sync.store import Activation, Store
 from icp_sync.tiering import ScoreResult
-from icp_sync.writeback import Plan, canonical_value, desired_account_values, plan, retry_due
+from icp_sync.writeback import (
+    Plan,
+    canonical_values,
+    desired_account_values,
+    plan,
+    retry_due,
+)
 
 __all__ = ["IcpInForce", "WritePlan", "plan_writes", "preview_writes", "same_attempt"]
 
@@ -223,16 +229,17 @@ def _retiers(
     """
     if current.empty or "tier" not in current:
         return 0, 0
-    held = current.reindex(index=desired.index)
-    held_tier = held["tier"].map(canonical_value)
+    held = canonical_values(current.reindex(index=desired.index))
+    wanted = canonical_values(desired[["tier", "version"]])
+    held_tier = held["tier"]
     tiered = held_tier.ne("")
     same_version = (
-        held["version"].map(canonical_value).eq(desired["version"].map(canonical_value))
+        held["version"].eq(wanted["version"])
         if "version" in held
         else pd.Series(True, index=held.index)
     )
     by_hand = overridden.reindex(desired.index, fill_value=False).astype(bool)
-    moved = tiered & same_version & ~by_hand & held_tier.ne(desired["tier"].map(canonical_value))
+    moved = tiered & same_version & ~by_hand & held_tier.ne(wanted["tier"])
     return int(moved.sum()), int(tiered.sum())
 
 
