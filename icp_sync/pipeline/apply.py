@@ -24,7 +24,7 @@ from icp_sync.pipeline.planning import WritePlan, plan_writes
 from icp_sync.pipeline.preview import preview
 from icp_sync.pipeline.versions import icp_in_force
 from icp_sync.store import Store
-from icp_sync.writeback import ACCOUNT_FIELDS, Plan, canonical_value
+from icp_sync.writeback import ACCOUNT_FIELDS, Plan, canonical_value, canonical_values
 
 __all__ = ["remember_read_back", "write_back"]
 
@@ -55,7 +55,7 @@ def remember_read_back(
     columns = [f for f in ACCOUNT_FIELDS if owned is not None and f in owned]
     if obj is not CrmObject.ACCOUNT or owned is None or not columns or clean.empty:
         return 0, 0
-    values = owned.loc[owned.index.isin(clean["account_id"]), columns].map(canonical_value)
+    values = canonical_values(owned.loc[owned.index.isin(clean["account_id"]), columns])
     rows = cast(dict[str, dict[str, str]], values.to_dict("index"))
     known = store.ledger.known_values(obj, rows)
     # nothing known is the empty value (as the planner sees it): an empty field read on a
@@ -252,8 +252,20 @@ def _record(
     now: datetime,
 ) -> None:
     """Record one write call's outcome in the ledger, and count it."""
+    texts: dict[tuple[type, Any], str] = {}
+
+    def text(value: Any) -> str:
+        # many records share a value (tier, version, score): canonicalised once each
+        try:
+            key = (type(value), value)
+            if key not in texts:
+                texts[key] = canonical_value(value)
+            return texts[key]
+        except TypeError:  # unhashable
+            return canonical_value(value)
+
     written = {
-        record_id: {f: canonical_value(v) for f, v in fields.items()}
+        record_id: {f: text(v) for f, v in fields.items()}
         for record_id, fields in batch.written.items()
     }
     store.ledger.record_field_values(CrmObject.ACCOUNT, written, source="written", now=now)

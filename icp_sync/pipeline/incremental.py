@@ -114,6 +114,15 @@ def score_incrementally(
     wanted = None if plan_also is None else set(rescored) | (plan_also & set(digests))
     frame = store.versions.load_scores(definition.version, wanted)
     frame["account_id"] = frame["account_id"].astype(str)
+    # the columns scoring returns but does not store
+    extra = pd.DataFrame(
+        {
+            "account_id": ids.to_numpy(),
+            "name": base.accounts["name"].astype("string").to_numpy(),
+            "is_customer": base.outcomes["is_customer"].to_numpy(dtype=bool),
+        }
+    )
+    frame = frame.drop(columns=["version", "scored_at"]).merge(extra, on="account_id", how="left")
     frame = frame.sort_values("account_id", kind="stable").reset_index(drop=True)
     tiers = store.versions.score_tiers(definition.version)
     overrides, invalid = override_counts(base.accounts)
