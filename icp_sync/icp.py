@@ -47,6 +47,7 @@ __all__ = [
     "assign_tiers",
     "derive",
     "from_toml",
+    "override_counts",
     "rule_label",
     "to_toml",
 ]
@@ -293,19 +294,30 @@ def assign_tiers(
         label = np.where(label == "", key.map(words).to_numpy(dtype=object), label)
     frame = pd.DataFrame({"rule_tier": tier, "segment": label}, index=accounts.index)
     final = frame["rule_tier"].copy()
-    overrides: dict[str, int] = {}
-    invalid = 0
+    overrides, invalid = override_counts(accounts)
     if OVERRIDE_COLUMN in accounts.columns:
-        raw = accounts[OVERRIDE_COLUMN].astype("string").str.strip().str.capitalize()
-        valid = raw.isin([str(t) for t in Tier]).fillna(False)
-        invalid = int((raw.notna() & ~valid).sum())
+        raw, valid = _overrides(accounts)
         final = final.where(~valid, raw)
-        overrides = {str(t): int((raw[valid] == str(t)).sum()) for t in Tier}
         frame["overridden"] = valid.to_numpy()
     else:
         frame["overridden"] = False
     frame["tier"] = final.astype(str)
     return TierAssignment(frame=frame, overrides=overrides, invalid_overrides=invalid)
+
+
+def _overrides(accounts: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """The override values as tier names, and which of them are valid tiers."""
+    raw = accounts[OVERRIDE_COLUMN].astype("string").str.strip().str.capitalize()
+    return raw, raw.isin([str(t) for t in Tier]).fillna(False)
+
+
+def override_counts(accounts: pd.DataFrame) -> tuple[dict[str, int], int]:
+    """(valid human overrides per tier, override values that are not a tier) of ``accounts``."""
+    if OVERRIDE_COLUMN not in accounts.columns:
+        return {}, 0
+    raw, valid = _overrides(accounts)
+    invalid = int((raw.notna() & ~valid).sum())
+    return {str(t): int((raw[valid] == str(t)).sum()) for t in Tier}, invalid
 
 
 def to_toml(definition: IcpDefinition) -> str:

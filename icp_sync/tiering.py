@@ -20,9 +20,20 @@ from icp_sync.reasons import compose, tier_counts
 from icp_sync.segments import members
 from icp_sync.text import neutralize_list
 
-__all__ = ["ScoreResult", "TalResult", "build_tal", "rule_lifts", "score"]
+__all__ = [
+    "OUTCOME_INPUTS",
+    "ScoreResult",
+    "TalResult",
+    "build_tal",
+    "fitted_model",
+    "rule_lifts",
+    "score",
+]
 
 TAL_COLUMNS = ["account_id", "name", "rank", "score", "tier", "segment", "reasons"]
+OUTCOME_INPUTS = ("is_customer",)
+"""The only outcome columns :func:`score` reads (an account's score depends on its own row of
+``accounts`` and these)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,11 +66,7 @@ def score(
         green_min_score: Below this score a Green-segment account is shown as Yellow.
     """
     lifts = rule_lifts(accounts, definition)
-    fitted = model or LookalikeModel(
-        pipeline=None,
-        dimensions=definition.dimensions,
-        fallback_reason="no look-alike model for this ICP version; scores come from segment rules",
-    )
+    fitted = fitted_model(definition, model)
     scores = score_accounts(fitted, accounts, fallback=lifts)
     assignment = assign_tiers(
         accounts, definition, scores=scores.score, green_min_score=green_min_score
@@ -91,6 +98,15 @@ def score(
         overrides=assignment.overrides,
         invalid_overrides=assignment.invalid_overrides,
         model=fitted.summary(),
+    )
+
+
+def fitted_model(definition: IcpDefinition, model: LookalikeModel | None) -> LookalikeModel:
+    """``model``, or the stand-in that scores by segment rules when the version has none."""
+    return model or LookalikeModel(
+        pipeline=None,
+        dimensions=definition.dimensions,
+        fallback_reason="no look-alike model for this ICP version; scores come from segment rules",
     )
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "FieldChange",
     "Plan",
     "canonical_value",
+    "canonical_values",
     "desired_account_values",
     "plan",
     "retry_due",
@@ -121,6 +122,23 @@ def canonical_value(value: Any) -> str:  # noqa: PLR0911 (one return per kind of
     return _canonical_text(str(value).strip())
 
 
+def canonical_values(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`canonical_value` of every cell, computed once per distinct value of a column."""
+    return pd.DataFrame(
+        {name: _canonical_column(frame[name]) for name in frame.columns}, index=frame.index
+    ).reindex(columns=frame.columns)
+
+
+def _canonical_column(column: pd.Series) -> np.ndarray:
+    kind = pd.api.types.infer_dtype(column, skipna=True)
+    if column.dtype == object and kind not in ("string", "empty"):
+        # mixed kinds: 1 and True would share a code, but not a canonical text
+        return column.map(canonical_value).to_numpy(dtype=object)
+    codes, distinct = pd.factorize(column, use_na_sentinel=True)
+    texts = np.array([canonical_value(v) for v in distinct] + [""], dtype=object)
+    return texts[codes]
+
+
 def _canonical_text(text: str) -> str:
     lowered = text.casefold()
     if lowered in ("true", "false"):
@@ -213,8 +231,8 @@ def plan(
     if not fields or desired.empty:
         return Plan()
     desired = storable(desired[fields])
-    wanted = desired[fields].map(canonical_value)
-    held = current.reindex(index=desired.index, columns=fields).map(canonical_value)
+    wanted = canonical_values(desired[fields])
+    held = canonical_values(current.reindex(index=desired.index, columns=fields))
     differs = wanted.ne(held)
     if _STAMP in differs.columns:
         # the stamp records when the values changed, so it alone never warrants a write

@@ -24,7 +24,7 @@ from icp_sync.pipeline.planning import WritePlan, plan_writes
 from icp_sync.pipeline.preview import preview
 from icp_sync.pipeline.versions import icp_in_force
 from icp_sync.store import Store
-from icp_sync.writeback import ACCOUNT_FIELDS, Plan, canonical_value
+from icp_sync.writeback import ACCOUNT_FIELDS, Plan, canonical_value, canonical_values
 
 __all__ = ["remember_read_back", "write_back"]
 
@@ -40,11 +40,14 @@ def remember_read_back(
     now: datetime,
     edited_by_others: frozenset[str] | None = None,
     policy: ManualEditPolicy = ManualEditPolicy.REVERT,
+    differing: set[str] | None = None,
 ) -> tuple[int, int]:
     """Owned-field values read from the CRM become the 'current' the planner compares with.
 
     Values that differ from what icp-sync last knew, on records someone else modified last,
     are manual edits: recorded as such, logged one line per field, and counted.
+
+    ``differing``: when given, the ids of the records whose owned values differ are added.
 
     Returns:
         (manual edits, records whose owned values differ from what icp-sync knew).
@@ -52,7 +55,7 @@ def remember_read_back(
     columns = [f for f in ACCOUNT_FIELDS if owned is not None and f in owned]
     if obj is not CrmObject.ACCOUNT or owned is None or not columns or clean.empty:
         return 0, 0
-    values = owned.loc[owned.index.isin(clean["account_id"]), columns].map(canonical_value)
+    values = canonical_values(owned.loc[owned.index.isin(clean["account_id"]), columns])
     rows = cast(dict[str, dict[str, str]], values.to_dict("index"))
     known = store.ledger.known_values(obj, rows)
     # nothing known is the empty value (as the planner sees it): an empty field read on a
@@ -62,6 +65,8 @@ def remember_read_back(
         for record_id, fields in rows.items()
     }
     changed = {record_id: fields for record_id, fields in changed.items() if fields}
+    if differing is not None:
+        differing.update(changed)
     edits = detect(known, changed, edited_by_others or ())
     manual = {(e.record_id, e.field) for e in edits}
     for edit in edits:
@@ -98,8 +103,14 @@ def write_back(
     dry_run: bool,
     allow_mass_change: bool = False,
     stop: Callable[[], bool] | None = None,
+    read_back: set[str] | None = None,
 ) -> dict[str, Any]:
     """Score with the active ICP and its TAL, plan the changes, and (unless a dry run) apply.
+
+    ``read_back``: the accounts whose owned values read in this cycle differ from what
+    icp-sync knew, when the last write-back applied its whole plan with the same ICP in
+    force: only accounts whose scoring inputs changed are scored, and only those and these
+    are planned (see :func:`plan_writes`).
 
     ``stop`` is asked after every write call; when it says yes the write-back stops there
     (what was written is recorded) with :class:`CycleInterruptedError`.
@@ -130,7 +141,14 @@ def write_back(
         return {"skipped": reason, "records_written": 0}
     with progress.step("scoring accounts and planning the write-back"):
         proposal = plan_writes(
-            settings, store, history, icp, writable=set(writable), now=now, keep=True
+            settings,
+            store,
+            history,
+            icp,
+            writable=set(writable),
+            now=now,
+            keep=True,
+            read_back=read_back if first is None else None,
         )
     planned = proposal.planned
     manual, policy = proposal.manual, proposal.policy
@@ -140,6 +158,7 @@ def write_back(
         "tiers": proposal.scored.tiers,
         "overrides": proposal.scored.overrides,
         "plan": planned.summary(),
+        "scoring": proposal.scoring,
         "skipped_known_rejects": proposal.skipped_known_rejects,
         "retried_rejects": proposal.retried_rejects,
         "dry_run": dry_run or not settings.writeback.enabled,
@@ -233,8 +252,20 @@ def _record(
     now: datetime,
 ) -> None:
     """Record one write call's outcome in the ledger, and count it."""
+    texts: dict[tuple[type, Any], str] = {}
+
+    def text(value: Any) -> str:
+        # many records share a value (tier, version, score): canonicalised once each
+        try:
+            key = (type(value), value)
+            if key not in texts:
+                texts[key] = canonical_value(value)
+            return texts[key]
+        except TypeError:  # unhashable
+            return canonical_value(value)
+
     written = {
-        record_id: {f: canonical_value(v) for f, v in fields.items()}
+        record_id: {f: text(v) for f, v in fields.items()}
         for record_id, fields in batch.written.items()
     }
     store.ledger.record_field_values(CrmObject.ACCOUNT, written, source="written", now=now)

@@ -21,10 +21,17 @@ from icp_sync.lookalike import LookalikeModel
 from icp_sync.manual_edits import ManualEditPolicy, keep_overrides
 from icp_sync.model import CrmObject
 from icp_sync.pipeline.history import History, connector_state
+from icp_sync.pipeline.incremental import score_incrementally
 from icp_sync.pipeline.score import score
 from icp_sync.store import Activation, Store
 from icp_sync.tiering import ScoreResult
-from icp_sync.writeback import Plan, canonical_value, desired_account_values, plan, retry_due
+from icp_sync.writeback import (
+    Plan,
+    canonical_values,
+    desired_account_values,
+    plan,
+    retry_due,
+)
 
 __all__ = ["IcpInForce", "WritePlan", "plan_writes", "preview_writes", "same_attempt"]
 
@@ -53,6 +60,9 @@ class WritePlan:
     manual: set[tuple[str, str]]
     """(record, field) cells a person edited by hand since icp-sync last wrote them."""
     policy: ManualEditPolicy
+    scoring: dict[str, Any] = field(default_factory=dict)
+    """How the accounts were scored: ``mode`` (full|incremental), ``accounts``,
+    ``accounts_scored``, ``accounts_planned``."""
 
     @property
     def retier_share(self) -> float:
@@ -69,21 +79,48 @@ def plan_writes(
     writable: set[str] | None,
     now: datetime,
     keep: bool,
+    read_back: set[str] | None = None,
 ) -> WritePlan:
     """Score with ``icp`` and plan the owned-field changes against what the CRM holds.
 
     Args:
         writable: Owned fields that exist in the CRM (``None``: every owned field).
         keep: Store the scores (a sync does; a preview does not).
+        read_back: The CRM holds every account's planned values but for those scored again
+            and these (whose owned values read in this cycle differ from what icp-sync knew):
+            plan only them, and score only the accounts whose inputs changed. ``None``:
+            score and plan every account.
     """
     definition = icp.definition
-    scored = score(
-        settings, store, history, now=now, definition=definition, model=icp.model, keep=keep
-    )
+    scoring: dict[str, Any] = {}
+    if keep:
+        kept = score_incrementally(
+            settings,
+            store,
+            history,
+            now=now,
+            definition=definition,
+            model=icp.model,
+            plan_also=read_back,
+        )
+        scored = kept.result
+        scoring = {
+            "mode": "incremental" if kept.incremental else "full",
+            "accounts": kept.accounts,
+            "accounts_scored": len(kept.rescored),
+            "accounts_planned": len(scored.frame),
+        }
+    else:
+        scored = score(
+            settings, store, history, now=now, definition=definition, model=icp.model, keep=keep
+        )
     desired = desired_account_values(
         scored.frame, icp.members, version=definition.version, scored_at=now
     )
-    current = store.ledger.field_values(CrmObject.ACCOUNT)
+    incremental = scoring.get("mode") == "incremental"
+    current = store.ledger.field_values(
+        CrmObject.ACCOUNT, ids=desired.index.tolist() if incremental else None
+    )
     manual = store.ledger.manual_fields(CrmObject.ACCOUNT)
     policy = ManualEditPolicy(settings.writeback.manual_edits)
     if manual and policy is ManualEditPolicy.KEEP:
@@ -111,6 +148,9 @@ def plan_writes(
         index=scored.frame["account_id"].astype(str),
     )
     retiered, tiered = _retiers(desired, current, overridden)
+    if incremental and writable is not None and "tier" in writable:
+        # the accounts not planned hold the tier the last complete write-back gave them
+        tiered += scoring["accounts"] - len(desired)
     return WritePlan(
         planned=planned,
         scored=scored,
@@ -120,6 +160,7 @@ def plan_writes(
         tiered=tiered,
         manual=manual,
         policy=policy,
+        scoring=scoring,
     )
 
 
@@ -188,16 +229,17 @@ def _retiers(
     """
     if current.empty or "tier" not in current:
         return 0, 0
-    held = current.reindex(index=desired.index)
-    held_tier = held["tier"].map(canonical_value)
+    held = canonical_values(current.reindex(index=desired.index))
+    wanted = canonical_values(desired[["tier", "version"]])
+    held_tier = held["tier"]
     tiered = held_tier.ne("")
     same_version = (
-        held["version"].map(canonical_value).eq(desired["version"].map(canonical_value))
+        held["version"].eq(wanted["version"])
         if "version" in held
         else pd.Series(True, index=held.index)
     )
     by_hand = overridden.reindex(desired.index, fill_value=False).astype(bool)
-    moved = tiered & same_version & ~by_hand & held_tier.ne(desired["tier"].map(canonical_value))
+    moved = tiered & same_version & ~by_hand & held_tier.ne(wanted["tier"])
     return int(moved.sum()), int(tiered.sum())
 
 

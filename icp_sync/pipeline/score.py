@@ -19,6 +19,7 @@ from icp_sync.log import get_logger
 from icp_sync.lookalike import LookalikeModel
 from icp_sync.pipeline.derive import load_model
 from icp_sync.pipeline.history import History
+from icp_sync.pipeline.incremental import remember_inputs
 from icp_sync.review import backtest
 from icp_sync.store import Store
 from icp_sync.tiering import ScoreResult, TalResult
@@ -50,6 +51,8 @@ def score(
     )
     if keep:
         store.versions.save_scores(definition.version, result.frame, now=now)
+        if as_of is None:
+            remember_inputs(settings, store, base, definition, now=now)
     return result
 
 

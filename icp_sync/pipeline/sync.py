@@ -60,6 +60,8 @@ class ObjectSync:
     owned_changed: int = 0
     """Records whose owned-field values read back differ from what icp-sync knew."""
     report: NormalizeReport | None = None
+    owned_changed_ids: set[str] = field(default_factory=set)
+    """The records counted in ``owned_changed``."""
 
     @property
     def nothing_new(self) -> bool:
@@ -271,17 +273,18 @@ def _cycle(  # noqa: PLR0915 (one cycle's steps in order, each a call)
         skipped = wrote = False
         try:
             _read(settings, store, connector, objects, run_id=run_id, now=now, options=options)
-            unchanged = not options.full and all(o.nothing_new for o in objects.values())
             writable = (
                 sorted(connector.writable_fields())
                 if isinstance(connector, WritableConnector)
                 else []
             )
-            if (
+            # the last write-back applied its whole plan: only what changed since is planned
+            settled = (
                 options.skip_unchanged
-                and unchanged
+                and not options.full
                 and mark.still_valid(settings, writable=writable)
-            ):
+            )
+            if settled and all(o.nothing_new for o in objects.values()):
                 writeback = mark.skipped()
                 history = History.empty()
                 skipped = True
@@ -301,6 +304,7 @@ def _cycle(  # noqa: PLR0915 (one cycle's steps in order, each a call)
                     dry_run=options.dry_run,
                     allow_mass_change=options.allow_mass_change,
                     stop=options.stop,
+                    read_back=objects[CrmObject.ACCOUNT].owned_changed_ids if settled else None,
                 )
                 wrote = True
             if options.compliance and not skipped:
@@ -443,6 +447,7 @@ def _sync_object(
             now=now,
             edited_by_others=batch.edited_by_others,
             policy=ManualEditPolicy(settings.writeback.manual_edits),
+            differing=outcome.owned_changed_ids,
         )
         outcome.manual_edits += edits
         outcome.owned_changed += differing

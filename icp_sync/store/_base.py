@@ -51,6 +51,37 @@ def execute_chunked(conn: Connection, statement: Any, rows: Sequence[dict[str, A
         conn.execute(statement, rows[start : start + CHUNK])
 
 
+def execute_frame(conn: Connection, statement: Any, frame: pd.DataFrame) -> None:
+    """Execute ``statement`` (an INSERT or upsert of ``frame``'s columns) for every row.
+
+    ``frame`` holds plain values (``None`` for missing). On SQLite the rows go to the
+    driver's ``executemany`` as tuples, the column types' bind conversions applied once per
+    distinct value: building and converting a dict per row costs more than SQLite's insert.
+    """
+    if conn.dialect.name != "sqlite" or frame.empty:
+        execute_chunked(conn, statement, records(frame))
+        return
+    compiled = statement.compile(dialect=conn.dialect, column_keys=list(frame.columns))
+    names = list(compiled.positiontup or ())
+    columns = [_bound(statement.table.c[name].type, conn, frame[name].tolist()) for name in names]
+    rows = list(zip(*columns, strict=True))
+    sql = str(compiled)
+    for start in range(0, len(rows), CHUNK):
+        conn.exec_driver_sql(sql, rows[start : start + CHUNK])
+
+
+def _bound(kind: Any, conn: Connection, values: list[Any]) -> list[Any]:
+    """``values`` as the driver takes them for a column of type ``kind``."""
+    convert = kind.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    if convert is None:
+        return values
+    try:
+        distinct = {value: convert(value) for value in set(values)}
+    except TypeError:  # an unhashable value: convert each
+        return [convert(value) for value in values]
+    return [distinct[value] for value in values]
+
+
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """A frame as a list of row dicts (plain Python values)."""
     # to_dict already boxes numpy scalars as Python values; keys are column names

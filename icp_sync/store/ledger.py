@@ -12,7 +12,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from icp_sync.model import CrmObject
-from icp_sync.store._base import CHUNK, Repository, aware, execute_chunked, upsert
+from icp_sync.store._base import CHUNK, Repository, aware, execute_chunked, execute_frame, upsert
 from icp_sync.store.schema import connector_state, field_state, write_ledger
 
 
@@ -44,30 +44,47 @@ class LedgerRepository(Repository):
         now: datetime,
     ) -> None:
         """Remember what the CRM holds: ``{record_id: {field: canonical text}}``."""
-        rows = [
-            {
-                "object": str(obj),
-                "record_id": record_id,
-                "field": field,
-                "value": value,
-                "source": source,
-                "updated_at": now,
-            }
+        cells = [
+            (record_id, field, value)
             for record_id, fields in values.items()
             for field, value in fields.items()
         ]
-        if not rows:
+        if not cells:
             return
+        record_ids, fields, texts = zip(*cells, strict=True)
+        rows = pd.DataFrame(
+            {
+                "object": str(obj),
+                "record_id": pd.Series(record_ids, dtype=object),
+                "field": pd.Series(fields, dtype=object),
+                "value": pd.Series(texts, dtype=object),
+                "source": source,
+                "updated_at": pd.Series([now] * len(cells), dtype=object),
+            }
+        )
         with self._tx() as conn:
-            execute_chunked(conn, upsert(conn, field_state, "object", "record_id", "field"), rows)
+            execute_frame(conn, upsert(conn, field_state, "object", "record_id", "field"), rows)
 
-    def field_values(self, obj: CrmObject) -> pd.DataFrame:
-        """What the CRM holds per record (rows) and owned field (columns), as text."""
+    def field_values(self, obj: CrmObject, ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """What the CRM holds per record (rows) and owned field (columns), as text.
+
+        ``ids``: only these records (default: every record).
+        """
         query = sa.select(field_state.c.record_id, field_state.c.field, field_state.c.value).where(
             field_state.c.object == str(obj)
         )
         with self.engine.connect() as conn:
-            rows = conn.execute(query).fetchall()
+            if ids is None:
+                rows = conn.execute(query).fetchall()
+            else:
+                wanted = sorted(set(ids))
+                rows = [
+                    row
+                    for start in range(0, len(wanted), CHUNK)
+                    for row in conn.execute(
+                        query.where(field_state.c.record_id.in_(wanted[start : start + CHUNK]))
+                    )
+                ]
         if not rows:
             return pd.DataFrame()
         # column lists, not Row objects: building a frame from rows is the slow path

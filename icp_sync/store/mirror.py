@@ -6,14 +6,13 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from icp_sync.model import BOOLEAN, COLUMNS, DATETIME, ID_COLUMN, CrmObject, attr_columns, conform
-from icp_sync.store._base import CHUNK, Repository, execute_chunked, plain, records, upsert
+from icp_sync.store._base import CHUNK, Repository, execute_frame, plain, upsert
 from icp_sync.store.schema import MIRROR
 
 
@@ -45,7 +44,7 @@ class MirrorRepository(Repository):
         if to_write.any():
             rows = _to_rows(frame[to_write], hashes[to_write], obj, now)
             with self._tx() as conn:
-                execute_chunked(conn, upsert(conn, table, id_col), rows)
+                execute_frame(conn, upsert(conn, table, id_col), rows)
         return MirrorResult(
             inserted=int(is_new.sum()),
             updated=int(changed.sum()),
@@ -148,7 +147,7 @@ def _micros(value: datetime) -> int:
 
 def _to_rows(
     frame: pd.DataFrame, hashes: np.ndarray, obj: CrmObject, now: datetime
-) -> list[dict[str, Any]]:
+) -> pd.DataFrame:
     out = pd.DataFrame(index=frame.index)
     for name, dtype in COLUMNS[obj].items():
         series = frame[name]
@@ -169,7 +168,7 @@ def _to_rows(
         out["attrs"] = None
     out["row_hash"] = hashes
     out["synced_at"] = _micros(now)
-    return records(out)
+    return out
 
 
 def _present(value: object) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,7 +12,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from icp_sync.errors import StateStoreError
-from icp_sync.store._base import Repository, aware, execute_chunked, plain, records
+from icp_sync.store._base import CHUNK, Repository, aware, execute_chunked, plain, records
 from icp_sync.store.schema import account_scores, icp_versions, tal_members, tals
 
 
@@ -115,12 +116,50 @@ class VersionRepository(Repository):
             conn.execute(account_scores.delete().where(account_scores.c.version == version))
             execute_chunked(conn, account_scores.insert(), rows)
 
-    def load_scores(self, version: str) -> pd.DataFrame:
-        """The stored scores of ``version``."""
+    def update_scores(
+        self, version: str, frame: pd.DataFrame, *, removed: Iterable[str], now: datetime
+    ) -> None:
+        """Replace the stored scores of ``frame``'s accounts and drop those of ``removed``."""
+        columns = ["account_id", "tier", "rule_tier", "score", "segment", "reasons", "overridden"]
+        rows = records(frame[columns].assign(version=version, scored_at=now))
+        gone = sorted(set(removed) | {str(r["account_id"]) for r in rows})
+        with self._tx() as conn:
+            for start in range(0, len(gone), CHUNK):
+                conn.execute(
+                    account_scores.delete().where(
+                        account_scores.c.version == version,
+                        account_scores.c.account_id.in_(gone[start : start + CHUNK]),
+                    )
+                )
+            execute_chunked(conn, account_scores.insert(), rows)
+
+    def load_scores(self, version: str, ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """The stored scores of ``version`` (of the accounts ``ids`` only, when given)."""
         query = sa.select(account_scores).where(account_scores.c.version == version)
         with self.engine.connect() as conn:
-            result = conn.execute(query)
-            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            if ids is None:
+                result = conn.execute(query)
+                return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            wanted = sorted(set(ids))
+            columns = [c.name for c in account_scores.columns]
+            rows = [
+                row
+                for start in range(0, len(wanted), CHUNK)
+                for row in conn.execute(
+                    query.where(account_scores.c.account_id.in_(wanted[start : start + CHUNK]))
+                )
+            ]
+            return pd.DataFrame(rows, columns=columns)
+
+    def score_tiers(self, version: str) -> dict[str, int]:
+        """Stored accounts of ``version`` per tier."""
+        query = (
+            sa.select(account_scores.c.tier, sa.func.count())
+            .where(account_scores.c.version == version)
+            .group_by(account_scores.c.tier)
+        )
+        with self.engine.connect() as conn:
+            return {str(tier): int(n) for tier, n in conn.execute(query)}
 
     def save_tal(
         self,

@@ -27,6 +27,9 @@ def test_field_values_are_upserted_and_pivoted(store: Store, now: datetime) -> N
     assert values.loc["A1", "ICP_Score"] == "80"
     assert values.loc["A2", "ICP_Tier"] == "Red"
     assert store.ledger.field_values(CrmObject.OPPORTUNITY).empty
+    only = store.ledger.field_values(CrmObject.ACCOUNT, ids=["A2", "A9"])
+    assert only.index.tolist() == ["A2"]
+    assert only.loc["A2", "ICP_Tier"] == "Red"
 
 
 def test_many_field_values_are_all_kept(store: Store, now: datetime) -> None:

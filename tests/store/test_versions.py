@@ -95,6 +95,24 @@ def test_scores_are_replaced_per_version(store: Store, now: datetime) -> None:
     assert store.versions.load_scores("v3").empty
 
 
+def test_scores_are_updated_for_some_accounts_only(store: Store, now: datetime) -> None:
+    """Updating scores replaces the given accounts', drops the removed ones and keeps the
+    rest; a subset loads by id and the tiers are counted across all kept rows."""
+    store.versions.save_scores("v1", _scores(6_001, 40), now=now)
+    store.versions.save_scores("v2", _scores(5, 70), now=now)
+    changed = _scores(2, 90).assign(tier="Red")
+
+    store.versions.update_scores("v1", changed, removed=["A5", "A6000"], now=now)
+
+    v1 = store.versions.load_scores("v1")
+    assert len(v1) == 5_999
+    assert not {"A5", "A6000"} & set(v1["account_id"])
+    some = store.versions.load_scores("v1", ["A0", "A1", "A2", "A5"]).set_index("account_id")
+    assert some["score"].to_dict() == {"A0": 90, "A1": 90, "A2": 40}
+    assert store.versions.score_tiers("v1") == {"Red": 2, "Green": 5_997}
+    assert len(store.versions.load_scores("v2")) == 5
+
+
 def test_tals_are_stored_with_ranked_members(store: Store, now: datetime) -> None:
     """A TAL keeps its members in rank order; latest_tal picks the newest, per version."""
     members = pd.DataFrame(
