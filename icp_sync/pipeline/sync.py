@@ -29,8 +29,7 @@ from icp_sync.normalize import normalize
 from icp_sync.pipeline.apply import remember_read_back, write_back
 from icp_sync.pipeline.history import History, connector_state
 from icp_sync.pipeline.monitor import monitor
-from icp_sync.pipeline.unchanged import PENDING as _PENDING
-from icp_sync.pipeline.unchanged import ScoringMark, usage_since
+from icp_sync.pipeline.unchanged import ScoringMark, usage_since, with_deal_writes
 from icp_sync.segments import dimension_summary
 from icp_sync.store import HeldLease, Store
 
@@ -219,12 +218,6 @@ def sync(
         )
 
 
-def _with_deals(writeback: dict[str, Any], monitored: dict[str, Any] | None) -> dict[str, Any]:
-    """The write-back summary with the monitor's pending deal writes folded in (no mark)."""
-    deals = (monitored or {}).get("writes") or {}
-    return {**writeback, **{k: writeback.get(k) or deals[k] for k in _PENDING if k in deals}}
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Options:
     full: bool
@@ -320,7 +313,7 @@ def _cycle(  # noqa: PLR0915 (one cycle's steps in order, each a call)
                 ).summary()
             if wrote and writeback is not None and not options.dry_run:
                 mark.remember(
-                    settings, _with_deals(writeback, monitored), writable=writable, now=now
+                    settings, with_deal_writes(writeback, monitored), writable=writable, now=now
                 )
         except BudgetExhaustedError as exc:
             status = "budget_exhausted"

@@ -19,7 +19,7 @@ from connectors.base import ApiUsage
 from icp_sync.config import Settings
 from icp_sync.store import Store, StoredConnectorState
 
-__all__ = ["PENDING", "ScoringMark", "usage_since"]
+__all__ = ["PENDING", "ScoringMark", "usage_since", "with_deal_writes"]
 
 PENDING = ("rejected", "deferred", "skipped_known_rejects", "retried_rejects")
 
@@ -116,3 +116,9 @@ def usage_since(before: ApiUsage, after: ApiUsage) -> ApiUsage:
         limit=after.limit,
         remaining=after.remaining,
     )
+
+
+def with_deal_writes(writeback: dict[str, Any], monitored: dict[str, Any] | None) -> dict[str, Any]:
+    """The write-back summary with the monitor's pending deal writes folded in (no mark)."""
+    deals = (monitored or {}).get("writes") or {}
+    return {**writeback, **{k: writeback.get(k) or deals[k] for k in PENDING if k in deals}}
