@@ -177,3 +177,40 @@ def test_a_period_without_a_commitment_uses_the_active_version_and_says_so(confi
     assert document["commitment"]["source"] == "active version"
     assert document["headline"]["verdict"] == "no target committed"
     assert "No commitment is recorded for this period" in out.read_text(encoding="utf-8")
+
+
+def test_the_weekly_digest_reaches_each_channel_once_a_week_even_after_an_outage(
+    config: Path,
+) -> None:
+    """The digest goes through the outbox: down at first, delivered once when back, never twice."""
+    from datetime import UTC, datetime, timedelta
+
+    from pydantic import SecretStr
+
+    from icp_sync.alerts import WebhookConfig
+    from icp_sync.config import load_settings
+    from icp_sync.pipeline import deliver_alerts, send_digest
+    from icp_sync.store import Store
+    from tests.alerts_support import WebhookReceiver
+
+    receiver = WebhookReceiver()
+    loaded = load_settings(config)
+    alerts = loaded.alerts.model_copy(
+        update={"webhook": WebhookConfig(url=f"{receiver.url}/digest", secret=SecretStr("k"))}
+    )
+    settings = loaded.model_copy(update={"alerts": alerts})
+    monday = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    try:
+        with Store.open(settings.store.url) as store:
+            send_digest(settings, store, monday)  # the receiver is down
+            assert receiver.received == []
+            receiver.start()
+            send_digest(settings, store, monday + timedelta(hours=2))  # same week: no new one
+            deliver_alerts(settings, store, monday + timedelta(hours=3))
+            send_digest(settings, store, monday + timedelta(days=7))  # the next week
+    finally:
+        receiver.stop()
+    bodies = [r.json() for r in receiver.on("/digest")]
+    assert len(bodies) == 2
+    assert all(b["event"] == "icp.leadership_digest" for b in bodies)
+    assert bodies[0]["subject"].startswith("ICP adherence 2026: Green ")
