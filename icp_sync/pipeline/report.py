@@ -141,14 +141,10 @@ def _owners(settings: Settings) -> pd.DataFrame | None:
 
 
 def _compliance_state(store: Store) -> tuple[pd.DataFrame | None, dict[str, str]]:
-    """The compliance monitor's violations and frozen deal tiers, where the store keeps them
-    (``store.violations``); none on a store without the monitor's repository."""
-    repository = getattr(store, "violations", None)
-    if repository is None:
-        return None, {}
-    found = [v.as_dict() for v in repository.all()]
+    """The compliance monitor's violations and frozen deal tiers."""
+    found = [v.as_dict() for v in store.violations.all()]
     violations = pd.DataFrame(found) if found else None
-    frozen = {key: str(item.tier) for key, item in repository.frozen_tiers().items()}
+    frozen = {key: str(item.tier) for key, item in store.violations.frozen_tiers().items()}
     return violations, frozen
 
 
