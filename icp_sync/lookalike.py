@@ -62,7 +62,9 @@ class LookalikeSettings:
         best_fit_share: Share of customers (by composite outcome) that form the archetype.
         min_class: Fewest accounts in each class to train at all.
         cv_folds: Cross-validation folds for AUC and calibration.
-        max_cv_rows: Cross-validate on a sample of at most this many rows (large orgs).
+        max_cv_rows: Cross-validate on a sample of at most this many rows (large orgs): at
+            30,000 rows the AUC's standard error is about 0.003, well below its spread
+            across folds, so more rows cost time and tell nothing more.
         max_train_rows: Fit the final model on a sample of at most this many rows; past a few
             hundred thousand, more rows no longer change a model with this few parameters.
         regularization: Inverse L2 strength of the logistic regression.
@@ -73,7 +75,7 @@ class LookalikeSettings:
     best_fit_share: float = 0.5
     min_class: int = 30
     cv_folds: int = 5
-    max_cv_rows: int = 100_000
+    max_cv_rows: int = 30_000
     max_train_rows: int = 300_000
     regularization: float = 0.5
     seed: int = 0
