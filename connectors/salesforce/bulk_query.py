@@ -2,14 +2,17 @@
 
 The job id and the locator of the next result page are kept in the connector state after
 each page is mirrored, so a transient error, a budget stop or a killed process resumes the
-same job at the same page instead of running the query again; only the current page is held
-in memory.
+same job at the same page instead of running the query again. A job can be started ahead
+(:meth:`BulkQuery.submit`) so the org runs it while an earlier object is read; the next
+result page downloads while the current one is mirrored, so at most two pages are held in
+memory.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +26,7 @@ __all__ = ["BulkPage", "BulkQuery"]
 log = get_logger(connector="salesforce")
 
 _KEY = "bulk_query"
+_RUNNING = ("UploadComplete", "InProgress")
 
 
 @dataclass(slots=True)
@@ -64,30 +68,62 @@ class BulkQuery:
         self._wait = wait
         self._page_records = page_records
 
+    def saved(self, sobject: str) -> dict[str, Any] | None:
+        """The job of ``sobject`` kept in the state (``job``, ``soql``, ``locator``), if any."""
+        saved: dict[str, Any] | None = self._state.load().get(_KEY, {}).get(sobject)
+        return saved
+
+    def submit(self, sobject: str, soql: str) -> None:
+        """Start the job of ``soql`` now, unless one is kept for it: the org runs it while
+        other work goes on, and :meth:`pages` then reads it (one call, the job create)."""
+        saved = self.saved(sobject)
+        if saved and saved.get("soql") == soql:
+            return
+        job = self._submit(sobject, soql)
+        self._save(sobject, {"job": job, "soql": soql, "locator": "", "newest": None})
+
     def pages(self, sobject: str, soql: str) -> Iterator[BulkPage]:
-        """The result pages of ``soql``, from where a stopped run of the same query left off."""
-        saved = self._state.load().get(_KEY, {}).get(sobject)
+        """The result pages of ``soql``, from where a stopped run of the same query left off.
+
+        The next page is downloaded while the caller works on the current one; its locator
+        is kept only once the caller asks for the page after it (the current one is done).
+        """
+        saved = self.saved(sobject)
         job, locator, newest = "", "", None
-        if saved and saved.get("soql") == soql and self._usable(str(saved["job"])):
+        state = self._state_of(str(saved["job"])) if saved and saved.get("soql") == soql else ""
+        if saved and state in (*_RUNNING, "JobComplete"):
             job, locator, newest = str(saved["job"]), str(saved["locator"]), saved.get("newest")
-            log.info("bulk_query_resumed", object=sobject, job=job, locator=locator or "start")
+            if locator:
+                log.info("bulk_query_resumed", object=sobject, job=job, locator=locator)
+            if state != "JobComplete":
+                self._finish(job)
         else:
             job = self._submit(sobject, soql)
             self._save(sobject, {"job": job, "soql": soql, "locator": "", "newest": None})
             self._finish(job)
-        while True:
-            text, following = self._client.call(
-                f"bulk query results {sobject}",
-                self._client.query_results(job, locator, self._page_records),
-            )
-            page = BulkPage(text=text, last=not following, newest=newest)
-            yield page
-            newest = page.newest
-            if not following:
-                self._save(sobject, None)
-                return
-            locator = following
-            self._save(sobject, {"job": job, "soql": soql, "locator": locator, "newest": newest})
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-page") as downloads:
+            download = downloads.submit(self._page, sobject, job, locator)
+            while True:
+                text, following = download.result()
+                if following:
+                    download = downloads.submit(self._page, sobject, job, following)
+                page = BulkPage(text=text, last=not following, newest=newest)
+                yield page
+                newest = page.newest
+                if not following:
+                    self._save(sobject, None)
+                    return
+                locator = following
+                self._save(
+                    sobject, {"job": job, "soql": soql, "locator": locator, "newest": newest}
+                )
+
+    def _page(self, sobject: str, job: str, locator: str) -> tuple[str, str]:
+        page: tuple[str, str] = self._client.call(
+            f"bulk query results {sobject}",
+            self._client.query_results(job, locator, self._page_records),
+        )
+        return page
 
     def _submit(self, sobject: str, soql: str) -> str:
         spec = {
@@ -108,13 +144,12 @@ class BulkQuery:
         )
         return info
 
-    def _usable(self, job: str) -> bool:
-        """Whether a stored job can still serve results (it may have expired or failed)."""
+    def _state_of(self, job: str) -> str:
+        """A kept job's state (``""`` when it expired or cannot be read)."""
         try:
-            info = self._status(job)
+            return str(self._status(job).get("state", ""))
         except FatalConnectorError:
-            return False
-        return info.get("state") == "JobComplete"
+            return ""
 
     def _finish(self, job: str) -> None:
         delay = self._wait

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -69,10 +69,13 @@ class Extractor:
         self._bulk = BulkQuery(client, state, wait=bulk_wait, page_records=config.bulk_page_records)
         self._prefetch = Prefetch(client, config.api_version)
         self._deletions = Deletions(client, config, state, prefetch=self._prefetch)
+        self._cursors: dict[CrmObject, str | None] = {}
+        self._now = datetime.min.replace(tzinfo=UTC)
 
     def prefetch(self, cursors: Mapping[CrmObject, str | None], *, now: datetime) -> int:
         """Read the first page of each incremental query, and the getDeleted windows due,
         in one Composite call (objects read in full or by a bulk job are left out)."""
+        self._cursors = dict(cursors)
         resuming = self._state.load().get("bulk_query", {})
         queries = {
             SOBJECT[obj]: self._query(obj, since)[0]
@@ -97,6 +100,7 @@ class Extractor:
         The org's daily limit arms the budget guard from the ``Sforce-Limit-Info`` header of
         every answer, so no ``/limits`` call is needed.
         """
+        self._now = now
         soql, columns = self._query(obj, since)
         ahead = self._prefetch.page(soql)
         started = ahead[1] if ahead else self._client.server_now(now)
@@ -171,9 +175,11 @@ class Extractor:
     def _rest_or_bulk(
         self, obj: CrmObject, soql: str, columns: _Columns, *, first: dict[str, Any] | None
     ) -> Iterator[Batch]:
-        headers = {"Sforce-Query-Options": f"batchSize={self._config.page_size}"}
-        resuming = SOBJECT[obj] in self._state.load().get("bulk_query", {})
-        columns.partial = resuming
+        headers = self._headers()
+        saved = self._bulk.saved(SOBJECT[obj])
+        resuming = saved is not None
+        # rows read by an earlier run of a kept job are not read again: not a complete read
+        columns.partial = bool(saved and saved.get("locator"))
         page: dict[str, Any] = first or {}
         if not resuming and first is None:
             page = self._client.call(
@@ -181,7 +187,7 @@ class Extractor:
                 lambda sf: sf.query(soql, include_deleted=True, headers=headers),
             )
         total = int(page.get("totalSize", 0))
-        if resuming or (total > self._config.bulk_query_threshold and not page.get("done", True)):
+        if resuming or self._bulky(page):
             log.info(
                 "extraction_method",
                 object=str(obj),
@@ -189,6 +195,8 @@ class Extractor:
                 records=total,
                 threshold=self._config.bulk_query_threshold,
             )
+            self._bulk.submit(SOBJECT[obj], _unordered(soql))
+            self._read_ahead(obj)
             yield from self._bulk_query(obj, soql, columns)
             return
         log.info("extraction_method", object=str(obj), method="rest", records=total)
@@ -210,10 +218,35 @@ class Extractor:
             seen.add(next_url)
             page = self._client.call(f"queryMore {SOBJECT[obj]}", _query_more(next_url, headers))
 
+    def _headers(self) -> dict[str, str]:
+        return {"Sforce-Query-Options": f"batchSize={self._config.page_size}"}
+
+    def _bulky(self, page: Mapping[str, Any]) -> bool:
+        """Whether a first page says the rest is best read by a Bulk API 2.0 query."""
+        total = int(page.get("totalSize", 0))
+        return total > self._config.bulk_query_threshold and not page.get("done", True)
+
+    def _read_ahead(self, current: CrmObject) -> None:
+        """Start the bulk jobs of the objects read after ``current`` now, so the org runs them
+        while ``current`` is read: their first page (the size probe a read makes anyway) is
+        read now and kept for their turn, so this costs no extra call."""
+        later = list(CrmObject)[list(CrmObject).index(current) + 1 :]
+        for obj in (o for o in later if o in self._cursors):
+            sobject = SOBJECT[obj]
+            if self._bulk.saved(sobject) is not None:
+                continue
+            soql = self._query(obj, self._cursors[obj])[0]
+            page = self._prefetch.peek(soql)
+            if page is None:
+                started = self._client.server_now(self._now)
+                page = self._client.call(f"query {sobject}", _probe(soql, self._headers()))
+                self._prefetch.keep(soql, page, started)
+            if self._bulky(page):
+                log.info("bulk_query_ahead", object=str(obj), records=page.get("totalSize"))
+                self._bulk.submit(sobject, _unordered(soql))
+
     def _bulk_query(self, obj: CrmObject, soql: str, columns: _Columns) -> Iterator[Batch]:
-        # Bulk API 2.0 does not support ORDER BY: the cursor is safe only at the very end
-        unordered = soql.rsplit(" ORDER BY ", 1)[0]
-        for page in self._bulk.pages(SOBJECT[obj], unordered):
+        for page in self._bulk.pages(SOBJECT[obj], _unordered(soql)):
             columns.newest = page.newest or columns.newest
             frame = pd.read_csv(
                 io.StringIO(page.text), dtype=str, keep_default_na=False, na_values=[""]
@@ -223,6 +256,22 @@ class Extractor:
                     frame[name] = None
             yield columns.batch(frame[columns.api], final=page.last, ordered=False)
             page.newest = columns.newest
+
+
+def _probe(soql: str, headers: dict[str, str]) -> Callable[[Any], dict[str, Any]]:
+    """The first page of ``soql`` (through queryAll), as a client operation."""
+
+    def operation(sf: Any) -> dict[str, Any]:
+        page: dict[str, Any] = sf.query(soql, include_deleted=True, headers=headers)
+        return page
+
+    return operation
+
+
+def _unordered(soql: str) -> str:
+    """``soql`` without its ORDER BY: Bulk API 2.0 does not support it (the cursor is safe
+    only once the whole result was read)."""
+    return soql.rsplit(" ORDER BY ", 1)[0]
 
 
 class _Columns:

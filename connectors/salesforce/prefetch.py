@@ -8,7 +8,7 @@ per getDeleted (Composite runs up to 25 subrequests, 5 of them queries, as one c
 extractor takes its first page from here when the query matches, and the deletions their
 answer; a subrequest that failed is simply not kept, so the normal call (with its retries
 and error handling) runs instead. Later pages, bulk queries and reconciliations are not
-prefetched.
+prefetched here (:meth:`Prefetch.keep` holds a first page read early by the extractor).
 """
 
 from __future__ import annotations
@@ -101,6 +101,15 @@ class Prefetch:
     def page(self, soql: str) -> tuple[dict[str, Any], datetime] | None:
         """The first page of ``soql`` read ahead, with the server time before it (once)."""
         return self._pages.pop(soql, None)
+
+    def peek(self, soql: str) -> dict[str, Any] | None:
+        """The first page of ``soql`` read ahead, left for :meth:`page`."""
+        ahead = self._pages.get(soql)
+        return ahead[0] if ahead else None
+
+    def keep(self, soql: str, page: dict[str, Any], started: datetime) -> None:
+        """Keep a first page read ahead outside the Composite call (for :meth:`page`)."""
+        self._pages[soql] = (page, started)
 
     def considered(self, sobject: str) -> bool:
         """Whether this cycle's read-ahead looked at ``sobject``'s deletes (and found none due:

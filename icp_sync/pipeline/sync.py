@@ -365,7 +365,7 @@ def _read(
     options: _Options,
 ) -> None:
     """Mirror every object's changes (the first requests read ahead where the CRM can)."""
-    if isinstance(connector, Prefetching) and not options.full:
+    if isinstance(connector, Prefetching):  # a full read has no cursors: nothing read ahead
         cursors = {obj: store.watermarks.get(connector.name, obj) for obj in CrmObject}
         connector.prefetch(cursors, now=now)
     for obj in CrmObject:

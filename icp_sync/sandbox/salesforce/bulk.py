@@ -1,12 +1,13 @@
 """Bulk API 2.0 in the Salesforce emulator: query jobs and ingest jobs, CSV in and out.
 
-Query jobs pass ``UploadComplete -> InProgress -> JobComplete`` over successive status
-reads and serve their results in pages (``Sforce-Locator``, ``"null"`` on the last page;
-``Sforce-NumberOfRecords``). Ingest jobs are ``Open`` until closed with ``UploadComplete``,
-are processed on the next status read, and report ``successfulResults``,
-``failedResults`` and ``unprocessedRecords`` as CSV. Row locks hit records at random,
-validation rules deterministically, and a server fault during processing fails the job
-halfway, leaving the rest unprocessed.
+Query jobs pass ``UploadComplete -> InProgress -> JobComplete``, run one at a time in the
+order they were created on a worker thread (as the org runs them on its own servers, while
+the client does other work), and serve their results in pages (``Sforce-Locator``,
+``"null"`` on the last page; ``Sforce-NumberOfRecords``). Ingest jobs are ``Open`` until
+closed with ``UploadComplete``, are processed on the next status read, and report
+``successfulResults``, ``failedResults`` and ``unprocessedRecords`` as CSV. Row locks hit
+records at random, validation rules deterministically, and a server fault during processing
+fails the job halfway, leaving the rest unprocessed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import csv
 import io
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +118,7 @@ class BulkJobs:
         self.jobs: dict[str, _Job] = {}
         self.lock = threading.Lock()
         self._number = 0
+        self._queries = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-query")
 
     def _job(self, job_id: str, kind: str) -> _Job:
         job = self.jobs.get(job_id)
@@ -156,7 +159,24 @@ class BulkJobs:
             query=soql,
         )
         self.jobs[job.id] = job
+        self._queries.submit(self._run_query, job)
         return JSONResponse(job.info(request.path_params["version"]))
+
+    def _run_query(self, job: _Job) -> None:
+        """Run a query job (on the worker thread): its rows as of now, then ``JobComplete``."""
+        if job.state != "UploadComplete":  # aborted or deleted while queued
+            return
+        job.state = "InProgress"
+        try:
+            parsed, rows = self.org.query(job.query, include_deleted=job.operation == "queryAll")
+        except SoqlError as exc:
+            job.error, job.state = f"{exc.code}: {exc}", "Failed"
+            return
+        header = parsed.fields
+        job.rows = [[_cell(r.get(f)) for f in header] for r in rows]
+        job.header = header
+        if job.state == "InProgress":
+            job.state = "JobComplete"
 
     async def query_job(self, request: Request) -> Response:
         """``GET``/``PATCH``/``DELETE jobs/query/{id}``."""
@@ -171,13 +191,6 @@ class BulkJobs:
             job.state = "Aborted"
             return JSONResponse(job.info(request.path_params["version"]))
         job.reads += 1
-        if job.state == "UploadComplete":
-            job.state = "InProgress"
-        elif job.state == "InProgress":
-            parsed, rows = self.org.query(job.query, include_deleted=job.operation == "queryAll")
-            job.header = parsed.fields
-            job.rows = [[_cell(r.get(f)) for f in parsed.fields] for r in rows]
-            job.state = "JobComplete"
         return JSONResponse(job.info(request.path_params["version"]))
 
     async def query_results(self, request: Request) -> Response:
