@@ -1,13 +1,13 @@
 """Bulk API 2.0 ingest jobs for write-back: journaled, split, resumed or aborted after a crash.
 
-Every job's id is journaled in the connector state (kept in the state store) as soon as the
-job exists, before any data is uploaded, and marked settled only once its results have been
-handed to the pipeline and recorded. A run killed at any point leaves a journaled job that the
-next run settles first (:func:`recover`): a job still ``Open`` may hold a partial upload, so it
-is aborted (its records are planned and sent again); a closed job is polled to its end and its
-results read, so what it wrote is recorded once and never sent again. Uploads are split so no
-job's CSV exceeds the configured size (Salesforce takes at most 100 MB / 150 M characters a
-job; a record is about 300 bytes).
+Every job's id is journaled in the connector state (kept in the state store, per sObject) as
+soon as the job exists, before any data is uploaded, and marked settled only once its
+results have been handed to the pipeline and recorded. A run killed at any point leaves a
+journaled job that the next run settles first (:func:`recover`): a job still ``Open`` may
+hold a partial upload, so it is aborted (its records are planned and sent again); a closed
+job is polled to its end and its results read, so what it wrote is recorded once and never
+sent again. Uploads are split so no job's CSV exceeds the configured size (Salesforce takes
+at most 100 MB / 150 M characters a job; a record is about 300 bytes).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from connectors.base import ApplyBatch, ConnectorState
@@ -31,14 +31,21 @@ _DONE = ("JobComplete", "Failed", "Aborted")
 
 
 class JobJournal:
-    """The bulk jobs not yet settled, kept in the connector state (key ``bulk_jobs``)."""
+    """The bulk jobs of one sObject not yet settled, kept in the connector state.
 
-    def __init__(self, state: ConnectorState) -> None:
+    Account jobs are kept under ``bulk_jobs`` (the key older versions used for them), other
+    objects' under ``bulk_jobs:<sObject>``, so a job is always settled with its own object's
+    field mapping.
+    """
+
+    def __init__(self, state: ConnectorState, sobject: str = "Account") -> None:
         self._state = state
+        self.sobject = sobject
+        self._key = "bulk_jobs" if sobject == "Account" else f"bulk_jobs:{sobject}"
 
     def pending(self) -> list[str]:
         """Ids of journaled jobs whose results were not yet recorded."""
-        return [str(j) for j in self._state.load().get("bulk_jobs", [])]
+        return [str(j) for j in self._state.load().get(self._key) or []]
 
     def add(self, job_id: str) -> None:
         """Journal a job that now exists (committed before this returns)."""
@@ -50,7 +57,7 @@ class JobJournal:
 
     def _write(self, jobs: list[str]) -> None:
         state = self._state.load()
-        state["bulk_jobs"] = jobs
+        state[self._key] = jobs
         self._state.save(state)
 
 
@@ -114,7 +121,7 @@ def recover(
             log.warning("salesforce_bulk_job_abandoned", job=job_id, state=state)
             journal.settle(job_id)
             continue
-        outcome = _outcome(client, job_id, poll=poll)
+        outcome = _outcome(client, job_id, sobject=journal.sobject, poll=poll)
         log.info("salesforce_bulk_job_resumed", job=job_id, written=len(outcome["successful"]))
         yield ApplyBatch(
             written={
@@ -141,13 +148,14 @@ def bulk_update(
     poll: float,
     max_bytes: int,
 ) -> Iterator[ApplyBatch]:
-    """Update Accounts with Bulk API 2.0 ingest jobs; retry row locks and unprocessed rows.
+    """Update records with Bulk API 2.0 ingest jobs; retry row locks and unprocessed rows.
 
     Args:
         client: Runs each call with retries; its ``max_attempts`` bounds the rounds.
         records: Record id -> API field -> value.
         owned_of: API field name -> owned field name.
-        journal: Where job ids are kept until their results are recorded.
+        journal: Where job ids are kept until their results are recorded; its sObject is
+            the jobs' object.
         poll: First wait between job status polls, in seconds.
         max_bytes: Most CSV bytes a job uploads; more records take more jobs.
     """
@@ -157,10 +165,10 @@ def bulk_update(
         retry: dict[str, Mapping[str, Any]] = {}
         last = attempt == max_attempts
         for ids, data in split(pending, max_bytes):
-            job_id = _create(client)
+            job_id = _create(client, journal.sobject)
             journal.add(job_id)
             _upload(client, job_id, data)
-            outcome = _outcome(client, job_id, poll=poll)
+            outcome = _outcome(client, job_id, sobject=journal.sobject, poll=poll)
             part = set(ids)
             failed = {r: e for r, e in outcome["failed"].items() if r in part}
             again = {r for r, e in failed.items() if e.split(":", 1)[0] in RETRIABLE_CODES}
@@ -190,10 +198,10 @@ def bulk_update(
         pending = dict(retry)
 
 
-def _create(client: SalesforceClient) -> str:
+def _create(client: SalesforceClient, sobject: str) -> str:
     """Create an ingest job; when the create had to be retried, abort the orphans it left."""
     spec = {
-        "object": "Account",
+        "object": sobject,
         "operation": "update",
         "contentType": "CSV",
         "lineEnding": "LF",
@@ -208,7 +216,7 @@ def _create(client: SalesforceClient) -> str:
     job_id = str(client.call("bulk ingest job", create)["id"])
     if len(tries) > 1:
         # a try whose answer was lost may still have created a job: find and abort it
-        _abort_orphans(client, keep=job_id, creator=_created_by(client, job_id))
+        _abort_orphans(client, keep=job_id, creator=_created_by(client, job_id), sobject=sobject)
     return job_id
 
 
@@ -216,14 +224,14 @@ def _created_by(client: SalesforceClient, job_id: str) -> str:
     return str(_status(client, job_id).get("createdById", ""))
 
 
-def _abort_orphans(client: SalesforceClient, *, keep: str, creator: str) -> None:
-    """Abort our user's other Open Account update jobs (never uploaded: nothing is lost)."""
+def _abort_orphans(client: SalesforceClient, *, keep: str, creator: str, sobject: str) -> None:
+    """Abort our user's other Open update jobs on ``sobject`` (never uploaded: nothing lost)."""
     listing = client.call("bulk ingest jobs", lambda sf: sf.restful("jobs/ingest"))
     for job in listing.get("records", []):
         orphan = (
             job.get("state") == "Open"
             and job.get("id") != keep
-            and job.get("object") == "Account"
+            and job.get("object") == sobject
             and job.get("operation") == "update"
             and job.get("createdById") == creator
         )
@@ -256,7 +264,7 @@ def _abort(client: SalesforceClient, job_id: str) -> None:
     )
 
 
-def _outcome(client: SalesforceClient, job_id: str, *, poll: float) -> dict[str, Any]:
+def _outcome(client: SalesforceClient, job_id: str, *, sobject: str, poll: float) -> dict[str, Any]:
     """Poll a closed job to its end and read its three result sets."""
     call = client.call
     delay = poll
@@ -274,13 +282,9 @@ def _outcome(client: SalesforceClient, job_id: str, *, poll: float) -> dict[str,
         delay = min(delay * 1.5, 30.0)
     if state != "JobComplete":
         log.warning("salesforce_bulk_job", job=job_id, state=state, error=info.get("errorMessage"))
-    successful = _rows(
-        call("bulk results", lambda sf: sf.bulk2.Account.get_successful_records(job_id))
-    )
-    failed = _rows(call("bulk failures", lambda sf: sf.bulk2.Account.get_failed_records(job_id)))
-    unprocessed = _rows(
-        call("bulk unprocessed", lambda sf: sf.bulk2.Account.get_unprocessed_records(job_id))
-    )
+    successful = _rows(call("bulk results", _results(job_id, "successfulResults", sobject)))
+    failed = _rows(call("bulk failures", _results(job_id, "failedResults", sobject)))
+    unprocessed = _rows(call("bulk unprocessed", _results(job_id, "unprocessedRecords", sobject)))
     return {
         "successful": {
             r.get("sf__Id", ""): {k: v for k, v in r.items() if not k.startswith("sf__")}
@@ -289,6 +293,24 @@ def _outcome(client: SalesforceClient, job_id: str, *, poll: float) -> dict[str,
         "failed": {r.get("sf__Id", ""): r.get("sf__Error", "") for r in failed},
         "unprocessed": [r.get("Id", "") for r in unprocessed],
     }
+
+
+def _results(job_id: str, kind: str, sobject: str) -> Callable[[Any], str]:
+    """The operation that GETs one result set of an ingest job on ``sobject`` as CSV text.
+
+    The result sets are served at ``jobs/ingest/{id}/<kind>`` for every object; the client's
+    Bulk 2.0 accessor for the job's object reads them.
+    """
+    readers = {
+        "successfulResults": "get_successful_records",
+        "failedResults": "get_failed_records",
+        "unprocessedRecords": "get_unprocessed_records",
+    }
+
+    def operation(sf: Any) -> str:
+        return str(getattr(getattr(sf.bulk2, sobject), readers[kind])(job_id))
+
+    return operation
 
 
 def _rows(text: object) -> list[dict[str, str]]:

@@ -2,10 +2,11 @@
 
 :class:`Writer` turns a plan into Salesforce values (only owned fields that exist, checked
 before anything is sent), defers records changed in Salesforce since they were read, and
-records a write window so extraction can skip reading its own writes back. Up to the bulk
-threshold it sends sObject Collections (200 records a call, allOrNone false); above, Bulk
-API 2.0 ingest jobs (:mod:`~connectors.salesforce.ingest`: journaled, split by size, resumed
-or aborted after a crash) with failed and unprocessed records read back. Records that hit a row lock
+records a write window so extraction can skip reading its own writes back. Account and
+Opportunity changes alike go, up to the bulk threshold, by sObject Collections (200 records a
+call, allOrNone false); above, by Bulk API 2.0 ingest jobs on their object
+(:mod:`~connectors.salesforce.ingest`: journaled per object, split by size, resumed or aborted
+after a crash) with failed and unprocessed records read back. Records that hit a row lock
 are sent again in later rounds, waiting as the client's retry policy says; every other
 per-record error is a rejection, reported and not retried. One
 :class:`~connectors.base.ApplyBatch` is yielded per call or job, so that the pipeline records
@@ -54,7 +55,7 @@ def salesforce_value(owned: str, value: Any) -> Any:
 
 
 class Writer:
-    """Applies write-back plans to Salesforce Accounts.
+    """Applies write-back plans to Salesforce Accounts and Opportunities.
 
     Args:
         client: The API client.
@@ -80,9 +81,10 @@ class Writer:
         self._bulk_wait = bulk_wait
 
     def cost(self, records: int) -> dict[str, Any]:
-        """The API calls writing ``records`` changed records makes: a conflict check, then
-        one sObject Collections call per 200 records, or above ``bulk_write_threshold`` one
-        Bulk API 2.0 ingest job (create, upload, close, at least one status poll, results)."""
+        """The API calls writing ``records`` changed records of one object makes (Account or
+        Opportunity alike): a conflict check, then one sObject Collections call per 200
+        records, or above ``bulk_write_threshold`` one Bulk API 2.0 ingest job (create,
+        upload, close, at least one status poll, three result sets)."""
         if records == 0:
             return {"method": "none", "calls": 0}
         if records > self._config.bulk_write_threshold:
@@ -92,7 +94,9 @@ class Writer:
     def apply(self, plan: Plan) -> Iterator[ApplyBatch]:
         """Write the plan's changes (Account, then Opportunity); yields results per call or job.
 
-        Opportunity changes (the compliance monitor's) go by sObject Collections only.
+        Only the objects the plan changes are written and settled (an empty plan is the
+        Account write-back's): what a killed run left in flight for an object is settled by
+        the next plan for that object, so its results are recorded as that object's.
         """
         grouped: dict[CrmObject, dict[str, dict[str, Any]]] = {}
         for (obj, record_id), values in plan.by_record().items():
@@ -106,10 +110,10 @@ class Writer:
                 )
             grouped.setdefault(obj, {})[record_id] = row
         # an empty plan still settles what a killed run left in flight
-        yield from self._apply(CrmObject.ACCOUNT, grouped.get(CrmObject.ACCOUNT, {}))
-        in_flight = self._state.load().get(_intent_key(SOBJECT[CrmObject.OPPORTUNITY]))
-        if CrmObject.OPPORTUNITY in grouped or in_flight:
-            yield from self._apply(CrmObject.OPPORTUNITY, grouped.get(CrmObject.OPPORTUNITY, {}))
+        objects = {change.crm_object for change in plan.changes} or {CrmObject.ACCOUNT}
+        for obj in (CrmObject.ACCOUNT, CrmObject.OPPORTUNITY):
+            if obj in objects:
+                yield from self._apply(obj, grouped.get(obj, {}))
 
     def _allow_list(self, obj: CrmObject) -> tuple[Mapping[str, str], set[str]]:
         """Owned field -> API name for ``obj``, and the API names that exist (the allow-list)."""
@@ -122,7 +126,7 @@ class Writer:
         sobject = SOBJECT[obj]
         mapping, _ = self._allow_list(obj)
         owned_of = {api: owned for owned, api in mapping.items()}
-        journal = JobJournal(self._state)
+        journal = JobJournal(self._state, sobject)
         yield from self._recover(journal, records, owned_of, sobject)
         if not records:
             return
@@ -137,8 +141,8 @@ class Writer:
                 records.pop(record_id, None)
         written: str | None = None
         try:
-            if obj is CrmObject.ACCOUNT and len(records) > self._config.bulk_write_threshold:
-                log.info("writeback_method", method="bulk", records=len(records))
+            if len(records) > self._config.bulk_write_threshold:
+                log.info("writeback_method", method="bulk", records=len(records), sobject=sobject)
                 batches = bulk_update(
                     self._client,
                     records,
@@ -173,14 +177,14 @@ class Writer:
         """Settle a killed run's writes; drop from ``records`` what they already wrote.
 
         A Collections call in flight when the run died is checked by reading its records
-        back (one query): those holding the sent values were written. Bulk jobs are resumed
-        or aborted (:func:`~connectors.salesforce.ingest.recover`).
+        back (one query): those holding the sent values were written. Bulk jobs on this
+        object are resumed or aborted (:func:`~connectors.salesforce.ingest.recover`).
         """
         intent = self._state.load().get(_intent_key(sobject))
         batches: list[Iterator[ApplyBatch]] = []
         if intent:
             batches.append(self._landed(intent, owned_of, sobject))
-        if sobject == "Account" and journal.pending():
+        if journal.pending():
             batches.append(recover(self._client, journal, owned_of, poll=self._bulk_wait))
         for batch in (b for source in batches for b in source):
             for rid, values in batch.written.items():
