@@ -26,8 +26,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from connectors.files.config import FilesConfig
 from connectors.hubspot.config import HubSpotConfig
@@ -79,12 +77,17 @@ class StoreConfig(Section):
     @property
     def display_url(self) -> str:
         """The URL with its password hidden, for output and logs."""
+        from sqlalchemy.engine import make_url
+
         url = self.url.get_secret_value() if isinstance(self.url, SecretStr) else str(self.url)
         return make_url(url).render_as_string(hide_password=True)
 
     @field_validator("url", mode="before")
     @classmethod
     def _resolve_url(cls, value: object, info: ValidationInfo) -> object:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
         if not isinstance(value, str):
@@ -361,6 +364,8 @@ class Settings(Section):
 
     def secrets(self) -> list[str]:
         """Every resolved secret value, so that logging can mask them wherever they appear."""
+        from sqlalchemy.engine import make_url
+
         found: list[str] = []
 
         def walk(node: object) -> None:

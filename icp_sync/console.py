@@ -8,13 +8,14 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from icp_sync.text import shorten
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from connectors.base import CheckItem
     from icp_sync.pipeline import SyncResult
 

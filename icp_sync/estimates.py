@@ -14,12 +14,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from statsmodels.stats.proportion import (
-    confint_proportions_2indep,
-    proportion_confint,
-    test_proportions_2indep,
-)
 
 __all__ = [
     "MIN_MEAN_N",
@@ -46,6 +40,8 @@ def _round(value: float, digits: int = 4) -> float | None:
 
 def rate_estimate(successes: int, trials: int) -> dict[str, Any]:
     """A rate with its 95% Wilson interval; ``value`` null below :data:`MIN_RATE_N` trials."""
+    from statsmodels.stats.proportion import proportion_confint
+
     successes, trials = int(successes), int(trials)
     if trials < MIN_RATE_N:
         return {
@@ -68,6 +64,8 @@ def rate_estimate(successes: int, trials: int) -> dict[str, Any]:
 
 def mean_estimate(values: pd.Series | np.ndarray, *, seed: int = 0) -> dict[str, Any]:
     """A mean with a 95% percentile-bootstrap interval; null below :data:`MIN_MEAN_N` values."""
+    from scipy import stats
+
     data = np.asarray(pd.Series(values, dtype="float64").dropna(), dtype=float)
     n = len(data)
     if n < MIN_MEAN_N:
@@ -111,6 +109,11 @@ def compare_rates(
     ``supported`` is false (and the numbers null) when either group has fewer than
     :data:`MIN_RATE_N` trials or neither group has any success.
     """
+    from statsmodels.stats.proportion import (
+        confint_proportions_2indep,
+        test_proportions_2indep,
+    )
+
     sa, na, sb, nb = int(successes_a), int(trials_a), int(successes_b), int(trials_b)
     empty = {
         "difference": None,
@@ -144,6 +147,8 @@ def amount_share_estimate(
 ) -> dict[str, Any]:
     """The share of the total amount on the ``selected`` items, with a 95% bootstrap interval
     (items resampled); null below :data:`MIN_RATE_N` items or with no amount at all."""
+    from scipy import stats
+
     values = np.nan_to_num(np.asarray(amounts, dtype=float))
     chosen = np.asarray(selected, dtype=bool)
     n, total = len(values), float(values.sum())

@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import tomlkit
-from statsmodels.stats.multitest import multipletests
 
 from icp_sync.errors import ConfigError
 from icp_sync.model import Tier
@@ -142,6 +141,8 @@ def derive(evidence: Evidence, accounts: pd.DataFrame, settings: DeriveSettings)
     tested = table["tested"].to_numpy(dtype=bool) if len(table) else np.array([], dtype=bool)
     threshold = 0.0
     if tested.any():
+        from statsmodels.stats.multitest import multipletests
+
         reject, q, _, _ = multipletests(
             table.loc[tested, "p_value"].to_numpy(dtype=float), alpha=settings.fdr, method="fdr_bh"
         )

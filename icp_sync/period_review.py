@@ -28,8 +28,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.proportion import test_proportions_2indep
 
 from icp_sync.adherence import Period, deal_tiers
 from icp_sync.estimates import MIN_RATE_N, compare_rates, rate_estimate
@@ -137,6 +135,9 @@ def segment_changes(
 
     ``accounts`` carries the definition's dimension columns and ``tier``.
     """
+    from statsmodels.stats.multitest import multipletests
+    from statsmodels.stats.proportion import test_proportions_2indep
+
     until = min(period.end, now)
     nb = opportunities[opportunities["deal_type"] == str(DealType.NEW_BUSINESS)]
     closed = nb[nb["is_closed"] & (nb["close_date"] >= period.start) & (nb["close_date"] < until)]

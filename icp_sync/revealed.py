@@ -25,8 +25,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 from icp_sync.icp import rule_label
 from icp_sync.model import DealType, Tier
@@ -128,6 +126,9 @@ def revealed_icp(
         settings: Dimensions, depth, size floor, FDR, minimum lift, window.
         now: The end of the observed history.
     """
+    from scipy import stats
+    from statsmodels.stats.multitest import multipletests
+
     start = now - pd.Timedelta(days=settings.days)
     nb = opportunities[opportunities["deal_type"] == str(DealType.NEW_BUSINESS)]
     pipeline = nb[(nb["created_at"] > start) & (nb["created_at"] <= now)]

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.proportion import proportions_ztest
 
 from icp_sync.icp import IcpDefinition
 from icp_sync.lifecycle import LifecycleSettings, account_outcomes, history_as_of
@@ -122,6 +121,8 @@ def _rate(values: pd.Series) -> dict[str, float | int | None]:
 
 
 def _compare(a: pd.Series, b: pd.Series) -> dict[str, float | None]:
+    from statsmodels.stats.proportion import proportions_ztest
+
     if a.count() < 5 or b.count() < 5:
         return {"lift": None, "p_value": None}
     rate_a, rate_b = float(a.mean()), float(b.mean())

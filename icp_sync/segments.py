@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from icp_sync.diagnostics import DataWarning, informative_weights, metric_components
 from icp_sync.dimensions import band_labels, dimension_summary, with_dimensions
@@ -251,6 +250,8 @@ _Moments = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def _welch(a: _Moments, b: _Moments) -> tuple[np.ndarray, np.ndarray]:
+    from scipy import stats
+
     (mean_a, var_a, n_a), (mean_b, var_b, n_b) = a, b
     with np.errstate(divide="ignore", invalid="ignore"):
         va = var_a / n_a

@@ -25,7 +25,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.proportion import proportion_confint
 
 __all__ = ["RATES", "intervals", "shrink"]
 
@@ -108,6 +107,8 @@ def intervals(table: pd.DataFrame) -> None:
 
     Win rate: Wilson. Retention: Greenwood, log-log transformed. Others: normal.
     """
+    from statsmodels.stats.proportion import proportion_confint
+
     n = table["win_rate_n"].fillna(0)
     x = (table["win_rate"] * n).round().fillna(0)
     ok = n > 0

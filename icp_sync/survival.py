@@ -14,9 +14,13 @@ Pure: arrays in, arrays out.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-from statsmodels.duration.survfunc import SurvfuncRight
+
+if TYPE_CHECKING:
+    from statsmodels.duration.survfunc import SurvfuncRight
 
 __all__ = [
     "MONTH_DAYS",
@@ -100,6 +104,8 @@ def km_from_sums(
 
 def km_interval(months: np.ndarray, event: np.ndarray, horizon: int) -> tuple[float, float, float]:
     """Kaplan-Meier S(horizon) with a 95% interval (log-log transformed), by statsmodels."""
+    from statsmodels.duration.survfunc import SurvfuncRight
+
     customers = months >= 0
     if customers.sum() < 2:
         return float("nan"), float("nan"), float("nan")

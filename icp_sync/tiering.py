@@ -8,17 +8,19 @@ tier, 0-100 score, segment and reasons; the TAL is the best-fit prospects of tha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from icp_sync.icp import IcpDefinition, assign_tiers, rule_label
-from icp_sync.lookalike import LookalikeModel, score_accounts, similar_customers
 from icp_sync.model import Tier
 from icp_sync.reasons import compose, tier_counts
 from icp_sync.segments import members
 from icp_sync.text import neutralize_list
+
+if TYPE_CHECKING:
+    from icp_sync.lookalike import LookalikeModel
 
 __all__ = [
     "OUTCOME_INPUTS",
@@ -65,6 +67,8 @@ def score(
         model: Its look-alike model; without one, segment lifts rank the accounts.
         green_min_score: Below this score a Green-segment account is shown as Yellow.
     """
+    from icp_sync.lookalike import score_accounts, similar_customers
+
     lifts = rule_lifts(accounts, definition)
     fitted = fitted_model(definition, model)
     scores = score_accounts(fitted, accounts, fallback=lifts)
@@ -103,6 +107,8 @@ def score(
 
 def fitted_model(definition: IcpDefinition, model: LookalikeModel | None) -> LookalikeModel:
     """``model``, or the stand-in that scores by segment rules when the version has none."""
+    from icp_sync.lookalike import LookalikeModel
+
     return model or LookalikeModel(
         pipeline=None,
         dimensions=definition.dimensions,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from icp_sync.alerts.base import AlertMessage, describe
 from icp_sync.alerts.config import SlackConfig
 from icp_sync.errors import AlertDeliveryError
+
+if TYPE_CHECKING:
+    import requests
 
 __all__ = ["SlackSink", "blocks"]
 
@@ -43,11 +44,15 @@ class SlackSink:
     channel = "slack"
 
     def __init__(self, config: SlackConfig, *, session: requests.Session | None = None) -> None:
+        import requests
+
         self._config = config
         self._session = session or requests.Session()
 
     def send(self, message: AlertMessage) -> None:
         """POST the Block Kit message; Slack answers 200 ``ok`` when it took it."""
+        import requests
+
         try:
             response = self._session.post(
                 self._config.url.get_secret_value(),

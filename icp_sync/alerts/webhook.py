@@ -18,12 +18,14 @@ import hashlib
 import hmac
 import json
 import time
-
-import requests
+from typing import TYPE_CHECKING
 
 from icp_sync.alerts.base import AlertMessage
 from icp_sync.alerts.config import WebhookConfig
 from icp_sync.errors import AlertDeliveryError
+
+if TYPE_CHECKING:
+    import requests
 
 __all__ = ["DELIVERY_HEADER", "SIGNATURE_HEADER", "WebhookSink", "sign", "verify"]
 
@@ -57,11 +59,15 @@ class WebhookSink:
     channel = "webhook"
 
     def __init__(self, config: WebhookConfig, *, session: requests.Session | None = None) -> None:
+        import requests
+
         self._config = config
         self._session = session or requests.Session()
 
     def send(self, message: AlertMessage) -> None:
         """POST the payload; a 2xx answer is delivery, anything else a retriable failure."""
+        import requests
+
         body = json.dumps(message.payload, sort_keys=True, default=str).encode()
         secret = self._config.secret.get_secret_value()
         headers = {

@@ -19,7 +19,6 @@ from icp_sync.cli.compliance import register as register_compliance
 from icp_sync.cli.options import FLAG, ConfigOption, JsonOption, command
 from icp_sync.cli.sandbox import sandbox_app
 from icp_sync.errors import ConfigError, IcpSyncError
-from icp_sync.store import Store
 
 __all__ = ["app", "main", "run"]
 
@@ -109,6 +108,7 @@ def sync(
     """One cycle: extract changes, mirror them, score, and write the active ICP to the CRM."""
     from icp_sync.cli.progress import bars, wanted
     from icp_sync.pipeline import sync as run_sync
+    from icp_sync.store import Store
 
     shown = not json_output and wanted(sys.stdout, sys.stderr)
     with (
@@ -150,6 +150,7 @@ def setup_fields(
 ) -> None:
     """Create the ICP fields in the CRM (idempotent: existing fields are left alone)."""
     from icp_sync.pipeline import setup_fields as run_setup
+    from icp_sync.store import Store
 
     with command("setup-fields", config) as run, Store.open(run.settings.store.url) as store:
         document = run_setup(run.settings, store, dry_run=dry_run)
@@ -178,6 +179,7 @@ def derive(
 ) -> None:
     """Propose an ICP from the CRM history: evidence per segment, tiers, look-alike model."""
     from icp_sync.pipeline import History, derive_icp, review
+    from icp_sync.store import Store
 
     with command("derive", config) as run, Store.open(run.settings.store.url) as store:
         cut = as_of.replace(tzinfo=UTC) if as_of else None
@@ -214,6 +216,7 @@ def tal(
     """
     from icp_sync.pipeline import History
     from icp_sync.pipeline import tal as build
+    from icp_sync.store import Store
 
     with command("tal", config) as run, Store.open(run.settings.store.url) as store:
         result = build(
@@ -246,6 +249,7 @@ def activate(
     """Make an ICP version live, after showing what the next sync would change in the CRM."""
     from icp_sync.pipeline import History
     from icp_sync.pipeline import activate as run_activate
+    from icp_sync.store import Store
 
     with command("activate", config) as run, Store.open(run.settings.store.url) as store:
         document = run_activate(
@@ -268,6 +272,7 @@ def activate(
 def versions(config: ConfigOption = None, json_output: JsonOption = False) -> None:
     """List the ICP versions: proposed, active or retired; who activated them, and when."""
     from icp_sync.pipeline import version_list
+    from icp_sync.store import Store
 
     with command("versions", config) as run, Store.open(run.settings.store.url) as store:
         rows = version_list(store)
@@ -298,6 +303,7 @@ def review(
     over its period)?"""
     from icp_sync.pipeline import History, period_review
     from icp_sync.pipeline import review as run_review
+    from icp_sync.store import Store
 
     if period is not None and version is not None:
         raise ConfigError(["--period and --version: give one (a period reviews its commitment)"])
@@ -342,6 +348,7 @@ def report(
     """Adherence to the ICP commitment: HTML report with charts, CSV tables, revealed ICP."""
     from icp_sync.pipeline import History, build_report, write_report
     from icp_sync.report.text import print_report
+    from icp_sync.store import Store
 
     with command("report", config) as run, Store.open(run.settings.store.url) as store:
         document = build_report(
@@ -386,6 +393,7 @@ def run_daemon(
     from icp_sync.pipeline import dashboard, deliver_alerts, send_digest
     from icp_sync.pipeline.alerting import failure_alerts
     from icp_sync.pipeline.crm_task import task_sinks
+    from icp_sync.store import Store
 
     with command("run", config) as run, Store.open(run.settings.store.url) as store:
         settings = run.settings

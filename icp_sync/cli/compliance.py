@@ -7,12 +7,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from icp_sync import console
 from icp_sync.cli.options import FLAG, ConfigOption, JsonOption, command
 from icp_sync.errors import ConfigError
-from icp_sync.store import Store
 
 __all__ = ["register"]
 
@@ -80,6 +78,7 @@ def commit(
     """Freeze an ICP version, its TAL, targets and signatories for a period (immutable)."""
     from icp_sync.pipeline.commitment import commit as record
     from icp_sync.pipeline.commitment import commitment_document
+    from icp_sync.store import Store
 
     with command("commit", config) as run, Store.open(run.settings.store.url) as store:
         if show or history:
@@ -144,6 +143,8 @@ def _targets(items: list[str]) -> dict[str, float]:
 
 
 def _print_commitment(item: dict[str, Any] | None, *, active: bool) -> None:
+    from rich.table import Table
+
     if item is None:
         console.stdout.print("No commitment recorded: `icp-sync commit --period 2027 ...`")
         return
@@ -180,6 +181,7 @@ def monitor(
 ) -> None:
     """Check open pipeline against the ICP and the commitment; flag, write and alert."""
     from icp_sync.pipeline.monitor import monitor_once
+    from icp_sync.store import Store
 
     with command("monitor", config) as run, Store.open(run.settings.store.url) as store:
         result = monitor_once(run.settings, store, now=run.now, run_id=run.run_id, dry_run=dry_run)
@@ -190,6 +192,8 @@ def monitor(
 
 
 def _print_monitor(document: dict[str, Any], summary: dict[str, Any], limit: int = 25) -> None:
+    from rich.table import Table
+
     commitment = document["commitment"]
     console.stdout.print(
         f"Commitment: {commitment['period']} (ICP {commitment['icp_version']}, "

@@ -8,12 +8,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from icp_sync import log
-from icp_sync.config import Settings, config_path, load_settings
+
+if TYPE_CHECKING:
+    from icp_sync.config import Settings
 
 __all__ = ["FLAG", "ConfigOption", "JsonOption", "Run", "command"]
 
@@ -50,6 +52,8 @@ class Run:
 @contextmanager
 def command(name: str, config: Path | None) -> Iterator[Run]:
     """Load the config, set up logging and the run id; log one summary line at the end."""
+    from icp_sync.config import config_path, load_settings
+
     path = config_path(config)
     settings = load_settings(path)
     log.configure(

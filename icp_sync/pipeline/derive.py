@@ -10,9 +10,8 @@ import io
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import joblib
 import numpy as np
 import pandas as pd
 
@@ -22,7 +21,6 @@ from icp_sync.diagnostics import DataWarning, ObservationWindow, coverage_asymme
 from icp_sync.errors import PipelineError
 from icp_sync.icp import DeriveSettings, IcpDefinition, derive, to_toml
 from icp_sync.log import get_logger
-from icp_sync.lookalike import LookalikeModel, best_fit_labels, train
 from icp_sync.model import Tier
 from icp_sync.pipeline.history import History, evidence_settings, lookalike_settings
 from icp_sync.quality import (
@@ -34,6 +32,9 @@ from icp_sync.quality import (
 )
 from icp_sync.segments import METRICS, evidence_table
 from icp_sync.store import Store
+
+if TYPE_CHECKING:
+    from icp_sync.lookalike import LookalikeModel
 
 __all__ = ["DeriveResult", "derive_icp", "load_model"]
 
@@ -93,6 +94,8 @@ def derive_icp(
 
     ``as_of`` defaults to the end of the mirror's observed history, not ``now``.
     """
+    from icp_sync.lookalike import best_fit_labels, train
+
     base = history.base(settings, as_of=as_of, now=now)
     cut = base.as_of
     _require_history(base.outcomes, history, cut)
@@ -234,11 +237,17 @@ def load_model(blob: bytes | None) -> LookalikeModel | None:
     """A stored look-alike model, or None when there is none (or it is not one)."""
     if blob is None:
         return None
+    import joblib
+
+    from icp_sync.lookalike import LookalikeModel
+
     loaded = joblib.load(io.BytesIO(blob))
     return loaded if isinstance(loaded, LookalikeModel) else None
 
 
 def _dump(model: LookalikeModel) -> bytes:
+    import joblib
+
     buffer = io.BytesIO()
     joblib.dump(model, buffer, compress=3)
     return buffer.getvalue()

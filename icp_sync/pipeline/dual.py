@@ -19,13 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from connectors import make_connector
 from connectors.base import Connector
-from connectors.both import BothCrms
 from icp_sync.config import Settings
 from icp_sync.errors import BudgetExhaustedError
 from icp_sync.log import get_logger
@@ -40,6 +39,9 @@ from icp_sync.pipeline.sync import sync as sync_one
 from icp_sync.store import HeldLease, Store
 from icp_sync.writeback import Plan, canonical_value, plan, retry_due
 
+if TYPE_CHECKING:
+    from connectors.both import BothCrms
+
 __all__ = ["HUBSPOT_LEASE", "PREFIX", "sync"]
 
 log = get_logger()
@@ -47,6 +49,13 @@ log = get_logger()
 PREFIX = "hubspot:"
 HUBSPOT_LEASE = "sync-hubspot"
 _INDEX = "dual_index"
+
+
+def _both(connector: Connector | None) -> BothCrms | None:
+    """``connector`` if it is the two-CRM composite (whose clients are imported only then)."""
+    from connectors.both import BothCrms
+
+    return connector if isinstance(connector, BothCrms) else None
 
 
 def sync(
@@ -66,7 +75,7 @@ def sync(
     compliance: bool = True,
 ) -> SyncResult:
     """One sync cycle: :func:`icp_sync.pipeline.sync.sync`, plus HubSpot in dual mode."""
-    both = connector if isinstance(connector, BothCrms) else None
+    both = _both(connector) if settings.crm.connector == "salesforce+hubspot" else None
     if settings.crm.connector != "salesforce+hubspot" or (connector is not None and not both):
         return sync_one(
             settings,
@@ -85,9 +94,8 @@ def sync(
         )
     owned = both is None
     if both is None:
-        made = make_connector(settings, connector_state(store, settings))
-        assert isinstance(made, BothCrms)
-        both = made
+        both = _both(make_connector(settings, connector_state(store, settings)))
+        assert both is not None
     try:
         result = sync_one(
             settings,

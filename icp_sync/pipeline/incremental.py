@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,11 +26,13 @@ from icp_sync import tiering
 from icp_sync.config import Settings
 from icp_sync.icp import IcpDefinition, override_counts
 from icp_sync.log import get_logger
-from icp_sync.lookalike import LookalikeModel
 from icp_sync.model import Tier
 from icp_sync.pipeline.history import Base, History
 from icp_sync.store import Store, StoredConnectorState
 from icp_sync.tiering import ScoreResult
+
+if TYPE_CHECKING:
+    from icp_sync.lookalike import LookalikeModel
 
 __all__ = ["Scored", "remember_inputs", "score_incrementally"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -17,7 +17,6 @@ from connectors import make_connector
 from connectors.base import WritableConnector
 from icp_sync.config import Settings
 from icp_sync.icp import IcpDefinition
-from icp_sync.lookalike import LookalikeModel
 from icp_sync.manual_edits import ManualEditPolicy, keep_overrides
 from icp_sync.model import CrmObject
 from icp_sync.pipeline.history import History, connector_state
@@ -32,6 +31,9 @@ from icp_sync.writeback import (
     plan,
     retry_due,
 )
+
+if TYPE_CHECKING:
+    from icp_sync.lookalike import LookalikeModel
 
 __all__ = ["IcpInForce", "WritePlan", "plan_writes", "preview_writes", "same_attempt"]
 

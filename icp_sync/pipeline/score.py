@@ -7,7 +7,7 @@ and stores what must be kept (scores, TALs).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -16,13 +16,15 @@ from icp_sync.config import Settings
 from icp_sync.errors import ConfigError, PipelineError
 from icp_sync.icp import IcpDefinition, from_toml
 from icp_sync.log import get_logger
-from icp_sync.lookalike import LookalikeModel
 from icp_sync.pipeline.derive import load_model
 from icp_sync.pipeline.history import History
 from icp_sync.pipeline.incremental import remember_inputs
 from icp_sync.review import backtest
 from icp_sync.store import Store
 from icp_sync.tiering import ScoreResult, TalResult
+
+if TYPE_CHECKING:
+    from icp_sync.lookalike import LookalikeModel
 
 __all__ = ["review", "score", "tal"]
 

@@ -16,19 +16,21 @@ import dataclasses
 import getpass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from icp_sync import tiering
 from icp_sync.config import Settings
 from icp_sync.errors import PipelineError
 from icp_sync.icp import IcpDefinition, from_toml, to_toml
 from icp_sync.log import get_logger
-from icp_sync.lookalike import LookalikeModel
 from icp_sync.pipeline.derive import derive_icp, load_model
 from icp_sync.pipeline.history import History
 from icp_sync.pipeline.planning import IcpInForce, preview_writes
 from icp_sync.pipeline.score import score
 from icp_sync.store import Activation, IcpVersion, Store
+
+if TYPE_CHECKING:
+    from icp_sync.lookalike import LookalikeModel
 
 __all__ = [
     "FIRST_RUN",
