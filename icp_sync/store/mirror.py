@@ -13,7 +13,16 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from icp_sync.model import BOOLEAN, COLUMNS, DATETIME, ID_COLUMN, CrmObject, attr_columns, conform
+from icp_sync.model import (
+    BOOLEAN,
+    COLUMNS,
+    DATETIME,
+    ID_COLUMN,
+    STRING,
+    CrmObject,
+    attr_columns,
+    conform,
+)
 from icp_sync.store._base import CHUNK, Repository, execute_frame, plain, upsert
 from icp_sync.store.schema import MIRROR
 
@@ -64,7 +73,7 @@ class MirrorRepository(Repository):
         """
         table = MIRROR[obj]
         id_col = table.c[ID_COLUMN[obj]]
-        unique = pd.unique(wanted.to_numpy(dtype=object)).tolist()
+        unique = pd.unique(wanted.dropna().to_numpy(dtype=object)).tolist()
         with self.engine.connect() as conn:
             total = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
             if total <= _WHOLE_READ * len(unique):
@@ -119,8 +128,15 @@ class MirrorRepository(Repository):
         # one array per column) for wide frames
         table_values = np.array(rows, dtype=object).reshape(len(rows), len(names))
         attrs = table_values[:, names.index("attrs")]
+        # text columns built as text at once: no dtype guessed first and then cast
         frame = pd.DataFrame(
-            {name: table_values[:, i] for i, name in enumerate(names) if name != "attrs"}
+            {
+                name: pd.array(table_values[:, i], dtype=STRING)
+                if COLUMNS[obj].get(name) == STRING
+                else table_values[:, i]
+                for i, name in enumerate(names)
+                if name != "attrs"
+            }
         )
         for name, dtype in COLUMNS[obj].items():
             if dtype == DATETIME:
