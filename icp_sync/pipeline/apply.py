@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
+import numpy as np
 import pandas as pd
 
 from connectors.base import ApplyBatch, WritableConnector
@@ -56,10 +57,10 @@ def remember_read_back(
     if obj is not CrmObject.ACCOUNT or owned is None or not columns or clean.empty:
         return 0, 0
     values = canonical_values(owned.loc[owned.index.isin(clean["account_id"]), columns])
-    rows = cast(dict[str, dict[str, str]], values.to_dict("index"))
-    known = store.ledger.known_values(obj, rows)
+    known = store.ledger.known_values(obj, values.index.tolist())
     # nothing known is the empty value (as the planner sees it): an empty field read on a
     # new record is no change, and 100,000 new records cost no 800,000 ledger rows
+    rows = _differing_rows(values, known)
     changed = {
         record_id: {f: v for f, v in fields.items() if known.get(record_id, {}).get(f, "") != v}
         for record_id, fields in rows.items()
@@ -90,6 +91,25 @@ def remember_read_back(
         by_hand.setdefault(edit.record_id, {})[edit.field] = edit.after
     store.ledger.record_field_values(obj, by_hand, source="manual", now=now)
     return len(edits), len(changed)
+
+
+def _differing_rows(
+    values: pd.DataFrame, known: dict[str, dict[str, str]]
+) -> dict[str, dict[str, str]]:
+    """The rows of ``values`` (canonical texts by record id) where some field differs from
+    ``known`` (absent is the empty text), as ``{id: {field: text}}`` in ``values``' order."""
+    read = values.to_numpy(dtype=object)
+    before = np.full(read.shape, "", dtype=object)
+    if known:
+        position = {name: i for i, name in enumerate(values.columns)}
+        at = values.index.get_indexer(pd.Index(list(known)))
+        for row, fields in zip(at, known.values(), strict=True):
+            for name, text in fields.items():
+                column = position.get(name)
+                if row >= 0 and column is not None:
+                    before[row, column] = text
+    differs = (read != before).any(axis=1)
+    return cast(dict[str, dict[str, str]], values[differs].to_dict("index"))
 
 
 def write_back(

@@ -108,3 +108,31 @@ def test_large_mirror_write_is_chunked_and_complete(store: Store, now: datetime)
     assert result.inserted == 12_345
     assert gone == 6_000
     assert store.mirror.counts()["account"] == 12_345 - 6_000
+
+
+def test_a_small_batch_into_a_large_mirror_counts_changes(store: Store, now: datetime) -> None:
+    """A batch much smaller than the mirror still tells new, edited and unchanged rows apart."""
+    frame = accounts(50)
+    store.mirror.upsert(CrmObject.ACCOUNT, frame, now=now)
+    batch = pd.concat([frame.iloc[[3, 4]], accounts(51).tail(1)], ignore_index=True)
+    batch.loc[0, "name"] = "Renamed Inc"
+
+    result = store.mirror.upsert(CrmObject.ACCOUNT, batch, now=now)
+
+    assert (result.inserted, result.updated, result.unchanged) == (1, 1, 1)
+    loaded = store.mirror.load(CrmObject.ACCOUNT).set_index("account_id")
+    assert len(loaded) == 51
+    assert loaded.loc["A3", "name"] == "Renamed Inc"
+
+
+def test_numeric_and_text_attributes_round_trip(store: Store, now: datetime) -> None:
+    """Extra attributes of any kind come back as written; missing ones stay missing."""
+    frame = accounts(3).assign(attr_seats=[1.5, float("nan"), 7.0])
+    store.mirror.upsert(CrmObject.ACCOUNT, frame, now=now)
+
+    loaded = store.mirror.load(CrmObject.ACCOUNT)
+
+    assert loaded["attr_seats"].tolist()[0::2] == [1.5, 7.0]
+    assert pd.isna(loaded["attr_seats"].iloc[1])
+    assert loaded["attr_plan"].tolist()[0::2] == ["Growth", "Starter"]
+    assert pd.isna(loaded["attr_plan"].iloc[1])
