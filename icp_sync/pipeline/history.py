@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -16,10 +17,12 @@ from icp_sync.config import Settings
 from icp_sync.diagnostics import ObservationWindow, observation_window
 from icp_sync.errors import PipelineError
 from icp_sync.lifecycle import LifecycleSettings, account_outcomes, history_as_of
-from icp_sync.lookalike import LookalikeSettings
 from icp_sync.model import CrmObject
 from icp_sync.segments import EvidenceSettings, with_dimensions
 from icp_sync.store import Store, StoredConnectorState
+
+if TYPE_CHECKING:
+    from icp_sync.lookalike import LookalikeSettings
 
 __all__ = ["Base", "History", "connector_state", "evidence_settings", "lookalike_settings"]
 
@@ -101,6 +104,8 @@ def evidence_settings(settings: Settings, blind: Sequence[str] = ()) -> Evidence
 
 def lookalike_settings(settings: Settings) -> LookalikeSettings:
     """The look-alike model settings of the configuration."""
+    from icp_sync.lookalike import LookalikeSettings  # scikit-learn: only when a run trains
+
     config = settings.lookalike
     return LookalikeSettings(
         best_fit_share=config.best_fit_share,
