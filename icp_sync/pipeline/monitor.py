@@ -262,6 +262,17 @@ def _reconcile(
     )
     channels = _sink_names(settings) + task_channels(settings)
     judged = {v.opportunity_id for v in verdicts}
+    details = _details(
+        deals,
+        [
+            v.opportunity_id
+            for v in verdicts
+            if v.status is not Compliance.COMPLIANT
+            and v.rule is not None
+            and f"{v.opportunity_id}:{v.rule}" not in known
+        ],
+        names,
+    )
     changes: list[Violation] = []
     alerts: list[Alert] = []
     flagged: set[str] = set()
@@ -287,7 +298,7 @@ def _reconcile(
                 resolved_at=now if status == WAIVED else None,
                 resolution="waived" if status == WAIVED else None,
                 commitment_hash=commitment.content_hash if commitment else None,
-                details=_details(deals, verdict.opportunity_id, names),
+                details=details[verdict.opportunity_id],
             )
             changes.append(created)
             if status == OUT_OF_ICP:
@@ -342,24 +353,42 @@ def _moved(
     )
 
 
-def _details(deals: pd.DataFrame, opportunity_id: str, names: dict[str, Any]) -> dict[str, Any]:
-    deal = deals.loc[opportunity_id]
-    if isinstance(deal, pd.DataFrame):
-        deal = deal.iloc[0]
+def _details(
+    deals: pd.DataFrame, opportunity_ids: list[str], names: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """What a violation shows of each deal (name, account, amount, owner, type, motion)."""
+    ids = list(dict.fromkeys(opportunity_ids))
+    if not ids:
+        return {}
+    rows = deals[~deals.index.duplicated(keep="first")].reindex(ids)
 
-    def value(column: str) -> Any:
-        item = deal.get(column)
-        return None if item is None or (not isinstance(item, str) and pd.isna(item)) else item
+    def column(name: str) -> list[Any]:
+        if name not in rows:
+            return [None] * len(ids)
+        values = rows[name].astype(object)
+        return values.where(values.notna(), None).tolist()
 
-    account_id = value("account_id")
-    amount = value("amount")
+    accounts = column("account_id")
+    amounts = column("amount")
     return {
-        "opportunity_name": value("name"),
-        "account_name": names.get(str(account_id)) if account_id is not None else None,
-        "amount": float(amount) if amount is not None else None,
-        "owner_id": value("owner_id"),
-        "deal_type": value("deal_type"),
-        "motion": value("motion"),
+        opportunity_id: {
+            "opportunity_name": name,
+            "account_name": names.get(str(account)) if account is not None else None,
+            "amount": float(amount) if amount is not None else None,
+            "owner_id": owner,
+            "deal_type": deal_type,
+            "motion": motion,
+        }
+        for opportunity_id, name, account, amount, owner, deal_type, motion in zip(
+            ids,
+            column("name"),
+            accounts,
+            amounts,
+            column("owner_id"),
+            column("deal_type"),
+            column("motion"),
+            strict=True,
+        )
     }
 
 

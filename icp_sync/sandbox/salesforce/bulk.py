@@ -139,9 +139,7 @@ class BulkJobs:
             raise BulkError(400, "INVALIDJOB", f"Invalid operation {operation!r}")
         soql = str(body.get("query", ""))
         try:
-            parsed, _ = self.org.query(
-                soql + " LIMIT 0" if " limit " not in soql.lower() else soql, include_deleted=False
-            )
+            parsed = self.org.validate_query(soql)
         except SoqlError as exc:
             raise BulkError(400, "INVALIDJOB", f"{exc.code}: {exc}") from None
         if parsed.order:
