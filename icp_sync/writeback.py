@@ -418,13 +418,21 @@ def storable(values: pd.DataFrame) -> pd.DataFrame:
         spec = OWNED.get(str(name))
         if spec is None or spec.kind not in (FieldKind.TEXT, FieldKind.LONG_TEXT):
             continue
-        if spec.length and (cut[name].map(_text_length, na_action="ignore") > spec.length).any():
+        if spec.length and _longest(cut[name]) > spec.length:
             cut[name] = cut[name].map(lambda v, n=spec.length: v[:n] if isinstance(v, str) else v)
     return cut
 
 
-def _text_length(value: Any) -> int:
-    return len(value) if isinstance(value, str) else 0
+def _longest(column: pd.Series) -> int:
+    """The length of the longest text in ``column`` (0 when it holds none)."""
+    if column.dtype != object and not isinstance(column.dtype, pd.StringDtype):
+        return 0
+    try:
+        lengths = column.str.len()  # not a text: missing (or the length of other sequences)
+    except AttributeError:  # kinds of values the accessor refuses: measured one by one
+        lengths = column.map(lambda v: len(v) if isinstance(v, str) else 0)
+    longest = lengths.max()
+    return 0 if pd.isna(longest) else int(longest)
 
 
 _PLAIN_TYPES = frozenset({str, int, bool})
@@ -433,7 +441,9 @@ _PLAIN_TYPES = frozenset({str, int, bool})
 def _plain_values(values: list[Any]) -> list[Any]:
     """:func:`_plain` of each value (the common kinds passed through without a call)."""
     return [
-        v if (t := type(v)) in _PLAIN_TYPES or (t is float and v == v) else _plain(v)  # noqa: PLR0124
+        v
+        if (t := type(v)) in _PLAIN_TYPES
+        else ((v if v == v else None) if t is float else _plain(v))  # noqa: PLR0124
         for v in values
     ]
 

@@ -272,10 +272,17 @@ def _record(
         except TypeError:  # unhashable
             return canonical_value(value)
 
-    written = {
-        record_id: {f: text(v) for f, v in fields.items()}
-        for record_id, fields in batch.written.items()
-    }
+    try:
+        # a known value's text without a call (the empty text is computed again: harmless)
+        written = {
+            record_id: {f: known.get((type(v), v)) or text(v) for f, v in fields.items()}
+            for record_id, fields in batch.written.items()
+        }
+    except TypeError:  # an unhashable value
+        written = {
+            record_id: {f: text(v) for f, v in fields.items()}
+            for record_id, fields in batch.written.items()
+        }
     entries = [(r, "written", batch.written[r], batch.method) for r in batch.written]
     entries += [
         (r, "rejected", wanted.get((CrmObject.ACCOUNT, r), {}), reason)
