@@ -273,9 +273,12 @@ def _record(
             return canonical_value(value)
 
     try:
-        # a known value's text without a call (the empty text is computed again: harmless)
+        # a known value's text without a call
         written = {
-            record_id: {f: known.get((type(v), v)) or text(v) for f, v in fields.items()}
+            record_id: {
+                f: t if (t := known.get((type(v), v))) is not None else text(v)
+                for f, v in fields.items()
+            }
             for record_id, fields in batch.written.items()
         }
     except TypeError:  # an unhashable value
