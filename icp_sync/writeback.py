@@ -129,7 +129,7 @@ class Plan:
         """Changes grouped per record: ``{(object, id): {field: new}}``, in plan order."""
         objects, ids, fields, new = self._objects, self._ids, self._fields, self._new
         if self._starts is not None:
-            ends = [*self._starts[1:], len(ids)]
+            ends = [*self._starts[1:], len(ids)] if self._starts else []
             return {
                 (objects[s], ids[s]): dict(zip(fields[s:e], new[s:e], strict=True))
                 for s, e in zip(self._starts, ends, strict=True)
