@@ -10,10 +10,11 @@ scored-at stamp only moves on records that change for another reason.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import pandas as pd
@@ -71,36 +72,151 @@ class FieldChange:
     new: Any
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Plan:
-    """Everything a write-back would change."""
+    """Everything a write-back would change.
 
-    changes: tuple[FieldChange, ...] = ()
-    tier_moves: dict[str, int] = field(default_factory=dict)
+    Held column-wise (one entry per field change: object, record id, field, old, new), since
+    a first write-back plans some 650,000 changes; :attr:`changes` gives them as
+    :class:`FieldChange` s on demand.
+    """
+
+    __slots__ = ("_built", "_fields", "_ids", "_new", "_objects", "_old", "_starts", "tier_moves")
+
+    def __init__(
+        self, changes: Iterable[FieldChange] = (), tier_moves: dict[str, int] | None = None
+    ) -> None:
+        items = tuple(changes)
+        self._objects: list[CrmObject] = [c.crm_object for c in items]
+        self._ids: list[str] = [c.record_id for c in items]
+        self._fields: list[str] = [c.field for c in items]
+        self._old: list[Any] = [c.old for c in items]
+        self._new: list[Any] = [c.new for c in items]
+        self._starts: list[int] | None = None
+        """Where each record's changes begin, when every record's changes are contiguous."""
+        self._built: tuple[FieldChange, ...] | None = items
+        """The changes as objects, once built."""
+        self.tier_moves: dict[str, int] = {} if tier_moves is None else tier_moves
+
+    @classmethod
+    def _grouped(
+        cls,
+        crm_object: CrmObject,
+        columns: tuple[list[str], list[str], list[Any], list[Any]],
+        starts: list[int],
+        tier_moves: dict[str, int],
+    ) -> Plan:
+        """A plan of distinct records whose changes are contiguous, from its columns."""
+        planned = cls(tier_moves=tier_moves)
+        planned._ids, planned._fields, planned._old, planned._new = columns
+        planned._objects = [crm_object] * len(planned._ids)
+        planned._starts = starts
+        planned._built = None
+        return planned
+
+    @property
+    def changes(self) -> Sequence[FieldChange]:
+        """The changes, in plan order (record by record)."""
+        return _Changes(self)
 
     @property
     def records(self) -> int:
         """How many records the plan touches."""
-        return len({(c.crm_object, c.record_id) for c in self.changes})
+        if self._starts is not None:
+            return len(self._starts)
+        return len(set(zip(self._objects, self._ids, strict=True)))
 
     def by_record(self) -> dict[tuple[CrmObject, str], dict[str, Any]]:
         """Changes grouped per record: ``{(object, id): {field: new}}``, in plan order."""
+        objects, ids, fields, new = self._objects, self._ids, self._fields, self._new
+        if self._starts is not None:
+            ends = [*self._starts[1:], len(ids)] if self._starts else []
+            return {
+                (objects[s], ids[s]): dict(zip(fields[s:e], new[s:e], strict=True))
+                for s, e in zip(self._starts, ends, strict=True)
+            }
         grouped: dict[tuple[CrmObject, str], dict[str, Any]] = {}
-        for change in self.changes:
-            grouped.setdefault((change.crm_object, change.record_id), {})[change.field] = change.new
+        for obj, record_id, name, value in zip(objects, ids, fields, new, strict=True):
+            grouped.setdefault((obj, record_id), {})[name] = value
         return grouped
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready counts: records, field changes per field, tier moves."""
-        per_field: dict[str, int] = {}
-        for change in self.changes:
-            per_field[change.field] = per_field.get(change.field, 0) + 1
+        per_field = Counter(self._fields)
         return {
             "records": self.records,
-            "field_changes": len(self.changes),
+            "field_changes": len(self._fields),
             "by_field": dict(sorted(per_field.items())),
             "tier_moves": self.tier_moves,
         }
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Plan):
+            return NotImplemented
+        return tuple(self.changes) == tuple(other.changes) and self.tier_moves == other.tier_moves
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Plan(changes={len(self._ids)} field changes, tier_moves={self.tier_moves!r})"
+
+
+class _Changes(Sequence[FieldChange]):
+    """A plan's changes as :class:`FieldChange` s, built as they are read."""
+
+    __slots__ = ("_plan",)
+
+    def __init__(self, plan: Plan) -> None:
+        self._plan = plan
+
+    def __len__(self) -> int:
+        return len(self._plan._ids)
+
+    @overload
+    def __getitem__(self, index: int) -> FieldChange: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[FieldChange, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> FieldChange | tuple[FieldChange, ...]:
+        if isinstance(index, slice):
+            return tuple(self._at(i) for i in range(*index.indices(len(self))))
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._at(index)
+
+    def _at(self, i: int) -> FieldChange:
+        p = self._plan
+        return FieldChange(
+            crm_object=p._objects[i],
+            record_id=p._ids[i],
+            field=p._fields[i],
+            old=p._old[i],
+            new=p._new[i],
+        )
+
+    def __iter__(self) -> Iterator[FieldChange]:
+        p = self._plan
+        if p._built is None:
+            # built once and kept: a preview reads the changes several times
+            p._built = tuple(
+                FieldChange(crm_object=obj, record_id=record_id, field=name, old=old, new=new)
+                for obj, record_id, name, old, new in zip(
+                    p._objects, p._ids, p._fields, p._old, p._new, strict=True
+                )
+            )
+        return iter(p._built)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
 
 
 def canonical_value(value: Any) -> str:  # noqa: PLR0911 (one return per kind of value)
@@ -177,8 +293,8 @@ def desired_account_values(
         {
             "tier": scores["tier"].to_numpy(),
             "score": scores["score"].to_numpy(),
-            "segment": scores["segment"].map(_crm_text(_SEGMENT_LENGTH, items=True)).to_numpy(),
-            "reasons": scores["reasons"].map(_crm_text(_REASONS_LENGTH)).to_numpy(),
+            "segment": _per_value(scores["segment"], _crm_text(_SEGMENT_LENGTH, items=True)),
+            "reasons": _per_value(scores["reasons"], _crm_text(_REASONS_LENGTH)),
         },
         index=pd.Index(scores["account_id"].astype(str), name="record_id"),
     )
@@ -191,6 +307,20 @@ def desired_account_values(
     frame["version"] = version
     frame["scored_at"] = scored_at
     return frame
+
+
+def _per_value(column: pd.Series, convert: Callable[[Any], Any]) -> np.ndarray:
+    """``convert`` of every cell of a text column, computed once per distinct text."""
+    values = column.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=True) != "string":
+        return column.map(convert).to_numpy()
+    codes, distinct = pd.factorize(values, use_na_sentinel=True)
+    converted = np.empty(len(distinct), dtype=object)
+    converted[:] = [convert(v) for v in distinct]
+    out = converted[np.maximum(codes, 0)]
+    missing = codes < 0
+    out[missing] = [convert(v) for v in values[missing]]
+    return out
 
 
 def _crm_text(width: int, *, items: bool = False) -> Callable[[Any], Any]:
@@ -240,21 +370,17 @@ def plan(
         differs[_STAMP] = others
     if skip:
         differs.loc[differs.index.isin(list(skip))] = False
-    aligned = current.reindex(index=desired.index, columns=fields).to_numpy(dtype=object)
-    target = desired[fields].to_numpy(dtype=object)
     rows, cols = np.nonzero(differs.to_numpy())
-    # positions looked up in plain arrays: indexing a pandas Index per cell costs seconds
+    # whole columns at once: a FieldChange (or a pandas lookup) per cell costs seconds
+    aligned = current.reindex(index=desired.index, columns=fields).to_numpy(dtype=object)
     ids = desired.index.astype(str).to_numpy(dtype=object)
-    names = [str(f) for f in fields]
-    changes = tuple(
-        FieldChange(
-            crm_object=crm_object,
-            record_id=ids[r],
-            field=names[c],
-            old=_plain(aligned[r, c]),
-            new=_plain(target[r, c]),
-        )
-        for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
+    names = np.array([str(f) for f in fields], dtype=object)
+    target = [_plain_column(desired[name]) for name in fields]
+    columns = (
+        ids[rows].tolist(),
+        names[cols].tolist(),
+        _plain_values(aligned[rows, cols].tolist()),
+        [target[c][r] for r, c in zip(rows.tolist(), cols.tolist(), strict=True)],
     )
     moves: dict[str, int] = {}
     if _TIER in differs.columns:
@@ -264,7 +390,15 @@ def plan(
         for old, new in zip(before.tolist(), after.tolist(), strict=True):
             key = f"{old or '(none)'} -> {new or '(none)'}"
             moves[key] = moves.get(key, 0) + 1
-    return Plan(changes=changes, tier_moves=dict(sorted(moves.items())))
+    tier_moves = dict(sorted(moves.items()))
+    if not desired.index.is_unique:
+        changes = (
+            FieldChange(crm_object=crm_object, record_id=r, field=f, old=o, new=n)
+            for r, f, o, n in zip(*columns, strict=True)
+        )
+        return Plan(changes=changes, tier_moves=tier_moves)
+    starts = np.flatnonzero(np.diff(rows, prepend=-1)).tolist() if len(rows) else []
+    return Plan._grouped(crm_object, columns, starts, tier_moves)
 
 
 def retry_due(*, times: int, last_at: datetime, now: datetime) -> bool:
@@ -284,9 +418,43 @@ def storable(values: pd.DataFrame) -> pd.DataFrame:
         spec = OWNED.get(str(name))
         if spec is None or spec.kind not in (FieldKind.TEXT, FieldKind.LONG_TEXT):
             continue
-        if spec.length:
+        if spec.length and _longest(cut[name]) > spec.length:
             cut[name] = cut[name].map(lambda v, n=spec.length: v[:n] if isinstance(v, str) else v)
     return cut
+
+
+def _longest(column: pd.Series) -> int:
+    """The length of the longest text in ``column`` (0 when it holds none)."""
+    if column.dtype != object and not isinstance(column.dtype, pd.StringDtype):
+        return 0
+    try:
+        lengths = column.str.len()  # not a text: missing (or the length of other sequences)
+    except AttributeError:  # kinds of values the accessor refuses: measured one by one
+        lengths = column.map(lambda v: len(v) if isinstance(v, str) else 0)
+    longest = lengths.max()
+    return 0 if pd.isna(longest) else int(longest)
+
+
+_PLAIN_TYPES = frozenset({str, int, bool})
+
+
+def _plain_values(values: list[Any]) -> list[Any]:
+    """:func:`_plain` of each value (the common kinds passed through without a call)."""
+    return [
+        v
+        if (t := type(v)) in _PLAIN_TYPES
+        else ((v if v == v else None) if t is float else _plain(v))  # noqa: PLR0124
+        for v in values
+    ]
+
+
+def _plain_column(column: pd.Series) -> list[Any]:
+    """:func:`_plain` of every cell of ``column`` (a timestamp converted once per value)."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(column):
+        codes, distinct = pd.factorize(column, use_na_sentinel=True)
+        plain = [_plain(v) for v in distinct] + [None]
+        return [plain[c] for c in codes.tolist()]
+    return _plain_values(column.to_numpy(dtype=object).tolist())
 
 
 def _plain(value: Any) -> Any:

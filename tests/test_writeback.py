@@ -9,6 +9,8 @@ import pytest
 
 from icp_sync.model import CrmObject
 from icp_sync.writeback import (
+    FieldChange,
+    Plan,
     canonical_value,
     desired_account_values,
     plan,
@@ -94,6 +96,31 @@ def test_missing_fields_and_skipped_records_are_left_out() -> None:
 
     assert {c.field for c in result.changes} == {"tier", "score"}
     assert {c.record_id for c in result.changes} == {"a", "b"}
+
+
+def test_a_plan_groups_and_counts_as_its_field_changes_do() -> None:
+    """A planned plan and one built from the same FieldChanges: same changes, records, groups."""
+    planned = plan(_desired(), pd.DataFrame(), writable=["tier", "score", "tal"])
+    rebuilt = Plan(changes=tuple(planned.changes), tier_moves=planned.tier_moves)
+
+    assert planned == rebuilt
+    assert planned.by_record() == rebuilt.by_record()
+    assert planned.summary() == rebuilt.summary()
+    assert planned.summary()["by_field"] == {"score": 3, "tal": 3, "tier": 3}
+    assert planned.changes[-1] == FieldChange(
+        crm_object=CrmObject.ACCOUNT, record_id="c", field="tal", old=None, new=False
+    )
+    assert list(planned.changes[:2]) == list(planned.changes)[:2]
+
+
+def test_an_empty_plan_touches_nothing() -> None:
+    """A plan without changes has no records, groups or field counts."""
+    desired = _desired()
+    for empty in (plan(desired, desired.copy()), Plan()):
+        assert not empty.changes
+        assert empty.records == 0
+        assert empty.by_record() == {}
+        assert empty.summary()["field_changes"] == 0
 
 
 @pytest.mark.parametrize(

@@ -213,6 +213,8 @@ def write_back(
 
 def _reverting(planned: Plan, manual: set[tuple[str, str]]) -> int:
     """Manual edits this plan writes over (each logged)."""
+    if not manual:
+        return 0
     reverted = [c for c in planned.changes if (c.record_id, c.field) in manual]
     for change in reverted:
         log.warning(
@@ -250,10 +252,11 @@ def _apply(
 ) -> dict[str, Any]:
     counts = {"records_written": 0, "rejected": 0, "deferred": 0}
     wanted = planned.by_record()
+    texts: dict[tuple[type, Any], str] = {}
     with progress.step("writing to the CRM", total=len(wanted)) as advance:
         for batch in connector.apply(planned):
             advance(len(batch.written) + len(batch.rejected) + len(batch.deferred))
-            _record(store, batch, wanted, counts, run_id=run_id, now=now)
+            _record(store, batch, wanted, counts, run_id=run_id, now=now, texts=texts)
             if stop is not None and stop():
                 raise CycleInterruptedError(
                     f"stop requested during write-back after {counts['records_written']:,} "
@@ -270,32 +273,46 @@ def _record(
     *,
     run_id: str,
     now: datetime,
+    texts: dict[tuple[type, Any], str] | None = None,
 ) -> None:
-    """Record one write call's outcome in the ledger, and count it."""
-    texts: dict[tuple[type, Any], str] = {}
+    """Record one write call's outcome in the ledger (one transaction), and count it.
+
+    ``texts``: canonical texts already computed, by (type, value), shared across calls.
+    """
+    known = {} if texts is None else texts
 
     def text(value: Any) -> str:
         # many records share a value (tier, version, score): canonicalised once each
+        key = (type(value), value)
         try:
-            key = (type(value), value)
-            if key not in texts:
-                texts[key] = canonical_value(value)
-            return texts[key]
+            return known[key]
+        except KeyError:
+            known[key] = canonical_value(value)
+            return known[key]
         except TypeError:  # unhashable
             return canonical_value(value)
 
-    written = {
-        record_id: {f: text(v) for f, v in fields.items()}
-        for record_id, fields in batch.written.items()
-    }
-    store.ledger.record_field_values(CrmObject.ACCOUNT, written, source="written", now=now)
+    try:
+        # a known value's text without a call
+        written = {
+            record_id: {
+                f: t if (t := known.get((type(v), v))) is not None else text(v)
+                for f, v in fields.items()
+            }
+            for record_id, fields in batch.written.items()
+        }
+    except TypeError:  # an unhashable value
+        written = {
+            record_id: {f: text(v) for f, v in fields.items()}
+            for record_id, fields in batch.written.items()
+        }
     entries = [(r, "written", batch.written[r], batch.method) for r in batch.written]
     entries += [
         (r, "rejected", wanted.get((CrmObject.ACCOUNT, r), {}), reason)
         for r, reason in batch.rejected.items()
     ]
     entries += [(r, "deferred", {}, reason) for r, reason in batch.deferred.items()]
-    store.ledger.log_writes(run_id, CrmObject.ACCOUNT, entries, now=now)
+    store.ledger.record_outcome(CrmObject.ACCOUNT, written, entries, run_id=run_id, now=now)
     counts["records_written"] += len(batch.written)
     counts["rejected"] += len(batch.rejected)
     counts["deferred"] += len(batch.deferred)

@@ -132,7 +132,7 @@ def plan_writes(
     refused = store.ledger.rejections(CrmObject.ACCOUNT)
     again = {
         record_id: same_attempt(refused[record_id].values, values)
-        for (_, record_id), values in planned.by_record().items()
+        for (_, record_id), values in (planned.by_record() if refused else {}).items()
         if record_id in refused
     }
     skip = {

@@ -6,13 +6,15 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from icp_sync.model import CrmObject
-from icp_sync.store._base import CHUNK, Repository, aware, execute_chunked, execute_frame, upsert
+from icp_sync.store._base import CHUNK, Repository, aware, execute_chunked, upsert
 from icp_sync.store.schema import connector_state, field_state, write_ledger
 
 
@@ -44,26 +46,28 @@ class LedgerRepository(Repository):
         now: datetime,
     ) -> None:
         """Remember what the CRM holds: ``{record_id: {field: canonical text}}``."""
-        cells = [
-            (record_id, field, value)
-            for record_id, fields in values.items()
-            for field, value in fields.items()
-        ]
-        if not cells:
+        if not any(values.values()):
             return
-        record_ids, fields, texts = zip(*cells, strict=True)
-        rows = pd.DataFrame(
-            {
-                "object": str(obj),
-                "record_id": pd.Series(record_ids, dtype=object),
-                "field": pd.Series(fields, dtype=object),
-                "value": pd.Series(texts, dtype=object),
-                "source": source,
-                "updated_at": pd.Series([now] * len(cells), dtype=object),
-            }
-        )
         with self._tx() as conn:
-            execute_frame(conn, upsert(conn, field_state, "object", "record_id", "field"), rows)
+            _put_field_values(conn, obj, values, source=source, now=now)
+
+    def record_outcome(
+        self,
+        obj: CrmObject,
+        written: dict[str, dict[str, str]],
+        entries: list[tuple[str, str, dict[str, Any], str]],
+        *,
+        run_id: str,
+        now: datetime,
+    ) -> None:
+        """One write call's outcome, in one transaction: what the CRM now holds
+        (``{record_id: {field: canonical text}}``, as :meth:`record_field_values` with source
+        ``written``) and the ledger entries (as :meth:`log_writes`)."""
+        if not any(written.values()) and not entries:
+            return
+        with self._tx() as conn:
+            _put_field_values(conn, obj, written, source="written", now=now)
+            _put_entries(conn, run_id, obj, entries, now=now)
 
     def field_values(self, obj: CrmObject, ids: Iterable[str] | None = None) -> pd.DataFrame:
         """What the CRM holds per record (rows) and owned field (columns), as text.
@@ -128,22 +132,10 @@ class LedgerRepository(Repository):
         now: datetime,
     ) -> None:
         """Append to the write ledger: (record_id, status, values, detail) per record."""
-        rows = [
-            {
-                "run_id": run_id,
-                "object": str(obj),
-                "record_id": record_id,
-                "status": status,
-                "values": json.dumps(values, default=str, sort_keys=True),
-                "detail": detail,
-                "at": now,
-            }
-            for record_id, status, values, detail in entries
-        ]
-        if not rows:
+        if not entries:
             return
         with self._tx() as conn:
-            execute_chunked(conn, write_ledger.insert(), rows)
+            _put_entries(conn, run_id, obj, entries, now=now)
 
     def rejected_writes(self, obj: CrmObject) -> dict[str, str]:
         """Records whose latest write attempt was rejected -> the values that were refused."""
@@ -220,6 +212,92 @@ class LedgerRepository(Repository):
         row = {"connector": connector, "state": json.dumps(state, default=str), "updated_at": now}
         with self._tx() as conn:
             conn.execute(upsert(conn, connector_state, "connector"), [row])
+
+
+_JSON = json.JSONEncoder(default=str, sort_keys=True)
+"""``json.dumps(..., default=str, sort_keys=True)``, its encoder built once."""
+
+
+def _put_field_values(
+    conn: Connection,
+    obj: CrmObject,
+    values: dict[str, dict[str, str]],
+    *,
+    source: str,
+    now: datetime,
+) -> None:
+    pairs = [(record_id, fields) for record_id, fields in values.items() if fields]
+    if not pairs:
+        return
+    columns = {
+        "record_id": [r for r, fields in pairs for _ in range(len(fields))],
+        "field": [f for _, fields in pairs for f in fields],
+        "value": [v for _, fields in pairs for v in fields.values()],
+    }
+    fixed = {"object": str(obj), "source": source, "updated_at": now}
+    statement = upsert(conn, field_state, "object", "record_id", "field")
+    _insert_columns(conn, statement, columns, fixed)
+
+
+def _put_entries(
+    conn: Connection,
+    run_id: str,
+    obj: CrmObject,
+    entries: list[tuple[str, str, dict[str, Any], str]],
+    *,
+    now: datetime,
+) -> None:
+    if not entries:
+        return
+    encode = _JSON.encode
+    columns = {
+        "record_id": [e[0] for e in entries],
+        "status": [e[1] for e in entries],
+        "values": [encode(e[2]) for e in entries],
+        "detail": [e[3] for e in entries],
+    }
+    fixed = {"run_id": run_id, "object": str(obj), "at": now}
+    _insert_columns(conn, write_ledger.insert(), columns, fixed)
+
+
+def _insert_columns(
+    conn: Connection, statement: Any, columns: dict[str, list[Any]], fixed: dict[str, Any]
+) -> None:
+    """Execute ``statement`` (an INSERT or upsert) for rows given column-wise, plus columns
+    that hold one value in every row.
+
+    On SQLite the rows go to the driver's ``executemany`` as tuples, each column's bind
+    conversion applied once per distinct value (see :func:`icp_sync.store._base.execute_frame`).
+    """
+    size = len(next(iter(columns.values())))
+    if conn.dialect.name != "sqlite":
+        names = list(columns)
+        rows = [
+            dict(zip(names, values, strict=True)) | fixed
+            for values in zip(*columns.values(), strict=True)
+        ]
+        execute_chunked(conn, statement, rows)
+        return
+    compiled = statement.compile(dialect=conn.dialect, column_keys=[*columns, *fixed])
+
+    def bound(name: str) -> Iterable[Any]:
+        kind = statement.table.c[name].type.dialect_impl(conn.dialect)
+        convert = kind.bind_processor(conn.dialect)
+        if name in fixed:
+            return repeat(fixed[name] if convert is None else convert(fixed[name]), size)
+        values = columns[name]
+        if convert is None:
+            return values
+        try:
+            distinct = {value: convert(value) for value in set(values)}
+        except TypeError:  # an unhashable value: convert each
+            return [convert(value) for value in values]
+        return [distinct[value] for value in values]
+
+    params = list(zip(*(bound(name) for name in compiled.positiontup or ()), strict=True))
+    sql = str(compiled)
+    for start in range(0, size, CHUNK):
+        conn.exec_driver_sql(sql, params[start : start + CHUNK])
 
 
 class StoredConnectorState:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,7 +12,15 @@ import pandas as pd
 import sqlalchemy as sa
 
 from icp_sync.errors import StateStoreError
-from icp_sync.store._base import CHUNK, Repository, aware, execute_chunked, plain, records
+from icp_sync.store._base import (
+    CHUNK,
+    Repository,
+    aware,
+    execute_chunked,
+    execute_frame,
+    plain,
+    records,
+)
 from icp_sync.store.schema import account_scores, icp_versions, tal_members, tals
 
 
@@ -110,19 +118,17 @@ class VersionRepository(Repository):
 
     def save_scores(self, version: str, frame: pd.DataFrame, *, now: datetime) -> None:
         """Replace the stored scores of ``version`` with ``frame`` (one row per account)."""
-        columns = ["account_id", "tier", "rule_tier", "score", "segment", "reasons", "overridden"]
-        rows = records(frame[columns].assign(version=version, scored_at=now))
+        rows = _score_rows(frame, version, now=now)
         with self._tx() as conn:
             conn.execute(account_scores.delete().where(account_scores.c.version == version))
-            execute_chunked(conn, account_scores.insert(), rows)
+            execute_frame(conn, account_scores.insert(), rows)
 
     def update_scores(
         self, version: str, frame: pd.DataFrame, *, removed: Iterable[str], now: datetime
     ) -> None:
         """Replace the stored scores of ``frame``'s accounts and drop those of ``removed``."""
-        columns = ["account_id", "tier", "rule_tier", "score", "segment", "reasons", "overridden"]
-        rows = records(frame[columns].assign(version=version, scored_at=now))
-        gone = sorted(set(removed) | {str(r["account_id"]) for r in rows})
+        rows = _score_rows(frame, version, now=now)
+        gone = sorted(set(removed) | set(rows["account_id"].astype(str)))
         with self._tx() as conn:
             for start in range(0, len(gone), CHUNK):
                 conn.execute(
@@ -131,25 +137,25 @@ class VersionRepository(Repository):
                         account_scores.c.account_id.in_(gone[start : start + CHUNK]),
                     )
                 )
-            execute_chunked(conn, account_scores.insert(), rows)
+            execute_frame(conn, account_scores.insert(), rows)
 
     def load_scores(self, version: str, ids: Iterable[str] | None = None) -> pd.DataFrame:
         """The stored scores of ``version`` (of the accounts ``ids`` only, when given)."""
         query = sa.select(account_scores).where(account_scores.c.version == version)
+        columns = [c.name for c in account_scores.columns]
         with self.engine.connect() as conn:
             if ids is None:
-                result = conn.execute(query)
-                return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-            wanted = sorted(set(ids))
-            columns = [c.name for c in account_scores.columns]
-            rows = [
-                row
-                for start in range(0, len(wanted), CHUNK)
-                for row in conn.execute(
-                    query.where(account_scores.c.account_id.in_(wanted[start : start + CHUNK]))
-                )
-            ]
-            return pd.DataFrame(rows, columns=columns)
+                rows = conn.execute(query).fetchall()
+            else:
+                wanted = sorted(set(ids))
+                rows = [
+                    row
+                    for start in range(0, len(wanted), CHUNK)
+                    for row in conn.execute(
+                        query.where(account_scores.c.account_id.in_(wanted[start : start + CHUNK]))
+                    )
+                ]
+        return _frame(rows, columns)
 
     def score_tiers(self, version: str) -> dict[str, int]:
         """Stored accounts of ``version`` per tier."""
@@ -219,3 +225,24 @@ class VersionRepository(Repository):
             coverage=json.loads(row.coverage),
             members=members.drop(columns=["tal_id"]),
         )
+
+
+_SCORE_COLUMNS = ["account_id", "tier", "rule_tier", "score", "segment", "reasons", "overridden"]
+
+
+def _score_rows(frame: pd.DataFrame, version: str, *, now: datetime) -> pd.DataFrame:
+    """The ``account_scores`` rows of ``frame``: plain values, as :func:`records` gives them."""
+    rows = frame[_SCORE_COLUMNS].assign(version=version)
+    # a datetime cell (not a numpy timestamp column) is what the row dicts carried
+    rows["scored_at"] = pd.Series([now] * len(rows), index=rows.index, dtype=object)
+    return rows
+
+
+def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
+    """Rows read back as a frame, built column by column (as from the rows, much faster)."""
+    if not rows:
+        return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(
+        {name: list(values) for name, values in zip(columns, zip(*rows, strict=True), strict=True)},
+        columns=columns,
+    )
