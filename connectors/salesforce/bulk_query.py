@@ -79,7 +79,15 @@ class BulkQuery:
         saved = self.saved(sobject)
         if saved and saved.get("soql") == soql:
             return
-        job = self._submit(sobject, soql)
+        self.adopt(sobject, soql, self.create(sobject, soql))
+
+    def create(self, sobject: str, soql: str) -> str:
+        """Create the job of ``soql`` and return its id, keeping nothing (safe on any thread:
+        a job never adopted only runs a query)."""
+        return self._submit(sobject, soql)
+
+    def adopt(self, sobject: str, soql: str, job: str) -> None:
+        """Keep ``job`` (created by :meth:`create`) as the job :meth:`pages` reads."""
         self._save(sobject, {"job": job, "soql": soql, "locator": "", "newest": None})
 
     def pages(self, sobject: str, soql: str) -> Iterator[BulkPage]:

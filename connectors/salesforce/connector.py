@@ -95,7 +95,8 @@ class SalesforceConnector:
         return self._client.usage()
 
     def close(self) -> None:
-        """Release the HTTP session."""
+        """Release the HTTP session (after a read-ahead still running)."""
+        self._extractor.close()
         self._client.close()
 
     def refresh_metadata(self) -> None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -71,11 +73,16 @@ class Extractor:
         self._deletions = Deletions(client, config, state, prefetch=self._prefetch)
         self._cursors: dict[CrmObject, str | None] = {}
         self._now = datetime.min.replace(tzinfo=UTC)
+        self._workers: ThreadPoolExecutor | None = None
+        self._ahead: Future[list[_Ahead]] | None = None
 
     def prefetch(self, cursors: Mapping[CrmObject, str | None], *, now: datetime) -> int:
         """Read the first page of each incremental query, and the getDeleted windows due,
         in one Composite call (objects read in full or by a bulk job are left out)."""
         self._cursors = dict(cursors)
+        if self._ahead is not None:  # an interrupted cycle's read-ahead: stale now
+            self._ahead.exception()
+            self._ahead = None
         resuming = self._state.load().get("bulk_query", {})
         queries = {
             SOBJECT[obj]: self._query(obj, since)[0]
@@ -101,6 +108,7 @@ class Extractor:
         every answer, so no ``/limits`` call is needed.
         """
         self._now = now
+        self._collect_ahead()
         soql, columns = self._query(obj, since)
         ahead = self._prefetch.page(soql)
         started = ahead[1] if ahead else self._client.server_now(now)
@@ -227,23 +235,55 @@ class Extractor:
         return total > self._config.bulk_query_threshold and not page.get("done", True)
 
     def _read_ahead(self, current: CrmObject) -> None:
-        """Start the bulk jobs of the objects read after ``current`` now, so the org runs them
-        while ``current`` is read: their first page (the size probe a read makes anyway) is
-        read now and kept for their turn, so this costs no extra call."""
+        """Start the bulk jobs of the objects read after ``current``, so the org runs them
+        while ``current`` is read. Their first page (the size probe a read makes anyway) is
+        read on a worker thread meanwhile and kept for their turn: no extra call, no wait.
+        The worker only calls the API; what it found is kept (job ids, pages) on this
+        thread when the next object's read begins (:meth:`_collect_ahead`)."""
         later = list(CrmObject)[list(CrmObject).index(current) + 1 :]
+        probes: list[tuple[CrmObject, str]] = []
         for obj in (o for o in later if o in self._cursors):
-            sobject = SOBJECT[obj]
-            if self._bulk.saved(sobject) is not None:
+            if self._bulk.saved(SOBJECT[obj]) is not None:
                 continue
             soql = self._query(obj, self._cursors[obj])[0]
             page = self._prefetch.peek(soql)
             if page is None:
-                started = self._client.server_now(self._now)
-                page = self._client.call(f"query {sobject}", _probe(soql, self._headers()))
-                self._prefetch.keep(soql, page, started)
+                probes.append((obj, soql))
+            elif self._bulky(page):
+                log.info("bulk_query_ahead", object=str(obj), records=page.get("totalSize"))
+                self._bulk.submit(SOBJECT[obj], _unordered(soql))
+        if probes and self._ahead is None:
+            self._workers = self._workers or ThreadPoolExecutor(1, thread_name_prefix="ahead")
+            self._ahead = self._workers.submit(self._probe_ahead, probes)
+
+    def _probe_ahead(self, probes: list[tuple[CrmObject, str]]) -> list[_Ahead]:
+        found: list[_Ahead] = []
+        for obj, soql in probes:
+            sobject = SOBJECT[obj]
+            started = self._client.server_now(self._now)
+            page = self._client.call(f"query {sobject}", _probe(soql, self._headers()))
+            job = None
             if self._bulky(page):
                 log.info("bulk_query_ahead", object=str(obj), records=page.get("totalSize"))
-                self._bulk.submit(sobject, _unordered(soql))
+                job = self._bulk.create(sobject, _unordered(soql))
+            found.append(_Ahead(obj=obj, soql=soql, page=page, started=started, job=job))
+        return found
+
+    def _collect_ahead(self) -> None:
+        """Keep what the read-ahead found (waits for it; its errors surface here)."""
+        if self._ahead is None:
+            return
+        ahead, self._ahead = self._ahead, None
+        for found in ahead.result():
+            self._prefetch.keep(found.soql, found.page, found.started)
+            if found.job is not None:
+                self._bulk.adopt(SOBJECT[found.obj], _unordered(found.soql), found.job)
+
+    def close(self) -> None:
+        """Wait for a read-ahead still running (its findings are dropped)."""
+        if self._workers is not None:
+            self._workers.shutdown(wait=True, cancel_futures=True)
+            self._workers, self._ahead = None, None
 
     def _bulk_query(self, obj: CrmObject, soql: str, columns: _Columns) -> Iterator[Batch]:
         for page in self._bulk.pages(SOBJECT[obj], _unordered(soql)):
@@ -256,6 +296,17 @@ class Extractor:
                     frame[name] = None
             yield columns.batch(frame[columns.api], final=page.last, ordered=False)
             page.newest = columns.newest
+
+
+@dataclass(frozen=True, slots=True)
+class _Ahead:
+    """A later object's first page read ahead, and the bulk job started for it."""
+
+    obj: CrmObject
+    soql: str
+    page: dict[str, Any]
+    started: datetime
+    job: str | None
 
 
 def _probe(soql: str, headers: dict[str, str]) -> Callable[[Any], dict[str, Any]]:

@@ -10,6 +10,7 @@ import re
 import secrets
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -75,7 +76,8 @@ async def _run_query(api: SalesforceApi, request: Request, *, include_deleted: b
     soql = request.query_params.get("q")
     if not soql:
         return errors(400, "MALFORMED_QUERY", "A query string has to be specified")
-    parsed, rows = api.org.query(soql, include_deleted=include_deleted)
+    # on a worker thread, as a real org serves other requests while one query runs
+    parsed, rows = await run_in_threadpool(api.org.query, soql, include_deleted=include_deleted)
     if parsed.count:
         request.state.read = 0
         return JSONResponse({"totalSize": len(rows), "done": True, "records": []})
