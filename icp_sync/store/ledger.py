@@ -102,14 +102,29 @@ class LedgerRepository(Repository):
         return long.pivot(index="record_id", columns="field", values="value")
 
     def known_values(self, obj: CrmObject, ids: Iterable[str]) -> dict[str, dict[str, str]]:
-        """What icp-sync last knew some records' owned fields to hold: ``{id: {field: text}}``."""
+        """What icp-sync last knew some records' owned fields to hold: ``{id: {field: text}}``.
+
+        Costs about the records asked for, not the table: few stored values (a first sync
+        knows none) are read whole and filtered, more only for the ids asked for.
+        """
         wanted = list(ids)
         known: dict[str, dict[str, str]] = {}
+        if not wanted:
+            return known
         table = field_state
+        columns = (table.c.record_id, table.c.field, table.c.value)
+        mine = table.c.object == str(obj)
         with self.engine.connect() as conn:
+            stored = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
+            if stored <= _WHOLE_READ * len(wanted):
+                asked = set(wanted)
+                for record_id, field, value in conn.execute(sa.select(*columns).where(mine)):
+                    if record_id in asked:
+                        known.setdefault(record_id, {})[field] = value
+                return known
             for start in range(0, len(wanted), CHUNK):
-                query = sa.select(table.c.record_id, table.c.field, table.c.value).where(
-                    table.c.object == str(obj), table.c.record_id.in_(wanted[start : start + CHUNK])
+                query = sa.select(*columns).where(
+                    mine, table.c.record_id.in_(wanted[start : start + CHUNK])
                 )
                 for record_id, field, value in conn.execute(query):
                     known.setdefault(record_id, {})[field] = value
@@ -214,6 +229,10 @@ class LedgerRepository(Repository):
             conn.execute(upsert(conn, connector_state, "connector"), [row])
 
 
+_WHOLE_READ = 2
+"""Stored values per record asked for up to which :meth:`LedgerRepository.known_values`
+reads an object's values whole (one query) instead of by id."""
+
 _JSON = json.JSONEncoder(default=str, sort_keys=True)
 """``json.dumps(..., default=str, sort_keys=True)``, its encoder built once."""
 
@@ -230,7 +249,7 @@ def _put_field_values(
     if not pairs:
         return
     columns = {
-        "record_id": [r for r, fields in pairs for _ in range(len(fields))],
+        "record_id": [r for r, fields in pairs for _ in fields],
         "field": [f for _, fields in pairs for f in fields],
         "value": [v for _, fields in pairs for v in fields.values()],
     }
