@@ -104,8 +104,8 @@ class LedgerRepository(Repository):
     def known_values(self, obj: CrmObject, ids: Iterable[str]) -> dict[str, dict[str, str]]:
         """What icp-sync last knew some records' owned fields to hold: ``{id: {field: text}}``.
 
-        Costs about the records asked for, not the table: few stored values (a first sync
-        knows none) are read whole and filtered, more only for the ids asked for.
+        An object with no stored values (a first sync) costs one look, not a query per
+        :data:`~icp_sync.store._base.CHUNK` ids.
         """
         wanted = list(ids)
         known: dict[str, dict[str, str]] = {}
@@ -115,18 +115,13 @@ class LedgerRepository(Repository):
         columns = (table.c.record_id, table.c.field, table.c.value)
         mine = table.c.object == str(obj)
         with self.engine.connect() as conn:
-            stored = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
-            if stored <= _WHOLE_READ * len(wanted):
-                asked = set(wanted)
-                for record_id, field, value in conn.execute(sa.select(*columns).where(mine)):
-                    if record_id in asked:
-                        known.setdefault(record_id, {})[field] = value
+            if conn.execute(sa.select(table.c.record_id).where(mine).limit(1)).first() is None:
                 return known
             for start in range(0, len(wanted), CHUNK):
                 query = sa.select(*columns).where(
                     mine, table.c.record_id.in_(wanted[start : start + CHUNK])
                 )
-                for record_id, field, value in conn.execute(query):
+                for record_id, field, value in conn.execute(query).all():
                     known.setdefault(record_id, {})[field] = value
         return known
 
@@ -229,10 +224,6 @@ class LedgerRepository(Repository):
             conn.execute(upsert(conn, connector_state, "connector"), [row])
 
 
-_WHOLE_READ = 2
-"""Stored values per record asked for up to which :meth:`LedgerRepository.known_values`
-reads an object's values whole (one query) instead of by id."""
-
 _JSON = json.JSONEncoder(default=str, sort_keys=True)
 """``json.dumps(..., default=str, sort_keys=True)``, its encoder built once."""
 
@@ -245,14 +236,11 @@ def _put_field_values(
     source: str,
     now: datetime,
 ) -> None:
-    pairs = [(record_id, fields) for record_id, fields in values.items() if fields]
-    if not pairs:
+    cells = [(r, f, v) for r, fields in values.items() for f, v in fields.items()]
+    if not cells:
         return
-    columns = {
-        "record_id": [r for r, fields in pairs for _ in fields],
-        "field": [f for _, fields in pairs for f in fields],
-        "value": [v for _, fields in pairs for v in fields.values()],
-    }
+    record_ids, names, texts = (list(column) for column in zip(*cells, strict=True))
+    columns = {"record_id": record_ids, "field": names, "value": texts}
     fixed = {"object": str(obj), "source": source, "updated_at": now}
     statement = upsert(conn, field_state, "object", "record_id", "field")
     _insert_columns(conn, statement, columns, fixed)
