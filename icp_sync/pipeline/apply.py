@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -104,11 +104,13 @@ def _changed_fields(
     if known:
         position = {name: i for i, name in enumerate(values.columns)}
         at = values.index.get_indexer(pd.Index(list(known)))
-        for row, fields in zip(at, known.values(), strict=True):
+        for at_row, fields in zip(at.tolist(), known.values(), strict=True):
+            if at_row < 0:
+                continue
             for name, text in fields.items():
                 column = position.get(name)
-                if row >= 0 and column is not None:
-                    before[row, column] = text
+                if column is not None:
+                    before[at_row, column] = text
     rows, columns = np.nonzero(read != before)
     names = values.columns.tolist()
     changed: dict[str, dict[str, str]] = {}
