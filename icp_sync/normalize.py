@@ -187,25 +187,40 @@ def _objects(series: pd.Series) -> np.ndarray:
 def _categorical(
     series: pd.Series, name: str, aliases: Mapping[str, str], report: NormalizeReport
 ) -> pd.Series:
-    folded = series.str.casefold()
     table = {k.casefold(): v for k, v in aliases.items()}
     if name == "country":
         table = {**COUNTRY_ALIASES, **table}
     elif name == "region":
         table = {**REGION_ALIASES, **table}
-    aliased = folded.map(table).astype("string")
-    hit = (aliased.notna() & (aliased != series)).fillna(False)
-    report.column(name).add("repaired", "mapped to the standard spelling", int(hit.sum()))
-    out = aliased.fillna(series)
+    # each distinct value is folded and looked up once (a column holds few of them)
+    codes, distinct = pd.factorize(series, use_na_sentinel=True)
+    texts = [str(text) for text in distinct]
+    per_value = np.bincount(codes[codes >= 0], minlength=len(texts))
+    aliased = [table.get(text.casefold()) for text in texts]
+    hits = [a is not None and a != text for a, text in zip(aliased, texts, strict=True)]
+    report.column(name).add(
+        "repaired", "mapped to the standard spelling", int(per_value[np.array(hits, bool)].sum())
+    )
+    spelled = [text if a is None else a for a, text in zip(aliased, texts, strict=True)]
+    out = _coded(spelled, codes, series)
     # one spelling per value: the most frequent variant wins ("healthcare" -> "Healthcare")
     counts = out.value_counts()
     canonical: dict[str, str] = {}
     for value in counts.index:
         canonical.setdefault(str(value).casefold(), str(value))
-    unified = out.str.casefold().map(canonical).astype("string")
-    recased = (unified != out).fillna(False)
-    report.column(name).add("repaired", "letter case unified", int(recased.sum()))
-    return unified
+    unified = [canonical[text.casefold()] for text in spelled]
+    recased = [u != text for u, text in zip(unified, spelled, strict=True)]
+    report.column(name).add(
+        "repaired", "letter case unified", int(per_value[np.array(recased, bool)].sum())
+    )
+    return _coded(unified, codes, series)
+
+
+def _coded(texts: list[str], codes: np.ndarray, like: pd.Series) -> pd.Series:
+    """A ``string`` series (index and name of ``like``) holding ``texts[code]`` per row,
+    missing where the code is -1."""
+    values = np.array([*texts, None], dtype=object)[codes]
+    return pd.Series(values, index=like.index, dtype="string", name=like.name)
 
 
 def _numbers(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,16 +56,14 @@ def remember_read_back(
     columns = [f for f in ACCOUNT_FIELDS if owned is not None and f in owned]
     if obj is not CrmObject.ACCOUNT or owned is None or not columns or clean.empty:
         return 0, 0
-    values = canonical_values(owned.loc[owned.index.isin(clean["account_id"]), columns])
-    known = store.ledger.known_values(obj, values.index.tolist())
+    ids = set(clean["account_id"].tolist())
+    mine = np.fromiter((i in ids for i in owned.index.tolist()), dtype=bool, count=len(owned))
+    values = canonical_values(owned.loc[mine, columns])
+    record_ids = values.index.tolist()
+    known = store.ledger.known_values(obj, record_ids)
     # nothing known is the empty value (as the planner sees it): an empty field read on a
     # new record is no change, and 100,000 new records cost no 800,000 ledger rows
-    rows = _differing_rows(values, known)
-    changed = {
-        record_id: {f: v for f, v in fields.items() if known.get(record_id, {}).get(f, "") != v}
-        for record_id, fields in rows.items()
-    }
-    changed = {record_id: fields for record_id, fields in changed.items() if fields}
+    changed = _changed_fields(record_ids, values, known)
     if differing is not None:
         differing.update(changed)
     edits = detect(known, changed, edited_by_others or ())
@@ -81,10 +79,12 @@ def remember_read_back(
             if policy is ManualEditPolicy.KEEP
             else "reverted by the next write-back",
         )
-    read = {
-        record_id: {f: v for f, v in fields.items() if (record_id, f) not in manual}
-        for record_id, fields in changed.items()
-    }
+    read = changed
+    if manual:
+        read = {
+            record_id: {f: v for f, v in fields.items() if (record_id, f) not in manual}
+            for record_id, fields in changed.items()
+        }
     store.ledger.record_field_values(obj, read, source="read", now=now)
     by_hand: dict[str, dict[str, str]] = {}
     for edit in edits:
@@ -93,23 +93,32 @@ def remember_read_back(
     return len(edits), len(changed)
 
 
-def _differing_rows(
-    values: pd.DataFrame, known: dict[str, dict[str, str]]
+def _changed_fields(
+    record_ids: list[Any], values: pd.DataFrame, known: dict[str, dict[str, str]]
 ) -> dict[str, dict[str, str]]:
-    """The rows of ``values`` (canonical texts by record id) where some field differs from
-    ``known`` (absent is the empty text), as ``{id: {field: text}}`` in ``values``' order."""
+    """The fields of ``values`` (canonical texts; rows: ``record_ids``) that differ from
+    ``known`` (absent is the empty text), as ``{id: {field: text}}`` in ``values``' order
+    (records and fields), records with no differing field left out."""
     read = values.to_numpy(dtype=object)
     before = np.full(read.shape, "", dtype=object)
     if known:
         position = {name: i for i, name in enumerate(values.columns)}
         at = values.index.get_indexer(pd.Index(list(known)))
-        for row, fields in zip(at, known.values(), strict=True):
+        for at_row, fields in zip(at.tolist(), known.values(), strict=True):
+            if at_row < 0:
+                continue
             for name, text in fields.items():
                 column = position.get(name)
-                if row >= 0 and column is not None:
-                    before[row, column] = text
-    differs = (read != before).any(axis=1)
-    return cast(dict[str, dict[str, str]], values[differs].to_dict("index"))
+                if column is not None:
+                    before[at_row, column] = text
+    rows, columns = np.nonzero(read != before)
+    names = values.columns.tolist()
+    changed: dict[str, dict[str, str]] = {}
+    for row, column, text in zip(
+        rows.tolist(), columns.tolist(), read[rows, columns].tolist(), strict=True
+    ):
+        changed.setdefault(record_ids[row], {})[names[column]] = text
+    return changed
 
 
 def write_back(

@@ -102,16 +102,26 @@ class LedgerRepository(Repository):
         return long.pivot(index="record_id", columns="field", values="value")
 
     def known_values(self, obj: CrmObject, ids: Iterable[str]) -> dict[str, dict[str, str]]:
-        """What icp-sync last knew some records' owned fields to hold: ``{id: {field: text}}``."""
+        """What icp-sync last knew some records' owned fields to hold: ``{id: {field: text}}``.
+
+        An object with no stored values (a first sync) costs one look, not a query per
+        :data:`~icp_sync.store._base.CHUNK` ids.
+        """
         wanted = list(ids)
         known: dict[str, dict[str, str]] = {}
+        if not wanted:
+            return known
         table = field_state
+        columns = (table.c.record_id, table.c.field, table.c.value)
+        mine = table.c.object == str(obj)
         with self.engine.connect() as conn:
+            if conn.execute(sa.select(table.c.record_id).where(mine).limit(1)).first() is None:
+                return known
             for start in range(0, len(wanted), CHUNK):
-                query = sa.select(table.c.record_id, table.c.field, table.c.value).where(
-                    table.c.object == str(obj), table.c.record_id.in_(wanted[start : start + CHUNK])
+                query = sa.select(*columns).where(
+                    mine, table.c.record_id.in_(wanted[start : start + CHUNK])
                 )
-                for record_id, field, value in conn.execute(query):
+                for record_id, field, value in conn.execute(query).all():
                     known.setdefault(record_id, {})[field] = value
         return known
 
@@ -226,14 +236,11 @@ def _put_field_values(
     source: str,
     now: datetime,
 ) -> None:
-    pairs = [(record_id, fields) for record_id, fields in values.items() if fields]
-    if not pairs:
+    cells = [(r, f, v) for r, fields in values.items() for f, v in fields.items()]
+    if not cells:
         return
-    columns = {
-        "record_id": [r for r, fields in pairs for _ in range(len(fields))],
-        "field": [f for _, fields in pairs for f in fields],
-        "value": [v for _, fields in pairs for v in fields.values()],
-    }
+    record_ids, names, texts = (list(column) for column in zip(*cells, strict=True))
+    columns = {"record_id": record_ids, "field": names, "value": texts}
     fixed = {"object": str(obj), "source": source, "updated_at": now}
     statement = upsert(conn, field_state, "object", "record_id", "field")
     _insert_columns(conn, statement, columns, fixed)
