@@ -71,9 +71,9 @@ def compose(
     matched = raw_segment.map(evidence).astype(object)  # all-missing would otherwise be float
     yellow = "outcomes in line with the company average"
     # values from the export are neutralised where they enter; our own numbers are not
-    segment = raw_segment.map(neutralize_list)
-    signals = signals.astype(str).map(neutralize_list)
-    similar = similar.astype(str).map(neutralize_list)
+    segment = _neutralized(raw_segment)
+    signals = _neutralized(signals.astype(str))
+    similar = _neutralized(similar.astype(str))
     first = segment + ": " + matched.fillna(yellow)
     first = first.where(matched.ne("") | matched.isna(), segment)
     text = first + "."
@@ -95,6 +95,13 @@ def compose(
     if note:
         text = text + " " + note
     return text.str.strip()
+
+
+def _neutralized(values: pd.Series) -> pd.Series:
+    """:func:`neutralize_list` of every value, computed once per distinct value."""
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object))
+    texts = np.array([neutralize_list(str(u)) for u in uniques] + [""], dtype=object)
+    return pd.Series(texts[codes], index=values.index, dtype=object)
 
 
 def tier_counts(tiers: pd.Series) -> dict[str, int]:
