@@ -198,11 +198,7 @@ def _pipeline(x: pd.DataFrame, settings: LookalikeSettings) -> Pipeline:
     parts: list[tuple[str, object, object]] = [
         (
             "categories",
-            make_pipeline(
-                # fixed-width text: the encoder counts and sorts it in numpy, not per value
-                FunctionTransformer(_as_text, feature_names_out="one-to-one"),
-                OneHotEncoder(handle_unknown="ignore", min_frequency=5, sparse_output=True),
-            ),
+            OneHotEncoder(handle_unknown="ignore", min_frequency=5, sparse_output=True),
             categorical,
         ),
         (
@@ -220,11 +216,6 @@ def _pipeline(x: pd.DataFrame, settings: LookalikeSettings) -> Pipeline:
     transformer = ColumnTransformer(parts, sparse_threshold=1.0)
     classifier = LogisticRegression(C=settings.regularization, max_iter=2000)
     return Pipeline([("features", transformer), ("model", classifier)])
-
-
-def _as_text(values: pd.DataFrame | np.ndarray) -> np.ndarray:
-    """Category columns as a fixed-width unicode array (same values, same sort order)."""
-    return np.asarray(values, dtype=object).astype(str)
 
 
 def _finite_or_nan(values: np.ndarray) -> np.ndarray:
