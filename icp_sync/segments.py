@@ -210,11 +210,7 @@ def members(frame: pd.DataFrame, rule: Mapping[str, object]) -> np.ndarray:
 
 
 def _metrics(sums: pd.DataFrame, settings: EvidenceSettings, prefix: str = "") -> pd.DataFrame:
-    """Metric estimates and standard errors from summed per-account columns.
-
-    Column arithmetic on numpy arrays (the same operations, in the same order, as on the
-    columns themselves): a one-row frame costs microseconds, not a pandas call per metric.
-    """
+    """Metric estimates and standard errors from summed columns (numpy: cheap on one row)."""
 
     def column(name: str) -> np.ndarray:
         return np.asarray(sums[name].to_numpy(dtype=np.float64))
@@ -229,13 +225,10 @@ def _metrics(sums: pd.DataFrame, settings: EvidenceSettings, prefix: str = "") -
     with np.errstate(divide="ignore", invalid="ignore"):
         out["win_rate"] = column("nb_won") / positive(column("nb_closed"))
         out["win_rate_n"] = column("nb_closed")
-        survival, se, at_start = km_from_sums(
+        out["retention"], out["retention_se"], out["retention_n"] = km_from_sums(
             sums[at_risk_columns(settings.horizon)].to_numpy(dtype=float),
             sums[event_columns(settings.horizon)].to_numpy(dtype=float),
         )
-        out["retention"] = survival
-        out["retention_se"] = se
-        out["retention_n"] = at_start
         start = positive(column("arr_start"))
         ratio = column("arr_end") / start
         residual = column("end_sq") - 2 * ratio * column("cross") + ratio**2 * column("start_sq")
