@@ -158,17 +158,25 @@ class TokenFlags(BaseEstimator, TransformerMixin):  # type: ignore[misc]
     def fit(self, x: pd.Series, y: object = None) -> TokenFlags:
         """Learn the tokens seen at least ``min_count`` times."""
         del y
-        tokens = _split_tokens(pd.Series(x))
-        counts = tokens.value_counts()
-        self.tokens_ = sorted(str(t) for t in counts[counts >= self.min_count].index)
+        # tokenise each distinct stack once, weighted by how many rows list it
+        codes, uniques = pd.factorize(pd.Series(x), use_na_sentinel=False)
+        rows = np.bincount(codes, minlength=len(uniques))
+        tokens = _split_tokens(pd.Series(uniques, dtype=object))
+        counts = pd.Series(rows[tokens.index.to_numpy()]).groupby(tokens.to_numpy(dtype=object))
+        totals = counts.sum()
+        self.tokens_ = sorted(str(t) for t in totals[totals >= self.min_count].index)
         return self
 
     def transform(self, x: pd.Series) -> sparse.csr_matrix:
-        """Flag, for every row, which learned tokens it lists."""
+        """Flag, for every row, which learned tokens it lists (each distinct stack once)."""
+        codes, uniques = pd.factorize(pd.Series(x), use_na_sentinel=False)
+        dense = self._flags(pd.Series(uniques, dtype=object))[codes]
+        return sparse.csr_matrix(dense.astype(np.float64))
+
+    def _flags(self, x: pd.Series) -> np.ndarray:
         padded = (
             ";"
-            + pd.Series(x)
-            .fillna("")
+            + x.fillna("")
             .astype("string")
             .str.casefold()
             .str.replace(r"\s*;\s*", ";", regex=True)
@@ -178,8 +186,7 @@ class TokenFlags(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         columns = [
             padded.str.contains(f";{t};", regex=False).to_numpy(dtype=bool) for t in self.tokens_
         ]
-        dense = np.column_stack(columns) if columns else np.zeros((len(padded), 0), dtype=bool)
-        return sparse.csr_matrix(dense.astype(np.float64))
+        return np.column_stack(columns) if columns else np.zeros((len(padded), 0), dtype=bool)
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         """One name per learned token."""

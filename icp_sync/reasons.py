@@ -68,33 +68,58 @@ def compose(
             sentence = "excluded from the ICP (a segment we cannot serve)"
         evidence.setdefault(label, sentence)
     raw_segment = tiers["segment"].astype(str)
-    matched = raw_segment.map(evidence).astype(object)  # all-missing would otherwise be float
-    yellow = "outcomes in line with the company average"
     # values from the export are neutralised where they enter; our own numbers are not
-    segment = raw_segment.map(neutralize_list)
-    signals = signals.astype(str).map(neutralize_list)
-    similar = similar.astype(str).map(neutralize_list)
-    first = segment + ": " + matched.fillna(yellow)
-    first = first.where(matched.ne("") | matched.isna(), segment)
-    text = first + "."
-    has_signals = signals.astype(str).str.len() > 0
-    text = text.where(~has_signals, text + " Strongest signals: " + signals.astype(str) + ".")
-    has_similar = similar.astype(str).str.len() > 0
-    text = text.where(
-        ~has_similar, text + " Looks like your customers " + similar.astype(str) + "."
-    )
-    overridden = tiers["overridden"].astype(bool)
-    by_hand = (
-        "Tier set by hand: "
-        + tiers["tier"].astype(str)
-        + " (ICP rules say "
-        + tiers["rule_tier"].astype(str)
-        + "). "
-    )
-    text = text.where(~overridden, by_hand + text)
+    segment = _neutralized(raw_segment).to_numpy(dtype=object)
+    signal_texts = _neutralized(signals.astype(str)).to_numpy(dtype=object)
+    similar_texts = _neutralized(similar.astype(str)).to_numpy(dtype=object)
+    matched = [evidence.get(value) for value in raw_segment.to_numpy(dtype=object)]
+    overridden = tiers["overridden"].astype(bool).to_numpy(dtype=bool)
+    tier = tiers["tier"].astype(str).to_numpy(dtype=object)
+    rule_tier = tiers["rule_tier"].astype(str).to_numpy(dtype=object)
+    texts = [
+        _reason(row, note=note)
+        for row in zip(
+            segment, matched, signal_texts, similar_texts, overridden, tier, rule_tier, strict=True
+        )
+    ]
+    return pd.Series(texts, index=tiers.index, dtype=object)
+
+
+_YELLOW = "outcomes in line with the company average"
+
+
+_Row = tuple[str, str | None, str, str, bool, str, str]
+
+
+def _reason(row: _Row, *, note: str) -> str:
+    """One account's reason text (a segment without a rule is Yellow: "in line").
+
+    ``row``: neutralised segment, its evidence sentence (None: no rule), signals, similar
+    customers, whether the tier was set by hand, the tier and the tier the rules give.
+    """
+    segment, matched, signals, similar, overridden, tier, rule_tier = row
+    if matched is None:
+        text = f"{segment}: {_YELLOW}."
+    elif matched:
+        text = f"{segment}: {matched}."
+    else:
+        text = f"{segment}."
+    if signals:
+        text = f"{text} Strongest signals: {signals}."
+    if similar:
+        text = f"{text} Looks like your customers {similar}."
+    if overridden:
+        text = f"Tier set by hand: {tier} (ICP rules say {rule_tier}). {text}"
     if note:
-        text = text + " " + note
-    return text.str.strip()
+        text = f"{text} {note}"
+    return text.strip()
+
+
+def _neutralized(values: pd.Series) -> pd.Series:
+    """:func:`neutralize_list` of every value, computed once per distinct value."""
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object))
+    texts = np.array([neutralize_list(str(u)) for u in uniques] + [""], dtype=object)
+    return pd.Series(texts[codes], index=values.index, dtype=object)
 
 
 def tier_counts(tiers: pd.Series) -> dict[str, int]:

@@ -210,40 +210,49 @@ def members(frame: pd.DataFrame, rule: Mapping[str, object]) -> np.ndarray:
 
 
 def _metrics(sums: pd.DataFrame, settings: EvidenceSettings, prefix: str = "") -> pd.DataFrame:
-    """Metric estimates and standard errors from summed per-account columns."""
-    s = sums
-    out = pd.DataFrame(index=s.index)
-    out["win_rate"] = s["nb_won"] / s["nb_closed"].where(s["nb_closed"] > 0)
-    out["win_rate_n"] = s["nb_closed"]
-    survival, se, at_start = km_from_sums(
-        s[at_risk_columns(settings.horizon)].to_numpy(dtype=float),
-        s[event_columns(settings.horizon)].to_numpy(dtype=float),
-    )
-    out["retention"] = survival
-    out["retention_se"] = se
-    out["retention_n"] = at_start
-    ratio = s["arr_end"] / s["arr_start"].where(s["arr_start"] > 0)
-    residual = s["end_sq"] - 2 * ratio * s["cross"] + ratio**2 * s["start_sq"]
-    out["nrr"] = ratio
-    out["nrr_se"] = np.sqrt(residual.clip(lower=0)) / s["arr_start"].where(s["arr_start"] > 0)
-    out["nrr_n"] = s["nrr_accounts"]
-    for name, key in (
-        ("sales_cycle_days", "cycle"),
-        ("acv", "acv"),
-        ("nps", "nps"),
-        ("adoption", "adoption"),
-    ):
-        n = s[f"{key}_n"]
-        mean = s[f"{key}_sum"] / n.where(n > 0)
-        var = (s[f"{key}_sq"] / n.where(n > 0) - mean**2).clip(lower=0) * n / (n - 1).where(n > 1)
-        out[name] = mean
-        out[f"{name}_se"] = np.sqrt(var / n.where(n > 0))
-        out[f"{name}_n"] = n
-    churn = (1 - out["retention"]).clip(lower=settings.min_churn)
-    mean_arr = s["arr"] / s["active"].where(s["active"] > 0)
-    out["clv"] = mean_arr * settings.gross_margin / churn
-    out["clv_n"] = s["active"]
-    return out
+    """Metric estimates and standard errors from summed columns (numpy: cheap on one row)."""
+
+    def column(name: str) -> np.ndarray:
+        return np.asarray(sums[name].to_numpy(dtype=np.float64))
+
+    def positive(values: np.ndarray) -> np.ndarray:
+        return np.where(values > 0, values, np.nan)
+
+    def at_least(values: np.ndarray, lower: float) -> np.ndarray:
+        return np.where(values < lower, lower, values)
+
+    out: dict[str, np.ndarray] = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["win_rate"] = column("nb_won") / positive(column("nb_closed"))
+        out["win_rate_n"] = column("nb_closed")
+        out["retention"], out["retention_se"], out["retention_n"] = km_from_sums(
+            sums[at_risk_columns(settings.horizon)].to_numpy(dtype=float),
+            sums[event_columns(settings.horizon)].to_numpy(dtype=float),
+        )
+        start = positive(column("arr_start"))
+        ratio = column("arr_end") / start
+        residual = column("end_sq") - 2 * ratio * column("cross") + ratio**2 * column("start_sq")
+        out["nrr"] = ratio
+        out["nrr_se"] = np.sqrt(at_least(residual, 0.0)) / start
+        out["nrr_n"] = column("nrr_accounts")
+        for name, key in (
+            ("sales_cycle_days", "cycle"),
+            ("acv", "acv"),
+            ("nps", "nps"),
+            ("adoption", "adoption"),
+        ):
+            n = column(f"{key}_n")
+            mean = column(f"{key}_sum") / positive(n)
+            spread = at_least(column(f"{key}_sq") / positive(n) - mean**2, 0.0)
+            var = spread * n / np.where(n > 1, n - 1, np.nan)
+            out[name] = mean
+            out[f"{name}_se"] = np.sqrt(var / positive(n))
+            out[f"{name}_n"] = n
+        churn = at_least(1 - out["retention"], settings.min_churn)
+        mean_arr = column("arr") / positive(column("active"))
+        out["clv"] = mean_arr * settings.gross_margin / churn
+        out["clv_n"] = column("active")
+    return pd.DataFrame(out, index=sums.index)
 
 
 _Moments = tuple[np.ndarray, np.ndarray, np.ndarray]
