@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from icp_sync.sandbox.faults import FaultInjector
 from icp_sync.sandbox.salesforce.org import RecordError, SalesforceOrg, format_datetime, make_id
-from icp_sync.sandbox.salesforce.soql import SoqlError
+from icp_sync.sandbox.salesforce.soql import SoqlError, compile_where
 
 __all__ = ["BulkError", "BulkJobs"]
 
@@ -139,7 +139,10 @@ class BulkJobs:
             raise BulkError(400, "INVALIDJOB", f"Invalid operation {operation!r}")
         soql = str(body.get("query", ""))
         try:
-            parsed = self.org.validate_query(soql)
+            # checked as a query is (names, literals), not run: the worker runs it
+            parsed = self.org.check_query(soql)
+            fields = self.org.object_fields(parsed.sobject)
+            compile_where(parsed.where, lambda column: fields[column].type)
         except SoqlError as exc:
             raise BulkError(400, "INVALIDJOB", f"{exc.code}: {exc}") from None
         if parsed.order:

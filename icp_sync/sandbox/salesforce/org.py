@@ -25,14 +25,7 @@ from icp_sync.sandbox.salesforce.schema import (
     standard_objects,
     writable_value,
 )
-from icp_sync.sandbox.salesforce.soql import (
-    Query,
-    SoqlError,
-    columns,
-    compile_where,
-    evaluate,
-    parse,
-)
+from icp_sync.sandbox.salesforce.soql import Query, SoqlError, columns, evaluate, parse
 
 __all__ = ["RecordError", "SObject", "SalesforceOrg", "SfField", "format_datetime", "make_id"]
 
@@ -227,13 +220,6 @@ class SalesforceOrg(Replication):
         parsed.fields = [lookup[f.casefold()] for f in parsed.fields]
         parsed.order = [(lookup[c.casefold()], d, n) for c, d, n in parsed.order]
         return _renamed(parsed, lookup)
-
-    def validate_query(self, soql: str) -> Query:
-        """Check a query as :meth:`query` would (names, literals), without running it."""
-        parsed = self.check_query(soql)
-        fields = self.object_fields(parsed.sobject)
-        compile_where(parsed.where, lambda column: fields[column].type)
-        return parsed
 
     def query(self, soql: str, *, include_deleted: bool) -> tuple[Query, list[dict[str, Any]]]:
         """Run a query; returns it parsed and the matching records, projected and formatted.
