@@ -21,12 +21,13 @@ from connectors import Connector, make_connector
 from connectors.base import Batch, Prefetching, WritableConnector
 from icp_sync import progress
 from icp_sync.config import Settings
-from icp_sync.errors import BudgetExhaustedError, CycleInterruptedError, MassChangeError
+from icp_sync.errors import BudgetExhaustedError, CycleInterruptedError
 from icp_sync.log import get_logger
 from icp_sync.manual_edits import ManualEditPolicy
 from icp_sync.model import ID_COLUMN, CrmObject, NormalizeReport
 from icp_sync.normalize import normalize
 from icp_sync.pipeline.apply import remember_read_back, write_back
+from icp_sync.pipeline.delete_guard import DeleteGuard
 from icp_sync.pipeline.history import History, connector_state
 from icp_sync.pipeline.monitor import monitor
 from icp_sync.pipeline.unchanged import ScoringMark, usage_since, with_deal_writes
@@ -382,7 +383,7 @@ def _read(
     options.check_stop("before scoring")
 
 
-def _sync_object(
+def _sync_object(  # noqa: PLR0915 (one batch's steps in order, each a call)
     *,
     settings: Settings,
     store: Store,
@@ -395,15 +396,20 @@ def _sync_object(
 ) -> None:
     obj = outcome.crm_object
     since = store.watermarks.get(connector.name, obj)
-    # live and known ids, kept current in memory, so the counts add up to the mirror's
-    live = store.mirror.ids(obj)
-    known = store.mirror.ids(obj, include_deleted=True)
-    outcome.mirror_before = len(live)
-    guard = _DeleteGuard(
-        store, obj, limit=settings.guards.max_delete_share, allow=allow_mass_change
-    )
+    # live and known ids, read once a batch brings something (a quiet cycle never does) and
+    # then kept current in memory, so the counts add up to the mirror's
+    live, known, loaded = set[str](), set[str](), False
+    outcome.mirror_before = store.mirror.counts()[str(obj)]
+    guard = DeleteGuard(store, obj, limit=settings.guards.max_delete_share, allow=allow_mass_change)
     for batch in _shown(connector.extract(obj, since=since, now=now), f"reading {obj} records"):
         options.check_stop(f"while reading {obj}")
+        quiet = batch.frame.empty and not (batch.deleted or batch.snapshot)
+        if not loaded and not (quiet and batch.live is None):
+            live, known, loaded = (
+                store.mirror.ids(obj),
+                store.mirror.ids(obj, include_deleted=True),
+                True,
+            )
         if batch.deleted:
             guard.check(batch.deleted)
             outcome.deleted += store.mirror.mark_deleted(obj, batch.deleted, now=now)
@@ -469,30 +475,3 @@ def _shown(batches: Iterable[Batch], description: str) -> Iterator[Batch]:
         for batch in batches:
             yield batch
             advance(len(batch.frame))
-
-
-class _DeleteGuard:
-    """Stops a sync before it marks more than ``limit`` of an object's mirror deleted."""
-
-    def __init__(self, store: Store, obj: CrmObject, *, limit: float, allow: bool) -> None:
-        self.store, self.obj, self.limit, self.allow = store, obj, limit, allow
-        self.live: set[str] | None = None
-        self.deleting: set[str] = set()
-
-    def check(self, ids: Iterable[str]) -> None:
-        """Count ``ids`` as deletions; raise before the share would pass the limit."""
-        if self.allow:
-            return
-        if self.live is None:
-            self.live = self.store.mirror.ids(self.obj)
-        self.deleting |= self.live.intersection(ids)
-        share = len(self.deleting) / len(self.live) if self.live else 0.0
-        if share <= self.limit:
-            return
-        raise MassChangeError(
-            f"this sync would mark {len(self.deleting):,} of {len(self.live):,} mirrored "
-            f"{self.obj} records deleted ({share:.0%}), above guards.max_delete_share = "
-            f"{self.limit:g}; nothing was deleted and nothing written to the CRM. A partial or "
-            "header-only export looks like this; if the deletions are real, run "
-            "`icp-sync sync --allow-mass-change`"
-        )

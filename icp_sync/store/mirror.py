@@ -113,7 +113,8 @@ class MirrorRepository(Repository):
         if not include_deleted:
             query = query.where(table.c.is_deleted.is_(False))
         with self.engine.connect() as conn:
-            return {row[0] for row in conn.execute(query)}
+            _, rows = _fetch_all(conn, query)
+        return {row[0] for row in rows}
 
     def load(self, obj: CrmObject, *, include_deleted: bool = False) -> pd.DataFrame:
         """The mirror of ``obj`` as a canonical frame (``attr_`` columns expanded)."""
