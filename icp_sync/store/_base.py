@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -63,14 +63,15 @@ def execute_frame(conn: Connection, statement: Any, frame: pd.DataFrame) -> None
         return
     compiled = statement.compile(dialect=conn.dialect, column_keys=list(frame.columns))
     names = list(compiled.positiontup or ())
-    columns = [_bound(statement.table.c[name].type, conn, frame[name].tolist()) for name in names]
+    table = statement.table
+    columns = [bound_values(table.c[name].type, conn, frame[name].tolist()) for name in names]
     rows = list(zip(*columns, strict=True))
     sql = str(compiled)
     for start in range(0, len(rows), CHUNK):
         conn.exec_driver_sql(sql, rows[start : start + CHUNK])
 
 
-def _bound(kind: Any, conn: Connection, values: list[Any]) -> list[Any]:
+def bound_values(kind: Any, conn: Connection, values: Sequence[Any]) -> Sequence[Any]:
     """``values`` as the driver takes them for a column of type ``kind``."""
     convert = kind.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     if convert is None:
@@ -80,6 +81,21 @@ def _bound(kind: Any, conn: Connection, values: list[Any]) -> list[Any]:
     except TypeError:  # an unhashable value: convert each
         return [convert(value) for value in values]
     return [distinct[value] for value in values]
+
+
+def rows_where_in(
+    conn: Connection, query: sa.Select[Any], column: Any, ids: Iterable[str] | None
+) -> list[Any]:
+    """The rows of ``query`` (all, or those whose ``column`` is one of ``ids``, asked
+    :data:`CHUNK` ids at a time)."""
+    if ids is None:
+        return list(conn.execute(query).fetchall())
+    wanted = sorted(set(ids))
+    return [
+        row
+        for start in range(0, len(wanted), CHUNK)
+        for row in conn.execute(query.where(column.in_(wanted[start : start + CHUNK])))
+    ]
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:

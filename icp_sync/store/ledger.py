@@ -14,7 +14,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from icp_sync.model import CrmObject
-from icp_sync.store._base import CHUNK, Repository, aware, execute_chunked, upsert
+from icp_sync.store._base import (
+    CHUNK,
+    Repository,
+    aware,
+    bound_values,
+    execute_chunked,
+    rows_where_in,
+    upsert,
+)
 from icp_sync.store.schema import connector_state, field_state, write_ledger
 
 
@@ -78,17 +86,7 @@ class LedgerRepository(Repository):
             field_state.c.object == str(obj)
         )
         with self.engine.connect() as conn:
-            if ids is None:
-                rows = conn.execute(query).fetchall()
-            else:
-                wanted = sorted(set(ids))
-                rows = [
-                    row
-                    for start in range(0, len(wanted), CHUNK)
-                    for row in conn.execute(
-                        query.where(field_state.c.record_id.in_(wanted[start : start + CHUNK]))
-                    )
-                ]
+            rows = rows_where_in(conn, query, field_state.c.record_id, ids)
         if not rows:
             return pd.DataFrame()
         # column lists, not Row objects: building a frame from rows is the slow path
@@ -288,18 +286,10 @@ def _insert_columns(
     compiled = statement.compile(dialect=conn.dialect, column_keys=[*columns, *fixed])
 
     def bound(name: str) -> Iterable[Any]:
-        kind = statement.table.c[name].type.dialect_impl(conn.dialect)
-        convert = kind.bind_processor(conn.dialect)
+        kind = statement.table.c[name].type
         if name in fixed:
-            return repeat(fixed[name] if convert is None else convert(fixed[name]), size)
-        values = columns[name]
-        if convert is None:
-            return values
-        try:
-            distinct = {value: convert(value) for value in set(values)}
-        except TypeError:  # an unhashable value: convert each
-            return [convert(value) for value in values]
-        return [distinct[value] for value in values]
+            return repeat(bound_values(kind, conn, [fixed[name]])[0], size)
+        return bound_values(kind, conn, columns[name])
 
     params = list(zip(*(bound(name) for name in compiled.positiontup or ()), strict=True))
     sql = str(compiled)

@@ -20,6 +20,7 @@ from icp_sync.store._base import (
     execute_frame,
     plain,
     records,
+    rows_where_in,
 )
 from icp_sync.store.schema import account_scores, icp_versions, tal_members, tals
 
@@ -144,17 +145,7 @@ class VersionRepository(Repository):
         query = sa.select(account_scores).where(account_scores.c.version == version)
         columns = [c.name for c in account_scores.columns]
         with self.engine.connect() as conn:
-            if ids is None:
-                rows = conn.execute(query).fetchall()
-            else:
-                wanted = sorted(set(ids))
-                rows = [
-                    row
-                    for start in range(0, len(wanted), CHUNK)
-                    for row in conn.execute(
-                        query.where(account_scores.c.account_id.in_(wanted[start : start + CHUNK]))
-                    )
-                ]
+            rows = rows_where_in(conn, query, account_scores.c.account_id, ids)
         return _frame(rows, columns)
 
     def score_tiers(self, version: str) -> dict[str, int]:
