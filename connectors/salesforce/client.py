@@ -15,6 +15,7 @@ object as ``Any`` and failures leave as the :mod:`icp_sync.errors` tree.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -90,6 +91,8 @@ class SalesforceClient:
         self._on_login = on_login
         self.token: Token | None = None
         self._sf: Salesforce | None = None
+        # responses arrive on two threads while a bulk read runs ahead of its consumer
+        self._counting = threading.Lock()
         self._calls = 0
         self._by_endpoint: dict[str, int] = {}
         self._limit: int | None = None
@@ -125,13 +128,14 @@ class SalesforceClient:
 
     def usage(self) -> ApiUsage:
         """Calls made through this client, and the org's daily allowance as last reported."""
-        remaining = None if self._limit is None or self._used is None else self._limit - self._used
-        return ApiUsage(
-            calls=self._calls,
-            by_endpoint=dict(sorted(self._by_endpoint.items())),
-            limit=self._limit,
-            remaining=remaining,
-        )
+        with self._counting:
+            limit, used = self._limit, self._used
+            return ApiUsage(
+                calls=self._calls,
+                by_endpoint=dict(sorted(self._by_endpoint.items())),
+                limit=limit,
+                remaining=None if limit is None or used is None else limit - used,
+            )
 
     def close(self) -> None:
         """Release the HTTP session."""
@@ -245,19 +249,19 @@ class SalesforceClient:
         return self._sf
 
     def _count(self, response: requests.Response, *_: Any, **__: Any) -> None:
-        self._calls += 1
         endpoint = _endpoint(response.request.method or "", response.url)
-        self._by_endpoint[endpoint] = self._by_endpoint.get(endpoint, 0) + 1
-        self._retry_after = _retry_after(response.headers.get("Retry-After"))
-        self._server_date = _http_date(response.headers.get("Date")) or self._server_date
-        if self._server_date is not None:
-            self._server_offset = self._server_date - datetime.now(UTC)
-        info = response.headers.get("Sforce-Limit-Info", "")
-        for part in info.split(";"):
-            key, equals, value = part.strip().partition("=")
-            if equals and key == "api-usage" and "/" in value:
-                used, total = value.split("/", 1)
-                self._used, self._limit = int(used), int(total)
+        retry_after = _retry_after(response.headers.get("Retry-After"))
+        date = _http_date(response.headers.get("Date"))
+        usage = _api_usage(response.headers.get("Sforce-Limit-Info", ""))
+        with self._counting:
+            self._calls += 1
+            self._by_endpoint[endpoint] = self._by_endpoint.get(endpoint, 0) + 1
+            self._retry_after = retry_after
+            self._server_date = date or self._server_date
+            if self._server_date is not None:
+                self._server_offset = self._server_date - datetime.now(UTC)
+            if usage is not None:
+                self._used, self._limit = usage
 
     def _guard_budget(self) -> None:
         if self._limit is None or self._used is None:
@@ -388,3 +392,13 @@ def _endpoint(method: str, url: str) -> str:
     if "/services/oauth2/" in path:
         return f"{method} oauth2/token"
     return f"{method} {path}"
+
+
+def _api_usage(info: str) -> tuple[int, int] | None:
+    """``(used, limit)`` from a ``Sforce-Limit-Info`` header (``api-usage=25/15000``)."""
+    for part in info.split(";"):
+        key, equals, value = part.strip().partition("=")
+        if equals and key == "api-usage" and "/" in value:
+            used, total = value.split("/", 1)
+            return int(used), int(total)
+    return None
