@@ -1,6 +1,8 @@
 """The daemon at scale, and the write path beside a naive record-by-record script.
 
-Part 1 (``ICP_SYNC_BENCH_DAEMON_ACCOUNTS``, default 100,000 accounts): a first full cycle as
+Part 1 (``ICP_SYNC_BENCH_DAEMON_ACCOUNTS``, default 100,000 accounts, and
+``ICP_SYNC_BENCH_DAEMON_OPPORTUNITIES``, default 4 per account: the generated history padded
+with earlier lost attempts): a first full cycle as
 ``icp-sync sync`` in its own process (wall time and peak RSS), then daemon cycles through
 one kept sync session: the cycle that reads its own write-back, a cycle with no change, and
 one after owners edited 1,000 accounts; API calls as the sandbox counts them.
@@ -206,14 +208,20 @@ def _write_path(workdir: Path, writes: int, sample: int) -> None:
 def main() -> None:
     """Part 1 at N accounts, then part 2 on its own WAN-latency org."""
     accounts = int(os.environ.get("ICP_SYNC_BENCH_DAEMON_ACCOUNTS", "100000"))
+    deals = int(os.environ.get("ICP_SYNC_BENCH_DAEMON_OPPORTUNITIES", str(4 * accounts)))
     writes = int(os.environ.get("ICP_SYNC_BENCH_WRITES", "10000"))
     sample = int(os.environ.get("ICP_SYNC_BENCH_NAIVE_SAMPLE", "300"))
     print(f"load: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        sandbox = Sandbox(SandboxSettings(directory=Path(tmp) / "sandbox", accounts=accounts))
+        where = Path(tmp) / "sandbox"
+        sandbox = Sandbox(SandboxSettings(directory=where, accounts=accounts, opportunities=deals))
         sandbox.start()
-        print(f"sandbox with {accounts:,} accounts ready in {time.perf_counter() - started:.1f} s")
+        held = len(sandbox.org.objects["Opportunity"].records)
+        print(
+            f"sandbox with {accounts:,} accounts and {held:,} "
+            f"opportunities ready in {time.perf_counter() - started:.1f} s"
+        )
         try:
             _daemon_cycles(sandbox, Path(tmp))
         finally:

@@ -119,6 +119,11 @@ class Plan:
         return _Changes(self)
 
     @property
+    def objects(self) -> frozenset[CrmObject]:
+        """The objects the plan changes."""
+        return frozenset(self._objects)
+
+    @property
     def records(self) -> int:
         """How many records the plan touches."""
         if self._starts is not None:

@@ -182,3 +182,23 @@ def test_a_planted_drift_adds_recent_red_wins_and_leaves_the_rest_unchanged() ->
     )
     assert (accounts["customer_since"] == added["close_date"].to_numpy()).all()
     assert "drift" not in plain.truth
+
+
+def test_padding_adds_earlier_lost_attempts_up_to_the_wanted_count() -> None:
+    """opportunities_wanted=N appends lost, closed deals, each 1-3 years before a drawn one."""
+    plain = generate(2000, seed=5)
+    padded = generate(2000, seed=5, opportunities_wanted=4 * 2000)
+    n = len(plain.opportunities)
+    assert len(padded.opportunities) == 8000
+    pd.testing.assert_frame_equal(padded.opportunities.iloc[:n], plain.opportunities)
+    pd.testing.assert_frame_equal(padded.accounts, plain.accounts)
+    added = padded.opportunities.iloc[n:]
+    assert added["opportunity_id"].is_unique
+    assert not added["opportunity_id"].isin(plain.opportunities["opportunity_id"]).any()
+    assert (added["stage"] == "lost").all()
+    assert added["is_closed"].all()
+    assert not added["is_won"].any()
+    assert (added["created_at"] <= added["close_date"]).all()
+    latest = plain.opportunities["close_date"].max()
+    assert (added["close_date"] <= latest - pd.Timedelta(days=365)).all()
+    assert padded.truth["effects"] == plain.truth["effects"]

@@ -110,7 +110,7 @@ class Writer:
                 )
             grouped.setdefault(obj, {})[record_id] = row
         # an empty plan still settles what a killed run left in flight
-        objects = {change.crm_object for change in plan.changes} or {CrmObject.ACCOUNT}
+        objects = plan.objects or {CrmObject.ACCOUNT}
         for obj in (CrmObject.ACCOUNT, CrmObject.OPPORTUNITY):
             if obj in objects:
                 yield from self._apply(obj, grouped.get(obj, {}))

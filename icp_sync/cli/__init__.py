@@ -7,6 +7,7 @@ logs go to stderr. Exit codes: 0 ok, 1 failure, 2 bad usage or bad config.
 
 from __future__ import annotations
 
+import gc
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -469,8 +470,16 @@ def run(args: list[str] | None = None) -> int:
     return 0
 
 
+# A sync holds millions of small long-lived objects (rows, field values, plans). At CPython's
+# default young-generation threshold (700 allocations) the cyclic collector walks them over
+# and over: about a tenth of a first cycle at 100,000 accounts. The code makes few reference
+# cycles, so collecting less often costs little memory.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
 def main() -> None:
     """Console-script entry point; the one place an unexpected exception becomes one line."""
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         code = run()
     except Exception as exc:  # noqa: BLE001 (the CLI's job boundary: never a raw traceback)

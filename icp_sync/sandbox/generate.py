@@ -237,6 +237,7 @@ def generate(
     won_only_attributes: int = 0,
     tiny_segments: int = 0,
     drift: int = 0,
+    opportunities_wanted: int = 0,
 ) -> SyntheticCrm:
     """Generate a CRM of ``n_accounts`` accounts (see the module docstring).
 
@@ -249,6 +250,8 @@ def generate(
         won_only_attributes: How many attributes are recorded only for customers (0-3).
         tiny_segments: Values of an effect-free attribute with a long tail of tiny segments.
         drift: Recent won deals planted in a Red segment (sales drifting from the ICP).
+        opportunities_wanted: Pad the history with earlier lost attempts up to this many
+            opportunities (0: as drawn, about 3 per account); the truth is measured before.
     """
     rng = np.random.default_rng(seed)
     today = pd.Timestamp(as_of or DEFAULT_AS_OF).tz_convert("UTC")
@@ -293,11 +296,34 @@ def generate(
         "effects": _effects(accounts, opportunities, world.band, now),
     }
     opportunities = conform(opportunities, CrmObject.OPPORTUNITY)
+    if opportunities_wanted > len(opportunities):
+        opportunities = _pad(np.random.default_rng([seed, 3]), opportunities, opportunities_wanted)
     if drift > 0:
         accounts, opportunities, truth["drift"] = _drift(
             np.random.default_rng([seed, 2]), accounts, opportunities, int(drift), now
         )
     return SyntheticCrm(accounts=accounts, opportunities=opportunities, owners=owners, truth=truth)
+
+
+def _pad(rng: np.random.Generator, opportunities: pd.DataFrame, total: int) -> pd.DataFrame:
+    """Earlier lost attempts at the same accounts, 1 to 3 years before a drawn deal."""
+    k = total - len(opportunities)
+    rows = opportunities.iloc[rng.integers(0, len(opportunities), k)].reset_index(drop=True)
+    back = pd.to_timedelta(rng.integers(365, 3 * 365, k), unit="D")
+    close = rows["close_date"] - back
+    first = len(opportunities) + 1
+    ids = np.char.add("O", np.char.zfill(np.arange(first, first + k).astype(str), 8))
+    lost = rows.assign(
+        opportunity_id=ids,
+        stage=str(Stage.LOST),
+        is_closed=True,
+        is_won=False,
+        created_at=rows["created_at"] - back,
+        close_date=close,
+        modified_at=close,
+        is_deleted=False,
+    )
+    return pd.concat([opportunities, lost], ignore_index=True)
 
 
 DRIFT_SEGMENT = {"industry": "Government"}

@@ -47,6 +47,8 @@ class SandboxSettings:
             Salesforce Account id in ``salesforceaccountid`` (6 in 10), or are found by
             domain (3 in 10) or only by name and country (1 in 10, domain left empty), and
             2 in 100 more companies exist only in HubSpot.
+        opportunities: Pad the generated history with earlier lost deals up to this many
+            opportunities (0: as drawn, about 3 per account).
     """
 
     directory: Path
@@ -59,6 +61,7 @@ class SandboxSettings:
     persist: bool = False
     daily_api_limit: int = 100_000
     linked: bool = False
+    opportunities: int = 0
 
 
 class Sandbox:
@@ -135,7 +138,12 @@ class Sandbox:
         settings = self.settings
         if settings.persist and self._org_file.exists() and self._portal_file.exists():
             return read_org(self._org_file), read_portal(self._portal_file)
-        crm = generate(settings.accounts, seed=settings.seed, signal=settings.signal)
+        crm = generate(
+            settings.accounts,
+            seed=settings.seed,
+            signal=settings.signal,
+            opportunities_wanted=settings.opportunities,
+        )
         org = SalesforceOrg(daily_api_limit=settings.daily_api_limit)
         sf_ids = load_org(org, crm.accounts, crm.opportunities, crm.owners)
         portal = HubSpotPortal()
