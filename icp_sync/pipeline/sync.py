@@ -428,13 +428,13 @@ def _sync_object(  # noqa: PLR0915 (one batch's steps in order, each a call)
         if batch.snapshot:
             gone = live - ids
             guard.check(gone)
+        written = store.mirror.upsert(obj, clean, now=now, known=known)
         flagged = set(clean.loc[clean["is_deleted"].astype(bool), ID_COLUMN[obj]])
         outcome.arrived_deleted += len(flagged - known)
         outcome.deleted += len(flagged & live)
         outcome.restored += len((ids - flagged) & (known - live))
         live = (live - flagged) | (ids - flagged)
         known |= ids
-        written = store.mirror.upsert(obj, clean, now=now)
         if gone:
             outcome.deleted += store.mirror.mark_deleted(obj, gone, now=now)
             live -= gone

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,15 +43,27 @@ class MirrorResult:
 class MirrorRepository(Repository):
     """Upsert, load and tombstone mirrored CRM records (tables ``mirror_*``)."""
 
-    def upsert(self, obj: CrmObject, frame: pd.DataFrame, *, now: datetime) -> MirrorResult:
-        """Write canonical rows into the mirror, touching only rows whose content changed."""
+    def upsert(
+        self,
+        obj: CrmObject,
+        frame: pd.DataFrame,
+        *,
+        now: datetime,
+        known: AbstractSet[str] | None = None,
+    ) -> MirrorResult:
+        """Write canonical rows into the mirror, touching only rows whose content changed.
+
+        ``known``: every id the mirror holds (deleted ones too), when the caller keeps them;
+        rows outside it are new without asking the database (a first sync asks nothing).
+        """
         table = MIRROR[obj]
         id_col = ID_COLUMN[obj]
         frame = conform(frame, obj).drop_duplicates(id_col, keep="last")
         if frame.empty:
             return MirrorResult(inserted=0, updated=0, unchanged=0)
         hashes = _row_hashes(frame)
-        known_ids, known_hashes = self._hashes(obj, frame[id_col])
+        candidates = frame[id_col] if known is None else frame[id_col][frame[id_col].isin(known)]
+        known_ids, known_hashes = self._hashes(obj, candidates)
         position = pd.Index(known_ids).get_indexer(pd.Index(frame[id_col]))
         is_new = position < 0
         changed = ~is_new & (known_hashes[np.maximum(position, 0)] != hashes)
@@ -74,6 +87,8 @@ class MirrorRepository(Repository):
         table = MIRROR[obj]
         id_col = table.c[ID_COLUMN[obj]]
         unique = pd.unique(wanted.dropna().to_numpy(dtype=object)).tolist()
+        if not unique:
+            return [], np.zeros(1, dtype=np.int64)
         with self.engine.connect() as conn:
             total = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
             if total <= _WHOLE_READ * len(unique):

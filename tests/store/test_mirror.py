@@ -53,6 +53,22 @@ def test_upsert_counts_only_real_changes(store: Store, now: datetime) -> None:
     )
 
 
+def test_upsert_told_the_known_ids_counts_and_writes_the_same(store: Store, now: datetime) -> None:
+    """With the caller's set of mirrored ids, new, edited and identical rows count as without."""
+    frame = accounts(100)
+    first = store.mirror.upsert(CrmObject.ACCOUNT, frame, now=now, known=set())
+    edited = frame.copy()
+    edited.loc[7, "name"] = "Renamed Inc"
+    edited = pd.concat([edited, accounts(101).tail(1)], ignore_index=True)
+    second = store.mirror.upsert(CrmObject.ACCOUNT, edited, now=now, known=set(frame["account_id"]))
+
+    assert (first.inserted, first.updated, first.unchanged) == (100, 0, 0)
+    assert (second.inserted, second.updated, second.unchanged) == (1, 1, 99)
+    loaded = store.mirror.load(CrmObject.ACCOUNT).set_index("account_id")
+    assert len(loaded) == 101
+    assert loaded.loc["A7", "name"] == "Renamed Inc"
+
+
 def test_duplicate_ids_in_one_batch_keep_the_last(store: Store, now: datetime) -> None:
     """Within one batch the last row of an id wins, counted once."""
     frame = accounts(2)
