@@ -62,7 +62,9 @@ class MirrorRepository(Repository):
         if frame.empty:
             return MirrorResult(inserted=0, updated=0, unchanged=0)
         hashes = _row_hashes(frame)
-        candidates = frame[id_col] if known is None else frame[id_col][frame[id_col].isin(known)]
+        candidates = frame[id_col]
+        if known is not None:  # membership per id of the page (isin would convert the set)
+            candidates = pd.Series([i for i in candidates.tolist() if i in known], dtype=object)
         known_ids, known_hashes = self._hashes(obj, candidates)
         position = pd.Index(known_ids).get_indexer(pd.Index(frame[id_col]))
         is_new = position < 0

@@ -13,15 +13,16 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from icp_sync.sandbox.salesforce.replication import Replication
 from icp_sync.sandbox.salesforce.schema import (
+    OUTPUT,
     RecordError,
     SfField,
     derive_flags,
     field_from_metadata,
+    format_datetime,
     standard_objects,
     writable_value,
 )
@@ -48,12 +49,6 @@ def make_id(prefix: str, number: int) -> str:
         )
         suffix += _CHECKSUM[bits]
     return base + suffix
-
-
-def format_datetime(ms: int) -> str:
-    """Epoch milliseconds as Salesforce writes datetimes: ``2024-01-05T10:00:00.000+0000``."""
-    moment = datetime.fromtimestamp(ms / 1000, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}+0000"
 
 
 @dataclass(slots=True)
@@ -237,7 +232,12 @@ class SalesforceOrg(Replication):
             records = self.objects[parsed.sobject].records.values()
             pool = [r for r in records if include_deleted or not r["IsDeleted"]]
             rows = evaluate(parsed, pool, kind_of)
-            projected = [{f: _out(fields[f], r.get(f)) for f in parsed.fields} for r in rows]
+            # a conversion only for the few column types that need one, not a call per cell
+            out = [(f, OUTPUT.get(fields[f].type)) for f in parsed.fields]
+            projected = [
+                {f: v if (v := r.get(f)) is None or c is None else c(v) for f, c in out}
+                for r in rows
+            ]
         return parsed, projected
 
     def find(self, sobject: str, field_name: str, value: str) -> str | None:
@@ -483,10 +483,5 @@ def _to18(record_id: str, obj: SObject) -> str:
 
 
 def _out(meta: SfField, value: Any) -> Any:
-    if value is None:
-        return None
-    if meta.type == "datetime":
-        return format_datetime(int(value))
-    if meta.type in ("int",):
-        return int(value)
-    return value
+    convert = OUTPUT.get(meta.type)
+    return value if value is None or convert is None else convert(value)

@@ -6,9 +6,10 @@ picklists, text lengths, number ranges, dates and datetimes, required fields).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from icp_sync.sandbox.salesforce.soql import parse_datetime_ms
@@ -404,3 +405,24 @@ def derive_flags(sobject: str, record: dict[str, Any]) -> None:
         record["IsClosed"], record["IsWon"] = flags.get(
             record.get("StageName") or "", (False, False)
         )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@lru_cache(maxsize=8192)
+def _day(days: int) -> str:
+    return (_EPOCH + timedelta(days=days)).strftime("%Y-%m-%dT")
+
+
+def format_datetime(ms: int) -> str:
+    """Epoch milliseconds as Salesforce writes datetimes: ``2024-01-05T10:00:00.000+0000``."""
+    days, rest = divmod(int(ms), 86_400_000)
+    seconds, millis = divmod(rest, 1000)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    return f"{_day(days)}{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}+0000"
+
+
+OUTPUT: dict[str, Callable[[Any], Any]] = {"datetime": format_datetime, "int": int}
+"""How a stored value of a field type is served (other types as stored)."""
