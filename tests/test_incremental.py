@@ -114,6 +114,37 @@ def test_k_changed_accounts_are_scored_and_planned_alone_with_the_full_result(
         session.close()
 
 
+def test_reading_back_its_own_write_back_scores_and_plans_nothing(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    """The cycle after a first write-back reads every written account again (its modified
+    stamp moved) but scores and plans none of them, and the CRM keeps the full result."""
+    org = make_org(sandbox_factory, tmp_path, accounts=300)
+    org.setup_fields()
+    session, cycle = _cycles(org)
+    try:
+        first = cycle("first")
+        again = cycle("reads its own write-back")
+    finally:
+        session.close()
+
+    assert first.writeback is not None
+    written = first.writeback["records_written"]
+    assert written > 0
+    assert again.objects[CrmObject.ACCOUNT].extracted >= written
+    assert again.writeback is not None
+    scoring = again.writeback["scoring"]
+    assert scoring["mode"] == "incremental"
+    assert scoring["accounts_scored"] == 0
+    assert scoring["accounts_planned"] == 0
+    assert again.records_written == 0
+    full, changes = _full_rescore(org)
+    assert changes == 0
+    stored = _stored(org.store, again.writeback["version"])
+    expected = full[_SCORE_COLUMNS].sort_values("account_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(stored, expected, check_dtype=False)
+
+
 def test_a_changed_setting_scores_every_account_again(
     sandbox_factory: SandboxFactory, tmp_path: Path
 ) -> None:

@@ -9,7 +9,9 @@ the base again (vectorised), scores the accounts whose digest differs or is new,
 scores of accounts gone from the mirror, and keeps the stored scores of the rest. Whatever
 moves an account's inputs is caught by its digest: an edited field, an opportunity won,
 moved or deleted, a later cut that makes it a customer. A new ICP version, model or setting
-(a different fingerprint) scores every account again.
+(a different fingerprint) scores every account again. The record's last-modified stamp is
+no input (scoring never reads it, and icp-sync's own write-back moves it on every account it
+writes), so reading back its own writes scores nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ if TYPE_CHECKING:
     from icp_sync.lookalike import LookalikeModel
 
 __all__ = ["Scored", "remember_inputs", "score_incrementally"]
+
+_NOT_INPUTS = ("modified_at",)
+"""Account columns scoring never reads, left out of the digest."""
 
 _SCORE_COLUMNS = ["account_id", "tier", "rule_tier", "score", "segment", "reasons", "overridden"]
 
@@ -174,7 +179,8 @@ def _save(
 
 def _digests(base: Base) -> dict[str, int]:
     """A digest of every account's scoring inputs (its base row and outcomes), by id."""
-    accounts = base.accounts.reset_index(drop=True)
+    accounts = base.accounts.drop(columns=list(_NOT_INPUTS), errors="ignore")
+    accounts = accounts.reset_index(drop=True)
     # only what scoring reads: outcomes such as tenure move with the cut for every account
     outcomes = base.outcomes[list(tiering.OUTCOME_INPUTS)].reset_index(drop=True)
     outcomes = outcomes.add_prefix("outcome:")
