@@ -27,10 +27,10 @@ from pydantic import (
     model_validator,
 )
 
-from connectors.files.config import FilesConfig
-from connectors.hubspot.config import HubSpotConfig
-from connectors.salesforce.config import SalesforceConfig
-from icp_sync.alerts.config import AlertsConfig
+from connectors.files.config import FilesConfig  # noqa: TID251
+from connectors.hubspot.config import HubSpotConfig  # noqa: TID251
+from connectors.salesforce.config import SalesforceConfig  # noqa: TID251
+from icp_sync.alerts.config import AlertsConfig  # noqa: TID251
 from icp_sync.errors import ConfigError
 from icp_sync.model import ACCOUNT_COLUMNS
 from icp_sync.report.config import DashboardConfig, DigestConfig, ReportConfig
@@ -77,7 +77,7 @@ class StoreConfig(Section):
     @property
     def display_url(self) -> str:
         """The URL with its password hidden, for output and logs."""
-        from sqlalchemy.engine import make_url
+        from sqlalchemy.engine import make_url  # noqa: TID251
 
         url = self.url.get_secret_value() if isinstance(self.url, SecretStr) else str(self.url)
         return make_url(url).render_as_string(hide_password=True)
@@ -85,8 +85,8 @@ class StoreConfig(Section):
     @field_validator("url", mode="before")
     @classmethod
     def _resolve_url(cls, value: object, info: ValidationInfo) -> object:
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError
+        from sqlalchemy.engine import make_url  # noqa: TID251
+        from sqlalchemy.exc import ArgumentError  # noqa: TID251
 
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
@@ -364,7 +364,7 @@ class Settings(Section):
 
     def secrets(self) -> list[str]:
         """Every resolved secret value, so that logging can mask them wherever they appear."""
-        from sqlalchemy.engine import make_url
+        from sqlalchemy.engine import make_url  # noqa: TID251
 
         found: list[str] = []
 

@@ -16,8 +16,8 @@ from icp_sync.text import shorten
 if TYPE_CHECKING:
     import pandas as pd
 
-    from connectors.base import CheckItem
-    from icp_sync.pipeline import SyncResult
+    from connectors.base import CheckItem  # noqa: TID251
+    from icp_sync.pipeline import SyncResult  # noqa: TID251
 
 __all__ = ["money", "percent", "print_checks", "print_json", "print_sync", "stdout"]
 

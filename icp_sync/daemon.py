@@ -42,9 +42,9 @@ from icp_sync import log
 from icp_sync.config import Settings
 from icp_sync.errors import CycleInterruptedError, LeaseHeldError
 from icp_sync.metrics import DaemonMetrics
-from icp_sync.pipeline import SyncResult
-from icp_sync.pipeline.session import SyncSession
-from icp_sync.store import HeldLease, Store
+from icp_sync.pipeline import SyncResult  # noqa: TID251
+from icp_sync.pipeline.session import SyncSession  # noqa: TID251
+from icp_sync.store import HeldLease, Store  # noqa: TID251
 from icp_sync.web import Health, HttpServer, build_app, parse_listen
 
 __all__ = ["AfterSync", "AlertSink", "Daemon", "Job"]

@@ -26,7 +26,7 @@ from rich.table import Table
 from icp_sync.console import stdout
 
 if TYPE_CHECKING:
-    from icp_sync.sandbox.service import Sandbox
+    from icp_sync.sandbox.service import Sandbox  # noqa: TID251
 
 __all__ = ["examples_folder", "run"]
 
@@ -133,7 +133,7 @@ def _leadership(workdir: Path, config: str, _icp_sync: Callable[..., None]) -> N
 
 
 def _salesforce(workdir: Path, _icp_sync: Callable[..., None]) -> None:
-    from icp_sync.sandbox.service import Sandbox, SandboxSettings
+    from icp_sync.sandbox.service import Sandbox, SandboxSettings  # noqa: TID251
 
     stdout.rule("10. A Salesforce org (the built-in sandbox, driven over its real REST API)")
     stdout.print("[dim]$ icp-sync sandbox serve --accounts 3000 --write-config sf.toml[/]")
@@ -231,7 +231,7 @@ def _red_deal(sandbox: Sandbox) -> str:
 def _show_alerts(receiver: _Receiver, secret: str) -> None:
     import time
 
-    from icp_sync.alerts import verify
+    from icp_sync.alerts import verify  # noqa: TID251
 
     for headers, body in receiver.received:
         payload = json.loads(body)
@@ -273,7 +273,7 @@ class _Receiver:
 
 
 def _both_crms(workdir: Path, _icp_sync: Callable[..., None]) -> None:
-    from icp_sync.sandbox.service import Sandbox, SandboxSettings
+    from icp_sync.sandbox.service import Sandbox, SandboxSettings  # noqa: TID251
 
     stdout.rule("18. Marketing in HubSpot, sales in Salesforce: one ICP, the same tier in both")
     stdout.print(

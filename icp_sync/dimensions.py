@@ -6,12 +6,15 @@ Pure: frames in, frames out.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from icp_sync.config import SegmentsConfig
 from icp_sync.model import DealType
+
+if TYPE_CHECKING:
+    from icp_sync.config import SegmentsConfig
 
 __all__ = ["band_labels", "dimension_summary", "with_dimensions"]
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
 
-from icp_sync.config import NormalizeConfig
 from icp_sync.countries import COUNTRY_ALIASES, REGION_ALIASES, REGION_OF
 from icp_sync.model import (
     BOOLEAN,
@@ -33,6 +32,9 @@ from icp_sync.model import (
     attr_columns,
     conform,
 )
+
+if TYPE_CHECKING:
+    from icp_sync.config import NormalizeConfig
 
 __all__ = ["normalize"]
 

@@ -7,15 +7,17 @@ section of the evidence report. Pure: values in, warnings and lines out; ``now``
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from icp_sync.config import Settings
 from icp_sync.diagnostics import DataWarning, ObservationWindow
 from icp_sync.segments import METRICS
 from icp_sync.shrinkage import intervals
+
+if TYPE_CHECKING:
+    from icp_sync.config import Settings
 
 __all__ = [
     "baseline_detail",

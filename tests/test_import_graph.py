@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,3 +142,29 @@ def test_sandbox_imports_no_circle() -> None:
     graph = import_graph()
     sandbox = {m: {t for t in ts if t.startswith("icp_sync.sandbox")} for m, ts in graph.items()}
     assert [c for c in cycles(sandbox) if any(m.startswith("icp_sync.sandbox") for m in c)] == []
+
+
+# Top-level modules of icp_sync that belong to the shell; every other one is the pure core.
+SHELL = {"__init__", "__main__", "config", "sections", "log", "console", "demo", "daemon"}
+SHELL |= {"web", "metrics", "progress"}
+OUTSIDE_THE_CORE = ("connectors", "sqlalchemy", "simple_salesforce", "hubspot", "apscheduler")
+SHELL_PACKAGES = ("store", "pipeline", "alerts", "sandbox", "report", "cli", "config")
+
+
+def test_the_core_loads_no_shell_at_run_time() -> None:
+    """Importing every core module loads no store, connector, pipeline, CRM or database code."""
+    core = sorted(p.stem for p in (ROOT / "icp_sync").glob("*.py") if p.stem not in SHELL)
+    script = (
+        "import importlib, sys\n"
+        f"for name in {core!r}: importlib.import_module('icp_sync.' + name)\n"
+        "print('\\n'.join(sorted(sys.modules)))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout.split()
+    shell = tuple(f"icp_sync.{package}" for package in SHELL_PACKAGES)
+    leaked = [
+        name for name in loaded if name.split(".")[0] in OUTSIDE_THE_CORE or name.startswith(shell)
+    ]
+    assert len(core) > 20
+    assert leaked == []

@@ -71,6 +71,18 @@ def _banned(path: str, source: str) -> list[str]:
         pytest.param(
             "icp_sync/sandbox/service.py", "from connectors import base", id="sandbox-connectors"
         ),
+        pytest.param("icp_sync/cli/__init__.py", "import simple_salesforce", id="cli-salesforce"),
+        pytest.param("icp_sync/cli/compliance.py", "import sqlalchemy", id="cli-database"),
+        pytest.param(
+            "icp_sync/cli/__init__.py", "from connectors import make_connector", id="cli-connectors"
+        ),
+        pytest.param(
+            "icp_sync/cli/options.py", "from icp_sync.sandbox import service", id="cli-sandbox"
+        ),
+        pytest.param("icp_sync/daemon.py", "import hubspot", id="daemon-hubspot"),
+        pytest.param("icp_sync/demo.py", "import sqlalchemy", id="demo-database"),
+        pytest.param("icp_sync/console.py", "from icp_sync.store import Store", id="console-store"),
+        pytest.param("icp_sync/config.py", "import simple_salesforce", id="config-salesforce"),
     ],
 )
 def test_a_forbidden_import_fails_the_lint(path: str, source: str) -> None:
@@ -85,6 +97,7 @@ def test_a_forbidden_import_fails_the_lint(path: str, source: str) -> None:
             "icp_sync/pipeline/sync.py", "from icp_sync.store import Store", id="pipeline"
         ),
         pytest.param("icp_sync/cli/__init__.py", "from icp_sync.pipeline import sync", id="cli"),
+        pytest.param("icp_sync/cli/options.py", "from icp_sync.store import Store", id="cli-store"),
         pytest.param("icp_sync/tiering.py", "from icp_sync.icp import derive", id="core-core"),
         pytest.param(
             "connectors/salesforce/client.py",

@@ -71,7 +71,7 @@ def sandbox_generate(
     json_output: JsonOption = False,
 ) -> None:
     """Write a synthetic CRM (CSVs), its ground truth and a ready config into a folder."""
-    from icp_sync.sandbox.generate import generate, write_dataset
+    from icp_sync.sandbox.generate import generate, write_dataset  # noqa: TID251
 
     log.configure(level="warning")
     crm = generate(
@@ -150,9 +150,9 @@ def sandbox_serve(
     import signal
     import threading
 
-    from icp_sync.sandbox.faults import parse_profile
-    from icp_sync.sandbox.server import PortInUseError, port_available
-    from icp_sync.sandbox.service import Sandbox, SandboxSettings
+    from icp_sync.sandbox.faults import parse_profile  # noqa: TID251
+    from icp_sync.sandbox.server import PortInUseError, port_available  # noqa: TID251
+    from icp_sync.sandbox.service import Sandbox, SandboxSettings  # noqa: TID251
 
     log.configure(level="warning")
     problems = []
