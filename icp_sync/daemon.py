@@ -40,14 +40,21 @@ from starlette.routing import BaseRoute
 
 from icp_sync import log
 from icp_sync.config import Settings
-from icp_sync.errors import CycleInterruptedError, LeaseHeldError
+from icp_sync.errors import ConfigError, CycleInterruptedError, LeaseHeldError
 from icp_sync.metrics import DaemonMetrics
-from icp_sync.pipeline import SyncResult  # noqa: TID251
+from icp_sync.pipeline import (  # noqa: TID251
+    SyncResult,
+    dashboard,
+    deliver_alerts,
+    send_digest,
+)
+from icp_sync.pipeline.alerting import failure_alerts  # noqa: TID251
+from icp_sync.pipeline.crm_task import task_sinks  # noqa: TID251
 from icp_sync.pipeline.session import SyncSession  # noqa: TID251
 from icp_sync.store import HeldLease, Store  # noqa: TID251
 from icp_sync.web import Health, HttpServer, build_app, parse_listen
 
-__all__ = ["AfterSync", "AlertSink", "Daemon", "Job"]
+__all__ = ["AfterSync", "AlertSink", "Daemon", "Job", "product_daemon"]
 
 AfterSync = Callable[[SyncResult], None]
 """Runs after every successful sync cycle (the compliance monitor)."""
@@ -390,3 +397,39 @@ class Daemon:
         finally:
             self.shutdown()
         return 0
+
+
+def product_daemon(
+    settings: Settings, store: Store, *, interval_s: float | None, listen: str | None
+) -> Daemon:
+    """The daemon ``icp-sync run`` serves: syncs with the compliance monitor, alert delivery
+    after each cycle, the weekly digest, the dashboard routes and RevOps told of failures."""
+
+    def deliver(_: object) -> None:
+        # the monitor delivers after each cycle it runs; a no-change cycle skips it, so
+        # alerts waiting for a channel to come back are retried here
+        with task_sinks(settings, store) as sinks:
+            deliver_alerts(settings, store, datetime.now(UTC), sinks=sinks)
+
+    def tell_revops(title: str, details: dict[str, Any]) -> None:
+        _log_alert(title, details)
+        failure_alerts(settings, store, title, details, now=datetime.now(UTC))
+
+    digest = Job(
+        "digest",
+        CronTrigger(**settings.digest.cron(), timezone=UTC),
+        lambda: send_digest(settings, store, datetime.now(UTC)),
+    )
+    try:
+        return Daemon(
+            settings,
+            store,
+            interval_s=interval_s,
+            listen=listen,
+            extra_routes=dashboard(settings),
+            extra_jobs=[digest] if settings.digest.enabled else [],
+            after_sync=[("alerts", deliver)],
+            on_alert=[tell_revops],
+        )
+    except ValueError as exc:  # an unusable --listen or interval
+        raise ConfigError([str(exc)]) from None

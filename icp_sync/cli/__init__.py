@@ -11,7 +11,7 @@ import gc
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -179,21 +179,14 @@ def derive(
     config: ConfigOption = None, json_output: JsonOption = False, as_of: AsOfOption = None
 ) -> None:
     """Propose an ICP from the CRM history: evidence per segment, tiers, look-alike model."""
-    from icp_sync.pipeline import History, derive_icp, review
+    from icp_sync.pipeline import History, derive_report
     from icp_sync.store import Store
 
     with command("derive", config) as run, Store.open(run.settings.store.url) as store:
         cut = as_of.replace(tzinfo=UTC) if as_of else None
         if cut is not None and cut > run.now:
             raise ConfigError([f"--as-of: {cut:%Y-%m-%d} is in the future"])
-        history = History.load(store)
-        result = derive_icp(run.settings, store, history, now=run.now, as_of=cut)
-        document = result.as_dict()
-        end = datetime.fromisoformat(document["observation_window"]["end"]).replace(tzinfo=UTC)
-        if cut is not None and (end - cut).days >= 30:
-            document["backtest"] = review(
-                run.settings, store, history, now=run.now, version=result.definition.version
-            )
+        document = derive_report(run.settings, store, History.load(store), now=run.now, as_of=cut)
         if json_output:
             console.print_json(document)
         else:
@@ -388,45 +381,11 @@ def run_daemon(
     ] = None,
 ) -> None:
     """Run the daemon: scheduled syncs, nightly full sync, /healthz /readyz /metrics."""
-    from apscheduler.triggers.cron import CronTrigger
-
-    from icp_sync.daemon import Daemon, Job
-    from icp_sync.pipeline import dashboard, deliver_alerts, send_digest
-    from icp_sync.pipeline.alerting import failure_alerts
-    from icp_sync.pipeline.crm_task import task_sinks
+    from icp_sync.daemon import product_daemon
     from icp_sync.store import Store
 
     with command("run", config) as run, Store.open(run.settings.store.url) as store:
-        settings = run.settings
-
-        def deliver(_: object) -> None:
-            # the monitor delivers after each cycle it runs; a no-change cycle skips it, so
-            # alerts waiting for a channel to come back are retried here
-            with task_sinks(settings, store) as sinks:
-                deliver_alerts(settings, store, datetime.now(UTC), sinks=sinks)
-
-        def tell_revops(title: str, details: dict[str, Any]) -> None:
-            log.get_logger().error("alert", title=title, **details)
-            failure_alerts(settings, store, title, details, now=datetime.now(UTC))
-
-        digest = Job(
-            "digest",
-            CronTrigger(**settings.digest.cron(), timezone=UTC),
-            lambda: send_digest(settings, store, datetime.now(UTC)),
-        )
-        try:
-            daemon = Daemon(
-                settings,
-                store,
-                interval_s=interval,
-                listen=listen,
-                extra_routes=dashboard(settings),
-                extra_jobs=[digest] if settings.digest.enabled else [],
-                after_sync=[("alerts", deliver)],
-                on_alert=[tell_revops],
-            )
-        except ValueError as exc:
-            raise ConfigError([str(exc)]) from None
+        daemon = product_daemon(run.settings, store, interval_s=interval, listen=listen)
         try:
             code = daemon.serve()
         except OSError as exc:

@@ -77,18 +77,12 @@ def commit(
 ) -> None:
     """Freeze an ICP version, its TAL, targets and signatories for a period (immutable)."""
     from icp_sync.pipeline.commitment import commit as record
-    from icp_sync.pipeline.commitment import commitment_document
+    from icp_sync.pipeline.commitment import commitments_shown
     from icp_sync.store import Store
 
     with command("commit", config) as run, Store.open(run.settings.store.url) as store:
         if show or history:
-            if history:
-                items = store.commitments.history(period)
-                document: dict[str, Any] = {"commitments": [c.as_dict() for c in items]}
-                active = store.commitments.active(period, now=run.now)
-                document["active"] = active.content_hash if active else None
-            else:
-                document = commitment_document(store.commitments.active(period, now=run.now))
+            document = commitments_shown(store, period, now=run.now, history=history)
             if json_output:
                 console.print_json(document)
             elif history:

@@ -3,9 +3,11 @@
 One module per command: ``sync`` (with its write-back step in ``apply``, the compliance
 ``monitor`` after it, alerts through the outbox in ``alerting``, the second CRM of a
 ``salesforce+hubspot`` config in ``dual``, and the daemon's kept connector in ``session``),
-``commitment`` (``commit``), ``derive``, ``score`` (``tal``, ``review``), ``report``
-(adherence, dashboard data, digest), ``versions`` (``activate``, ``versions``; the plan it
-shares with the sync is in ``planning``), ``check`` and ``fields`` (``setup-fields``).
+``commitment`` (``commit``, the commitments shown), ``derive``, ``score`` (``tal``,
+``review``, derive with its backtest), ``report`` (adherence, dashboard data, digest),
+``versions`` (``activate``, ``versions``; the plan it shares with the sync is in
+``planning``), ``check`` and ``fields`` (``setup-fields``). The daemon's jobs are wired from
+these in :mod:`icp_sync.daemon`.
 Each run loads the mirror once (:class:`~icp_sync.pipeline.history.History`).
 """
 
@@ -26,7 +28,7 @@ from icp_sync.pipeline.report import (
     send_digest,
     write_report,
 )
-from icp_sync.pipeline.score import review, score, tal
+from icp_sync.pipeline.score import derive_report, review, score, tal
 from icp_sync.pipeline.sync import ObjectSync, SyncResult
 from icp_sync.pipeline.versions import activate, active_definition, version_list
 
@@ -46,6 +48,7 @@ __all__ = [
     "dashboard",
     "deliver_alerts",
     "derive_icp",
+    "derive_report",
     "monitor",
     "period_review",
     "review",

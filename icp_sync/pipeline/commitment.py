@@ -103,6 +103,20 @@ def commitment_document(commitment: Commitment | None) -> dict[str, Any]:
     return {"commitment": commitment.as_dict() if commitment is not None else None}
 
 
+def commitments_shown(
+    store: Store, period: str | None, *, now: datetime, history: bool
+) -> dict[str, Any]:
+    """``commit --show``: the commitment in force; ``--history``: every one, superseded too,
+    with the content hash of the one in force."""
+    active = store.commitments.active(period, now=now)
+    if not history:
+        return commitment_document(active)
+    return {
+        "commitments": [c.as_dict() for c in store.commitments.history(period)],
+        "active": active.content_hash if active else None,
+    }
+
+
 def _frozen_icp(
     settings: Settings,
     store: Store,

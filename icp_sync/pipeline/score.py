@@ -6,7 +6,7 @@ and stores what must be kept (scores, TALs).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -16,7 +16,7 @@ from icp_sync.config import Settings
 from icp_sync.errors import ConfigError, PipelineError
 from icp_sync.icp import IcpDefinition, from_toml
 from icp_sync.log import get_logger
-from icp_sync.pipeline.derive import load_model
+from icp_sync.pipeline.derive import derive_icp, load_model
 from icp_sync.pipeline.history import History
 from icp_sync.pipeline.incremental import remember_inputs
 from icp_sync.review import backtest
@@ -138,3 +138,26 @@ def review(
         now=end,
         tal_size=settings.tal.size,
     )
+
+
+BACKTEST_AFTER_DAYS = 30
+"""An ``--as-of`` at least this long before the end of the history is a backtest: what
+happened after it is reviewed at once."""
+
+
+def derive_report(
+    settings: Settings,
+    store: Store,
+    history: History,
+    *,
+    now: datetime,
+    as_of: datetime | None = None,
+) -> dict[str, Any]:
+    """``derive``: a proposed ICP version, and its backtest when ``as_of`` leaves time after it."""
+    document = derive_icp(settings, store, history, now=now, as_of=as_of).as_dict()
+    end = datetime.fromisoformat(document["observation_window"]["end"]).replace(tzinfo=UTC)
+    if as_of is not None and (end - as_of).days >= BACKTEST_AFTER_DAYS:
+        document["backtest"] = review(
+            settings, store, history, now=now, version=document["version"]
+        )
+    return document
