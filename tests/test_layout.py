@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,33 @@ def test_no_class_is_too_long_to_read() -> None:
         and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES
     ]
     assert long == []
+
+
+def _readme_layout() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    return readme.split("## Layout", 1)[1].split("```", 2)[1]
+
+
+def _layout_modules() -> list[Path]:
+    return [
+        path
+        for package in ("icp_sync", "connectors")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path.stem != "__init__" and not path.stem.startswith("_")
+    ]
+
+
+@pytest.mark.parametrize("path", _layout_modules(), ids=lambda path: str(path.relative_to(ROOT)))
+def test_the_readme_layout_names_every_module(path: Path) -> None:
+    """Each public module and its folder appear in the README's Layout, so it cannot go stale."""
+    layout = _readme_layout()
+    folder = path.parent.name + "/"
+    assert folder in layout, f"README Layout: no entry for the folder {folder}"
+    assert re.search(rf"\b{re.escape(path.stem)}\b", layout), f"README Layout omits {path.stem}"
+
+
+def test_the_readme_layout_names_no_missing_module() -> None:
+    """Every ``name.py`` the README's Layout mentions exists in the tree."""
+    existing = {path.name for path in _layout_modules()}
+    named = set(re.findall(r"\b([a-z_]+\.py)\b", _readme_layout()))
+    assert sorted(named - existing) == []
