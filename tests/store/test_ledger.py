@@ -135,3 +135,24 @@ def test_rejections_count_the_refusals_since_the_last_write(store: Store, now: d
     assert found["A1"].values == '{"t": 2}'
     assert found["A1"].last_at == now + 4 * minute
     assert found["A2"].times == 1
+
+
+def test_a_write_outcome_records_values_and_ledger_together(store: Store, now: datetime) -> None:
+    """One write call's outcome stores what the CRM now holds and its ledger entries; an empty
+    outcome stores nothing."""
+    store.ledger.record_outcome(
+        CrmObject.ACCOUNT,
+        {"A1": {"ICP_Tier": "Green"}, "A2": {}},
+        [("A1", "written", {"ICP_Tier": "Green"}, ""), ("A2", "rejected", {"x": 1}, "rule")],
+        run_id="r1",
+        now=now,
+    )
+    store.ledger.record_outcome(CrmObject.ACCOUNT, {"A3": {}}, [], run_id="r2", now=now)
+
+    values = store.ledger.field_values(CrmObject.ACCOUNT)
+
+    assert values.index.tolist() == ["A1"]
+    assert values.loc["A1", "ICP_Tier"] == "Green"
+    assert store.ledger.counts("r1") == {"written": 1, "rejected": 1}
+    assert store.ledger.counts("r2") == {}
+    assert store.ledger.rejected_writes(CrmObject.ACCOUNT) == {"A2": '{"x": 1}'}

@@ -144,3 +144,7 @@ def test_tals_are_stored_with_ranked_members(store: Store, now: datetime) -> Non
     assert of_v1.members["account_id"].tolist() == ["A1", "A2"]
     assert list(of_v1.members.columns) == list(members.columns)
     assert store.versions.latest_tal("v9") is None
+    by_id = store.versions.tal(first)
+    assert by_id is not None
+    assert (by_id.name, by_id.version, len(by_id.members)) == ("q1", "v1", 2)
+    assert store.versions.tal(second + 100) is None
