@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 
 from icp_sync.model import CrmObject
 from icp_sync.pipeline import SyncResult
@@ -177,3 +178,33 @@ def test_a_changed_setting_scores_every_account_again(
         assert CrmObject.ACCOUNT in again.objects
     finally:
         session.close()
+
+
+def test_a_sync_reads_each_mirror_once(
+    sandbox_factory: SandboxFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first sync (derive, activate, score, plan, write) reads each object's mirror from the
+    store once, and so does a sync after a user's edit."""
+    org = make_org(sandbox_factory, tmp_path)
+    org.setup_fields()
+    reads: list[str] = []
+    load = org.store.mirror.load
+
+    def counted(obj: CrmObject, **kwargs: bool) -> pd.DataFrame:
+        reads.append(str(obj))
+        return load(obj, **kwargs)
+
+    monkeypatch.setattr(org.store.mirror, "load", counted)
+    first = org.sync()
+    first_reads = sorted(reads)
+    reads.clear()
+    sf = salesforce_client(org.sandbox)
+    row = sf.query("SELECT Id, OwnerId FROM Account ORDER BY Id LIMIT 1")["records"][0]
+    org.sandbox.org.update("Account", row["Id"], {"NumberOfEmployees": 7}, user=row["OwnerId"])
+    org.sandbox.org.advance(61)
+    second = org.sync()
+
+    assert first.records_written > 900
+    assert first_reads == ["account", "opportunity"]
+    assert second.objects[CrmObject.ACCOUNT].updated >= 1
+    assert sorted(reads) == ["account", "opportunity"]

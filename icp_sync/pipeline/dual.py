@@ -192,6 +192,8 @@ def hubspot_step(
     state.save(current)
     if cursor:
         store.watermarks.set(hubspot.name, CrmObject.ACCOUNT, cursor, now=now)
+    # read again, not handed over: the Salesforce step released the sync lease, so another
+    # process may have synced since; HubSpot is matched onto the mirror as it is now
     accounts = store.mirror.load(CrmObject.ACCOUNT)
     report = match_accounts(accounts, index)
     counts = report.counts()
