@@ -154,15 +154,14 @@ def test_a_value_longer_than_its_field_is_planned_and_compared_as_stored() -> No
 @pytest.mark.parametrize(
     ("times", "after", "due"),
     [
-        (1, timedelta(0), True),
-        (2, timedelta(minutes=59), False),
-        (2, timedelta(hours=1), True),
-        (3, timedelta(hours=5), False),
-        (3, timedelta(hours=6), True),
-        (9, timedelta(hours=23), False),
-        (9, timedelta(days=1), True),
+        pytest.param(1, timedelta(0), True, id="refused-once-retried-next-cycle"),
+        pytest.param(2, timedelta(minutes=59), False, id="twice-waits-59min"),
+        pytest.param(2, timedelta(hours=1), True, id="twice-retried-after-1h"),
+        pytest.param(3, timedelta(hours=5), False, id="three-times-waits-5h"),
+        pytest.param(3, timedelta(hours=6), True, id="three-times-retried-after-6h"),
+        pytest.param(9, timedelta(hours=23), False, id="nine-times-waits-23h"),
+        pytest.param(9, timedelta(days=1), True, id="nine-times-retried-daily"),
     ],
-    ids=str,
 )
 def test_a_refused_record_is_retried_next_cycle_then_after_1h_6h_and_daily(
     times: int, after: timedelta, due: bool

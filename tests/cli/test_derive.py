@@ -47,7 +47,7 @@ def _truth(config: Path) -> dict[str, Any]:
     return truth
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2], ids=lambda seed: f"seed-{seed}")
 def test_derive_recovers_the_planted_icp_at_20k_accounts(tmp_path: Path, seed: int) -> None:
     """Derived Green and Red segments match truth.json exactly (precision = recall = 1)."""
     config = _dataset(tmp_path, 20_000, seed)
@@ -70,7 +70,7 @@ def test_derive_recovers_the_planted_icp_at_20k_accounts(tmp_path: Path, seed: i
     assert "Green" in Path(document["files"]["evidence"]).read_text("utf-8")
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0, 1], ids=lambda seed: f"seed-{seed}")
 def test_data_without_a_signal_yields_no_green_segment(tmp_path: Path, seed: int) -> None:
     """On --no-signal data, false discovery control leaves the ICP without a Green core."""
     config = _dataset(tmp_path, 20_000, seed, signal=False)

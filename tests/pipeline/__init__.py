@@ -1,0 +1,1 @@
+"""The pipeline suite: one module per command or pipeline step, against files or a sandbox org."""
