@@ -3,7 +3,7 @@
 Pure: canonical frames and a date in, one row per account out. Only history before
 ``as_of`` is used, so the same code serves today's ICP and backtests of past ones.
 
-Where the CRM lacks lifecycle fields they are derived from deals (ARCHITECTURE section 4):
+Where the CRM lacks lifecycle fields they are derived from deals:
 ``customer_since`` is the first won new-business close date, ``churned_at`` a lost renewal
 not followed by any win, ARR the value of won deals over the trailing year. Snapshot fields
 (NPS, adoption) describe today and are only used when ``as_of`` is today.

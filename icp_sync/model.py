@@ -3,7 +3,7 @@
 Connectors map CRM fields onto these columns; the core reads nothing else. A frame is
 *canonical* when it has every column of its object with the dtype given here (extra
 attributes ride along as ``attr_<name>`` columns). :data:`OWNED_FIELDS` declares, once, the
-CRM fields icp-sync owns (ARCHITECTURE section 5): config defaults, the write-back allow-list,
+CRM fields icp-sync owns: config defaults, the write-back allow-list,
 field setup and read-back are all derived from it.
 """
 

@@ -1,4 +1,4 @@
-"""The import direction of ARCHITECTURE.md is enforced by the linter, not by goodwill."""
+"""The import direction (README, Layout) is enforced by the linter, not by goodwill."""
 
 from __future__ import annotations
 
