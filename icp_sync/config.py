@@ -402,23 +402,34 @@ def load_settings(path: str | Path) -> Settings:
         ConfigError: Listing every problem found, each prefixed with its TOML path.
     """
     path = Path(path)
+    missing = f"config file not found (pass --config PATH or set {CONFIG_ENV})"
+    text = read_text(path, "TOML config", missing=missing)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            [f"{path}: config file not found (pass --config PATH or set {CONFIG_ENV})"]
-        ) from None
-    except IsADirectoryError:
-        raise ConfigError([f"{path}: is a folder, not a config file"]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            [f"{path}: not a text file (byte {exc.start} is not UTF-8); give a TOML config"]
-        ) from None
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot be read: {exc.strerror or exc}"]) from None
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
     return parse_settings(raw, base_dir=path.resolve().parent, source=path)
+
+
+def read_text(path: Path, what: str, *, missing: str | None = None) -> str:
+    """The UTF-8 text of a file the user names (``what`` says which kind, for the message).
+
+    Raises:
+        ConfigError: Naming the path and what is wrong: missing, a folder, not UTF-8 text
+            (with the byte offset), unreadable.
+    """
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: {missing or what + ' not found'}"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: is a folder, not a {what}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"{path}: not a text file (byte {exc.start} is not UTF-8); a {what} is UTF-8 text"]
+        ) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot be read: {exc.strerror or exc}"]) from None
 
 
 def parse_settings(raw: dict[str, Any], *, base_dir: Path, source: Path | None = None) -> Settings:

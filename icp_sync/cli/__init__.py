@@ -17,13 +17,14 @@ import typer
 
 from icp_sync import __version__, console, log
 from icp_sync.cli.compliance import register as register_compliance
-from icp_sync.cli.options import FLAG, ConfigOption, JsonOption, command
+from icp_sync.cli.options import FLAG, Command, ConfigOption, Group, JsonOption, command
 from icp_sync.cli.sandbox import sandbox_app
 from icp_sync.errors import ConfigError, IcpSyncError
 
 __all__ = ["app", "main", "run"]
 
 app = typer.Typer(
+    cls=Group,
     name="icp-sync",
     help="Derive a shared Ideal Customer Profile from CRM history and keep the CRM aligned.",
     no_args_is_help=True,
@@ -58,7 +59,7 @@ def _root(
     del version
 
 
-@app.command()
+@app.command(cls=Command)
 def check(config: ConfigOption = None, json_output: JsonOption = False) -> None:
     """Validate the config and the connection; say what was found and what to fix."""
     from icp_sync.pipeline import check as run_check
@@ -73,7 +74,7 @@ def check(config: ConfigOption = None, json_output: JsonOption = False) -> None:
             raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=Command)
 def sync(
     config: ConfigOption = None,
     json_output: JsonOption = False,
@@ -140,7 +141,7 @@ def sync(
             console.print_sync(result)
 
 
-@app.command("setup-fields")
+@app.command("setup-fields", cls=Command)
 def setup_fields(
     config: ConfigOption = None,
     json_output: JsonOption = False,
@@ -174,7 +175,7 @@ AsOfOption = Annotated[
 ]
 
 
-@app.command()
+@app.command(cls=Command)
 def derive(
     config: ConfigOption = None, json_output: JsonOption = False, as_of: AsOfOption = None
 ) -> None:
@@ -193,7 +194,7 @@ def derive(
             console.print_derive(document)
 
 
-@app.command()
+@app.command(cls=Command)
 def tal(
     config: ConfigOption = None,
     json_output: JsonOption = False,
@@ -222,7 +223,7 @@ def tal(
             console.print_tal(result.as_dict())
 
 
-@app.command()
+@app.command(cls=Command)
 def activate(
     target: Annotated[
         str, typer.Argument(help="A stored version (v3; an older one rolls back) or a TOML file.")
@@ -230,7 +231,10 @@ def activate(
     config: ConfigOption = None,
     json_output: JsonOption = False,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show what would change in the CRM; activate nothing.")
+        bool,
+        typer.Option(
+            "--dry-run", metavar=FLAG, help="Show what would change in the CRM; activate nothing."
+        ),
     ] = False,
     tal_id: Annotated[
         int | None,
@@ -262,7 +266,7 @@ def activate(
             console.print_activation(document)
 
 
-@app.command()
+@app.command(cls=Command)
 def versions(config: ConfigOption = None, json_output: JsonOption = False) -> None:
     """List the ICP versions: proposed, active or retired; who activated them, and when."""
     from icp_sync.pipeline import version_list
@@ -276,7 +280,7 @@ def versions(config: ConfigOption = None, json_output: JsonOption = False) -> No
             console.print_versions(rows)
 
 
-@app.command()
+@app.command(cls=Command)
 def review(
     config: ConfigOption = None,
     json_output: JsonOption = False,
@@ -329,14 +333,18 @@ PeriodOption = Annotated[
 ]
 
 
-@app.command()
+@app.command(cls=Command)
 def report(
     config: ConfigOption = None,
     json_output: JsonOption = False,
     period: PeriodOption = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="HTML file to write (default: report.output); CSVs beside it."),
+        typer.Option(
+            "--out",
+            dir_okay=False,
+            help="HTML file to write (default: report.output); CSVs beside it.",
+        ),
     ] = None,
 ) -> None:
     """Adherence to the ICP commitment: HTML report with charts, CSV tables, revealed ICP."""
@@ -357,7 +365,7 @@ def report(
             print_report(data)
 
 
-@app.command("run")
+@app.command("run", cls=Command)
 def run_daemon(
     config: ConfigOption = None,
     interval: Annotated[
@@ -394,11 +402,14 @@ def run_daemon(
             raise typer.Exit(code)
 
 
-@app.command()
+@app.command(cls=Command)
 def demo(
     workdir: Annotated[
         Path | None,
-        typer.Option(help="Where the demo writes its files (default: a fresh temporary folder)."),
+        typer.Option(
+            file_okay=False,
+            help="Where the demo writes its files (default: a fresh temporary folder).",
+        ),
     ] = None,
 ) -> None:
     """Run the whole product end to end on bundled sample data."""
@@ -425,6 +436,11 @@ def run(args: list[str] | None = None) -> int:
     except IcpSyncError as exc:
         log.get_logger().error("command_failed", error=str(exc), kind=type(exc).__name__)
         typer.echo(log.redact(f"icp-sync: error: {exc}"), err=True)
+        return 1
+    except OSError as exc:  # a file or folder the command had to write or read
+        where = f" {exc.filename}" if exc.filename else ""
+        log.get_logger().error("command_failed", error=str(exc), kind=type(exc).__name__)
+        typer.echo(log.redact(f"icp-sync: error:{where}: {exc.strerror or exc}"), err=True)
         return 1
     return 0
 

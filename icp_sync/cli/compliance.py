@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from icp_sync import console
-from icp_sync.cli.options import FLAG, ConfigOption, JsonOption, command
+from icp_sync.cli.options import FLAG, Command, ConfigOption, JsonOption, command
 from icp_sync.errors import ConfigError
 
 __all__ = ["register"]
@@ -235,5 +235,5 @@ def _print_monitor(document: dict[str, Any], summary: dict[str, Any], limit: int
 
 def register(app: typer.Typer) -> None:
     """Add the commands of this module to ``app``."""
-    app.command("commit")(commit)
-    app.command("monitor")(monitor)
+    app.command("commit", cls=Command)(commit)
+    app.command("monitor", cls=Command)(monitor)

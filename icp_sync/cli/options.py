@@ -11,16 +11,38 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from icp_sync import log
 
 if TYPE_CHECKING:
     from icp_sync.config import Settings
 
-__all__ = ["FLAG", "ConfigOption", "JsonOption", "Run", "command"]
+__all__ = ["FLAG", "Command", "ConfigOption", "Group", "JsonOption", "Run", "command"]
 
 FLAG = ""
 """Metavar of boolean flags: Typer would otherwise show ``<bool>`` as if they took a value."""
+
+
+class Command(TyperCommand):
+    """A command whose ``--help`` is shown as the flag it is (no ``<bool>``)."""
+
+    def get_help_option(self, ctx: typer.Context) -> typer.core.TyperOption | None:  # type: ignore[override]
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = FLAG
+        return option
+
+
+class Group(TyperGroup):
+    """A command group whose ``--help`` is shown as the flag it is (no ``<bool>``)."""
+
+    def get_help_option(self, ctx: typer.Context) -> typer.core.TyperOption | None:  # type: ignore[override]
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = FLAG
+        return option
+
 
 ConfigOption = Annotated[
     Path | None,

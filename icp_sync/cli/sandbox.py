@@ -9,20 +9,23 @@ from typing import Annotated
 import typer
 
 from icp_sync import console, log
-from icp_sync.cli.options import FLAG, JsonOption
+from icp_sync.cli.options import FLAG, Command, Group, JsonOption
 from icp_sync.errors import ConfigError
 
 __all__ = ["sandbox_app"]
 
 sandbox_app = typer.Typer(
+    cls=Group,
     help="The local CRM sandbox: synthetic data and Salesforce / HubSpot API emulators.",
     no_args_is_help=True,
 )
 
 
-@sandbox_app.command("generate")
+@sandbox_app.command("generate", cls=Command)
 def sandbox_generate(
-    out: Annotated[Path, typer.Option("--out", help="Folder to write the dataset into.")],
+    out: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="Folder to write the dataset into.")
+    ],
     accounts: Annotated[
         int, typer.Option("--accounts", min=100, max=1_000_000, help="How many accounts.")
     ] = 5000,
@@ -105,7 +108,7 @@ def sandbox_generate(
     console.stdout.print(f"next: icp-sync sync --config {paths['config']}")
 
 
-@sandbox_app.command("serve")
+@sandbox_app.command("serve", cls=Command)
 def sandbox_serve(
     accounts: Annotated[
         int, typer.Option("--accounts", min=100, max=1_000_000, help="Accounts to generate.")
@@ -122,7 +125,10 @@ def sandbox_serve(
         int, typer.Option("--hubspot-port", min=0, max=65535, help="0: any free port.")
     ] = 0,
     directory: Annotated[
-        Path, typer.Option("--dir", help="Folder for the CA, credentials and saved state.")
+        Path,
+        typer.Option(
+            "--dir", file_okay=False, help="Folder for the CA, credentials and saved state."
+        ),
     ] = Path(".sandbox"),
     persist: Annotated[
         bool,

@@ -22,9 +22,9 @@ from icp_sync.compliance import (
 )
 from icp_sync.config import Settings
 from icp_sync.errors import ConfigError, PipelineError
-from icp_sync.icp import from_toml, to_toml
+from icp_sync.icp import to_toml
 from icp_sync.log import get_logger
-from icp_sync.pipeline.versions import operator
+from icp_sync.pipeline.versions import operator, read_definition
 from icp_sync.store import Store
 
 __all__ = ["commit", "commitment_document"]
@@ -135,7 +135,7 @@ def _frozen_icp(
         )
         if not path.is_file():
             raise ConfigError([f"--definition: file not found: {definition_file}"])
-        parsed = from_toml(path.read_text(encoding="utf-8"), source=str(path))
+        parsed = read_definition(path)
         name, text = parsed.version, to_toml(parsed)
     else:
         name = version or (active.version if active else "")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from icp_sync import tiering
-from icp_sync.config import Settings
+from icp_sync.config import Settings, read_text
 from icp_sync.errors import PipelineError
 from icp_sync.icp import IcpDefinition, from_toml, to_toml
 from icp_sync.log import get_logger
@@ -265,7 +265,7 @@ def _resolve(
         raise PipelineError(
             f"{target!r} is neither a stored ICP version ({known}) nor a definition file"
         )
-    edited = from_toml(path.read_text(encoding="utf-8"), source=str(path))
+    edited = read_definition(path)
     origin = store.versions.get(edited.version)
     if origin is not None and origin.definition == to_toml(edited):
         return edited, load_model(origin.model), origin
@@ -273,9 +273,14 @@ def _resolve(
     return renamed, load_model(origin.model) if origin else None, None
 
 
+def read_definition(path: Path) -> IcpDefinition:
+    """An ICP definition file, read and validated (clean errors for unreadable files)."""
+    return from_toml(read_text(path, "ICP definition (TOML)"), source=str(path))
+
+
 def _import(store: Store, definition: IcpDefinition, *, target: str, now: datetime) -> None:
     """Store an edited definition as a new version (evidence and model of its origin)."""
-    origin_name = from_toml(Path(target).read_text(encoding="utf-8"), source=target).version
+    origin_name = read_definition(Path(target)).version
     origin = store.versions.get(origin_name)
     store.versions.save(
         version=definition.version,
@@ -294,7 +299,7 @@ def _warn_unless_live(path: Path | None, active: IcpVersion) -> None:
     """``icp.definition`` names a file; say so when it is not what is live."""
     if path is None:
         return
-    edited = from_toml(path.read_text(encoding="utf-8"), source=str(path))
+    edited = read_definition(path)
     live = _definition(active)
     if to_toml(dataclasses.replace(edited, version=live.version)) == to_toml(live):
         return

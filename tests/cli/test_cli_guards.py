@@ -73,6 +73,29 @@ def test_boolean_flags_take_no_value(cli: Cli) -> None:
     assert misused.code == 2
 
 
+def _commands() -> list[list[str]]:
+    from typer.main import get_command
+
+    from icp_sync.cli import app
+
+    root = get_command(app)
+    found: list[list[str]] = [[]]
+    for name, command in root.commands.items():  # type: ignore[attr-defined]
+        found.append([name])
+        found += [[name, sub] for sub in getattr(command, "commands", {})]
+    return found
+
+
+@pytest.mark.parametrize("words", _commands(), ids=lambda words: " ".join(words) or "icp-sync")
+def test_no_help_screen_shows_a_flag_as_taking_a_value(cli: Cli, words: list[str]) -> None:
+    """Every command's help, --help included, shows its boolean flags bare (no ``<bool>``)."""
+    shown = cli(*words, "--help")
+
+    assert shown.code == 0
+    assert "--help" in shown.stdout
+    assert "<bool>" not in shown.stdout
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
