@@ -288,7 +288,9 @@ def _dates(series: pd.Series, name: str, report: NormalizeReport, *, now: dateti
         # ISO 8601 (what CRMs export) parses several times faster than a per-value guess and
         # gives the same result; any other text sends the whole column to the guess
         parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
-        if (text.notna() & parsed.isna()).any():
+        # a connector that read the column with a declared format hands over datetimes and
+        # leaves what did not match that format as text: not a date, so no guess for it
+        if (text.notna() & parsed.isna()).any() and not _read_with_a_format(series):
             parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
         bad = text.notna() & parsed.isna()
         report.column(name).add("dropped", "not a date", int(bad.sum()))
@@ -299,6 +301,10 @@ def _dates(series: pd.Series, name: str, report: NormalizeReport, *, now: dateti
     report.column(name).add("dropped", "impossible date", int(impossible.sum()))
     cleaned: pd.Series = parsed.mask(impossible)
     return cleaned.astype(DATETIME)
+
+
+def _read_with_a_format(series: pd.Series) -> bool:
+    return bool(series.map(lambda value: isinstance(value, datetime)).any())
 
 
 def _booleans(series: pd.Series, name: str, report: NormalizeReport) -> pd.Series:

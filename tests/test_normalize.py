@@ -115,6 +115,19 @@ def test_dates_are_parsed_and_impossible_ones_dropped(now: datetime) -> None:
     assert report.columns["created_at"].dropped == {"not a date": 1, "impossible date": 1}
 
 
+def test_text_left_beside_dates_read_with_a_format_is_not_a_date(now: datetime) -> None:
+    """Dates a connector read with a declared format stay; text it could not read with that
+    format is dropped and counted, not guessed in the other day/month order."""
+    read = pd.Timestamp("2024-02-13", tz="UTC")
+    frame = _accounts(created_at=[read, "02/13/2024", None])
+
+    clean, report = normalize(frame, CrmObject.ACCOUNT, NormalizeConfig(), now=now)
+
+    assert clean["created_at"].iloc[0] == read
+    assert clean["created_at"].iloc[1:].isna().all()
+    assert report.columns["created_at"].dropped == {"not a date": 1}
+
+
 def test_stages_deal_types_and_motions_map_to_closed_sets(now: datetime) -> None:
     """CRM vocabularies map onto open/won/lost, deal types and motions; flags follow the stage."""
     frame = _opps(

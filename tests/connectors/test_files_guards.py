@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from connectors.files.connector import FileConnector
-from icp_sync.config import load_settings
+from icp_sync.config import NormalizeConfig, load_settings
 from icp_sync.errors import ConfigError, ConnectorError
 from icp_sync.model import CrmObject
+from icp_sync.normalize import normalize
 
 MAPPING = """
 [files.accounts]
@@ -82,6 +83,9 @@ def test_a_format_on_the_column_reads_it_that_way(tmp_path: Path, now: datetime)
     assert str(dates[0])[:10] == "2024-02-13"
     assert dates[1] == "02/13/2024"  # left raw: normalisation drops it as not a date
     assert str(dates[2])[:10] == "2024-04-03"
+    clean, report = normalize(batch.frame, CrmObject.ACCOUNT, NormalizeConfig(), now=now)
+    assert clean["customer_since"].isna().tolist() == [False, True, False, False]
+    assert report.columns["customer_since"].dropped == {"not a date": 1}
 
 
 def test_unambiguous_iso_dates_pass(tmp_path: Path, now: datetime) -> None:
