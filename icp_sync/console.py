@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -221,8 +222,11 @@ def print_activation(document: dict[str, Any]) -> None:
             f"[green]ICP {document['version']} is active (by {document['by']}); "
             "the next sync writes it[/]"
         )
+    elif document["previous"] == document["version"]:
+        stdout.print(f"dry run: ICP {document['version']} is already the active version")
     else:
-        stdout.print(f"dry run: to make it live, `icp-sync activate {document['version']}`")
+        target = shlex.quote(document.get("target") or document["version"])
+        stdout.print(f"dry run: to make it live, `icp-sync activate {target}`")
 
 
 def print_versions(rows: Sequence[dict[str, Any]]) -> None:
@@ -231,7 +235,8 @@ def print_versions(rows: Sequence[dict[str, Any]]) -> None:
         stdout.print("no ICP version yet: `icp-sync derive` proposes one")
         return
     table = Table(title="ICP versions")
-    for column in ("version", "status", "derived", "as of", "activated", "by", "TAL"):
+    columns = ("version", "status", "derived", "as of", "activated", "by", "replacing", "TAL")
+    for column in columns:
         table.add_column(column)
     for row in rows:
         table.add_row(
@@ -241,6 +246,7 @@ def print_versions(rows: Sequence[dict[str, Any]]) -> None:
             row["as_of"][:10],
             (row["activated_at"] or "")[:16].replace("T", " "),
             row["activated_by"] or "",
+            row["replaced"] or "",
             str(row["tal_id"] or ""),
         )
     stdout.print(table)

@@ -24,6 +24,7 @@ from icp_sync.config import Settings
 from icp_sync.errors import ConfigError, PipelineError
 from icp_sync.icp import to_toml
 from icp_sync.log import get_logger
+from icp_sync.pipeline.score import unknown_version
 from icp_sync.pipeline.versions import operator, read_definition
 from icp_sync.store import Store
 
@@ -146,7 +147,7 @@ def _frozen_icp(
             )
         stored = store.versions.get(name)
         if stored is None:
-            raise PipelineError(f"ICP version {name} is not in the store")
+            raise unknown_version(store, "--version", name)
         text = stored.definition
     if tal_id is not None:
         tal = store.versions.tal(tal_id)

@@ -168,12 +168,15 @@ def monitor_once(
     wait = timedelta(seconds=settings.store.lease_wait_s)
     with store.lease.hold("sync", ttl=ttl, wait=wait):
         store.runs.start(run_id, "monitor", now=now)
+        started = time.perf_counter()
         try:
             result = monitor(settings, store, now=now, run_id=run_id)
         except BaseException as exc:
-            store.runs.finish(run_id, status="failed", summary={"error": str(exc)}, now=now)
+            ended = now + timedelta(seconds=time.perf_counter() - started)
+            store.runs.finish(run_id, status="failed", summary={"error": str(exc)}, now=ended)
             raise
-        store.runs.finish(run_id, status="ok", summary=result.summary(), now=now)
+        ended = now + timedelta(seconds=time.perf_counter() - started)
+        store.runs.finish(run_id, status="ok", summary=result.summary(), now=ended)
     return result
 
 

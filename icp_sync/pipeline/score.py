@@ -74,9 +74,9 @@ def tal(
     """
     stored = store.versions.get(version)
     if stored is None:
-        raise PipelineError(
-            f"no ICP version {version}" if version else "no ICP version yet: run `icp-sync derive`"
-        )
+        if version is not None:
+            raise unknown_version(store, "--version", version)
+        raise PipelineError("no ICP version yet: run `icp-sync derive`")
     definition = from_toml(stored.definition, source=f"stored {stored.version}")
     model = load_model(stored.model)
     scored = score(settings, store, history, now=now, definition=definition, model=model)
@@ -105,16 +105,20 @@ def tal(
     )
 
 
+def unknown_version(store: Store, where: str, name: str) -> ConfigError:
+    """The usage error for a version name that is not stored, listing those that are."""
+    known = ", ".join(v for v, *_ in store.versions.history()) or "none yet (`icp-sync derive`)"
+    return ConfigError([f"{where}: no ICP version {name!r}; the versions that exist: {known}"])
+
+
 def review(
     settings: Settings, store: Store, history: History, *, now: datetime, version: str | None = None
 ) -> dict[str, Any]:
     """What happened after an ICP version's as-of date: did its predictions come true?"""
     stored = store.versions.get(version)
     if stored is None:
-        known = [name for name, *_ in store.versions.history()]
-        if version is not None and known:
-            problem = f"--version: no ICP version {version!r}; the versions that exist: "
-            raise ConfigError([problem + ", ".join(known)])
+        if version is not None:
+            raise unknown_version(store, "--version", version)
         raise PipelineError("no ICP version to review: run `icp-sync derive` first")
     definition = from_toml(stored.definition, source=f"stored {stored.version}")
     then = score(

@@ -341,18 +341,27 @@ def _cycle(  # noqa: PLR0915 (one cycle's steps in order, each a call)
             compliance=monitored,
         )
     except CycleInterruptedError as exc:
-        store.runs.finish(run_id, status="interrupted", summary={"error": str(exc)}, now=now)
+        store.runs.finish(
+            run_id, status="interrupted", summary={"error": str(exc)}, now=_ended(now, started)
+        )
         raise
     except BaseException as exc:
-        store.runs.finish(run_id, status="failed", summary={"error": str(exc)}, now=now)
+        store.runs.finish(
+            run_id, status="failed", summary={"error": str(exc)}, now=_ended(now, started)
+        )
         raise
     finally:
         if owned:
             connector.close()
     summary = result.as_dict()
     summary.pop("segments")
-    store.runs.finish(run_id, status=status, summary=summary, now=now)
+    store.runs.finish(run_id, status=status, summary=summary, now=_ended(now, started))
     return result
+
+
+def _ended(now: datetime, started: float) -> datetime:
+    """When a run that began at ``now`` (perf counter ``started``) ends, on the same clock."""
+    return now + timedelta(seconds=time.perf_counter() - started)
 
 
 def _read(

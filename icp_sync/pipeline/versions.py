@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from icp_sync import tiering
 from icp_sync.config import Settings, read_text
-from icp_sync.errors import PipelineError
+from icp_sync.errors import ConfigError, PipelineError
 from icp_sync.icp import IcpDefinition, from_toml, to_toml
 from icp_sync.log import get_logger
 from icp_sync.pipeline.derive import derive_icp, load_model
 from icp_sync.pipeline.history import History
 from icp_sync.pipeline.planning import IcpInForce, preview_writes
-from icp_sync.pipeline.score import score
+from icp_sync.pipeline.score import score, unknown_version
 from icp_sync.store import Activation, IcpVersion, Store
 
 if TYPE_CHECKING:
@@ -153,6 +153,8 @@ def activate(
     by = operator(by)
     document: dict[str, Any] = {
         "version": definition.version,
+        # what to pass to `activate` to make it live: an edited file is imported only then
+        "target": definition.version if source is not None else target,
         "previous": current.version if current else None,
         "rollback": current is not None
         and current.version != definition.version
@@ -261,10 +263,8 @@ def _resolve(
         return _definition(stored), load_model(stored.model), stored
     path = Path(target)
     if not path.is_file():
-        known = ", ".join(v for v, _, _ in store.versions.history()) or "none yet"
-        raise PipelineError(
-            f"{target!r} is neither a stored ICP version ({known}) nor a definition file"
-        )
+        problem = unknown_version(store, "VERSION", target)
+        raise ConfigError([f"{problem.problems[0]}; nor is it a definition file"])
     edited = read_definition(path)
     origin = store.versions.get(edited.version)
     if origin is not None and origin.definition == to_toml(edited):

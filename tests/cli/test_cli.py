@@ -106,5 +106,7 @@ def test_versions_and_activate_speak_json_and_record_who(example: Path) -> None:
     assert json.loads(done.stdout)["activated"] is True
     assert active["versions"][0]["status"] == "active"
     assert active["versions"][0]["activated_by"] == "Dana"
-    assert unknown.code == 1
-    assert "'v9' is neither a stored ICP version (v1)" in unknown.stderr
+    assert unknown.code == 2
+    assert "no ICP version 'v9'; the versions that exist: v1; nor is it a definition file" in (
+        unknown.stderr
+    )

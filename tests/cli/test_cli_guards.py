@@ -142,11 +142,22 @@ def test_review_right_after_derive_has_not_enough_data(cli: Cli, generated: Path
     assert all(part["rate"] is None for part in document["retention_after"].values() if "n" in part)
 
 
-def test_review_of_an_unknown_version_lists_the_versions(cli: Cli, generated: Path) -> None:
-    """``review --version v99`` is a usage error naming the versions that exist."""
+@pytest.mark.parametrize(
+    "words",
+    [
+        pytest.param(["review", "--version", "v99"], id="review"),
+        pytest.param(["tal", "--version", "v99"], id="tal"),
+        pytest.param(["activate", "v99"], id="activate"),
+        pytest.param(["commit", "--period", "2027", "--version", "v99"], id="commit"),
+    ],
+)
+def test_an_unknown_version_is_a_usage_error_listing_the_versions(
+    cli: Cli, generated: Path, words: list[str]
+) -> None:
+    """Naming a version that does not exist exits 2 and lists the versions that do."""
     assert cli("derive", "--config", str(generated), "--json").code == 0
 
-    outcome = cli("review", "--config", str(generated), "--version", "v99")
+    outcome = cli(*words, "--config", str(generated))
 
     assert outcome.code == 2
     assert "no ICP version 'v99'; the versions that exist: v1" in outcome.stderr

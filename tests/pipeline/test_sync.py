@@ -73,6 +73,19 @@ def test_second_sync_reads_nothing_and_changes_nothing(
     assert [r.status for r in store.runs.recent()] == ["ok", "ok"]
 
 
+def test_the_run_history_says_how_long_a_run_took(
+    example: Path, store: Store, now: datetime
+) -> None:
+    """A run's finish is its start plus the time it took, not its start again."""
+    result = sync(_settings(example, "unused"), store, run_id="r1", now=now)
+
+    [run] = store.runs.recent()
+
+    assert run.finished_at is not None
+    took = (run.finished_at - run.started_at).total_seconds()
+    assert 0 < took <= result.duration_s + 1
+
+
 def test_edited_export_writes_only_changed_rows_and_flags_deletions(
     example: Path, store: Store, now: datetime
 ) -> None:
