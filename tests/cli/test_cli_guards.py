@@ -289,7 +289,7 @@ def test_gitignore_covers_what_the_product_writes(written: str) -> None:
 
 def test_readme_commands_run_as_printed() -> None:
     """Every command line in the README calls ``.venv/bin/icp-sync``, which ``make`` creates."""
-    blocks = re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
     lines = [line.strip() for block in blocks for line in block.splitlines()]
 
     bare = [
