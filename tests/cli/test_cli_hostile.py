@@ -100,6 +100,14 @@ def _paths(folder: Path) -> st.SearchStrategy[str]:
     return st.one_of(st.sampled_from([str(folder / n) for n in names]), text)
 
 
+VERSIONS = ["v1", "v2", "v0", "V1", "v-1", "v99999999999999999999"]
+COMMIT = (
+    st.sampled_from(["--target-green-share", "--target", "--signatory", "--version", "--tal"]),
+    text | numbers,
+    st.just("--dry-run"),
+)
+
+
 def _assert_clean(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
     code = run(args)
     out, err = capsys.readouterr()
@@ -107,7 +115,7 @@ def _assert_clean(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
     assert code in (0, 1, 2), (args, code, err[-500:])
 
 
-@BOUNDED
+@settings(BOUNDED, max_examples=60)
 @given(data=st.data())
 def test_hostile_arguments_end_cleanly(
     workspace: Path, capsys: pytest.CaptureFixture[str], data: st.DataObject
@@ -124,6 +132,19 @@ def test_hostile_arguments_end_cleanly(
             st.tuples(st.just("report"), st.just("--period"), text),
             st.tuples(st.just("sync"), st.sampled_from(["--json", "--dry-run", "--full"])),
             st.tuples(st.just("setup-fields"), st.just("--dry-run")),
+            st.tuples(st.just("activate"), text),
+            st.tuples(st.just("activate"), st.sampled_from(VERSIONS), st.just("--dry-run")),
+            st.tuples(st.just("activate"), _paths(workspace), st.just("--dry-run")),
+            st.tuples(st.just("activate"), st.just("v1"), st.just("--tal"), numbers),
+            st.tuples(st.just("activate"), st.just("v1"), st.just("--by"), text),
+            st.tuples(st.just("versions"), st.sampled_from(["--json", "--help"])),
+            st.tuples(st.just("tal"), st.just("--version"), text),
+            st.tuples(st.just("commit"), st.just("--period"), text, st.just("--dry-run")),
+            st.tuples(st.just("commit"), st.just("--period"), st.just("2027"), *COMMIT),
+            st.tuples(st.just("commit"), st.just("--definition"), _paths(workspace)),
+            st.tuples(st.just("commit"), st.sampled_from(["--show", "--history"])),
+            st.tuples(st.just("monitor"), st.sampled_from(["--dry-run", "--json"])),
+            st.tuples(st.just("report"), st.just("--out"), _paths(workspace)),
         ),
         label="command",
     )
@@ -158,7 +179,24 @@ def test_hostile_sandbox_arguments_end_cleanly(
     _assert_clean(capsys, ["sandbox", command, target, str(tmp_path), *extra, option, value])
 
 
-@BOUNDED
+@pytest.mark.parametrize("command", ["generate", "serve"])
+@pytest.mark.parametrize("where", ["a-file", "/proc/no-such-folder/x"])
+def test_a_sandbox_folder_that_cannot_be_used_ends_cleanly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, where: str
+) -> None:
+    """A --dir or --out that is a file or cannot be created: a one-line error, no traceback."""
+    (tmp_path / "a-file").write_text("x")
+    target = str(tmp_path / where) if where == "a-file" else where
+    option = "--out" if command == "generate" else "--dir"
+    code = run(["sandbox", command, option, target, "--accounts", "100", "--seed", "1"])
+    out, err = capsys.readouterr()
+
+    assert "Traceback" not in out + err
+    assert "internal error" not in err
+    assert code in (1, 2)
+
+
+@settings(BOUNDED, max_examples=60)
 @given(
     key=st.sampled_from(
         [
@@ -176,10 +214,23 @@ def test_hostile_sandbox_arguments_end_cleanly(
             ("normalize", "max_employees"),
             ("icp", "fdr"),
             ("lifecycle", "window_months"),
+            ("guards", "max_delete_share"),
+            ("guards", "max_retier_share"),
+            ("guards",),
+            ("files", "opportunities", "columns", "close_date", "format"),
+            ("files", "opportunities", "day_first"),
+            ("icp", "definition"),
+            ("tal", "name"),
+            ("files", "accounts", "where"),
+            ("crm", "connector"),
+            ("store",),
+            ("writeback", "manual_edits"),
+            ("compliance", "deal_types"),
+            ("alerts", "webhook", "url"),
         ]
     ),
     value=toml_values,
-    command=st.sampled_from(["check", "sync", "tal", "derive"]),
+    command=st.sampled_from(["check", "sync", "tal", "derive", "versions", "monitor", "review"]),
 )
 def test_hostile_config_values_end_cleanly(
     workspace: Path,
@@ -192,6 +243,8 @@ def test_hostile_config_values_end_cleanly(
 ) -> None:
     """A random value for a config key: a config error (exit 2) or a clean run, no traceback."""
     document = tomllib.loads((workspace / "icp-sync.toml").read_text())
+    if key[-1] == "format":  # a column's format needs the column as a table
+        document["files"]["opportunities"]["columns"]["close_date"] = {"column": "closed"}
     node = document
     for part in key[:-1]:
         node = node.setdefault(part, {})
