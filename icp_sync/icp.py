@@ -159,7 +159,9 @@ def derive(evidence: Evidence, accounts: pd.DataFrame, settings: DeriveSettings)
     masks = {i: members(accounts, rule_of[i]) for i in table.index[green | red]}
     covered = np.zeros(len(accounts), dtype=bool)
     chosen: dict[int, Tier] = {}
-    candidates = table.loc[green | red, "lift_raw"]
+    # strongest first by the shrunk lift: a small segment's extreme raw lift is mostly noise,
+    # and taken first it would claim the accounts of the larger segment it is part of
+    candidates = table.loc[green | red, "lift"]
     strongest_first = candidates.map(lambda v: -abs(np.log(v))).sort_values(kind="stable").index
     for i in strongest_first:
         tier = Tier.GREEN if green[i] else Tier.RED

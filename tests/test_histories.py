@@ -22,7 +22,7 @@ from icp_sync.diagnostics import coverage_asymmetry, observation_window
 from icp_sync.icp import DeriveSettings, derive
 from icp_sync.lifecycle import LifecycleSettings, account_outcomes, history_as_of
 from icp_sync.quality import plausibility_warnings
-from icp_sync.sandbox.generate import SyntheticCrm, generate, write_dataset
+from icp_sync.sandbox.generate import GREEN, RED, SyntheticCrm, generate, write_dataset
 from icp_sync.segments import EvidenceSettings, evidence_table, with_dimensions
 from tests.clirun import icp_sync
 
@@ -82,15 +82,18 @@ def test_planted_icp_is_recovered_from_an_old_history_with_won_only_fields(
     assert all(not set(s["rule"]) & leaked for s in document["segments"] if s["tier"] == "Green")
 
 
-def _core_tiers(crm: SyntheticCrm, dimensions: list[str]) -> pd.DataFrame:
+def _core_tiers(
+    crm: SyntheticCrm, dimensions: list[str], as_of: pd.Timestamp | None = None
+) -> pd.DataFrame:
     """The pure core as ``derive`` runs it, without the CLI and the store (fast)."""
     window = observation_window(crm.accounts, crm.opportunities, pd.Timestamp.now(tz="UTC"))
-    accounts, opportunities = history_as_of(crm.accounts, crm.opportunities, window.end)
+    cut = window.end if as_of is None else as_of
+    accounts, opportunities = history_as_of(crm.accounts, crm.opportunities, cut)
     outcomes = account_outcomes(
         accounts,
         opportunities,
-        as_of=window.end,
-        settings=LifecycleSettings(observed_from=window.start),
+        as_of=cut,
+        settings=LifecycleSettings(observed_from=window.start, snapshot_fields=as_of is None),
     ).reset_index(drop=True)
     frame = with_dimensions(accounts, SegmentsConfig(dimensions=dimensions)).reset_index(drop=True)
     leakage = coverage_asymmetry(frame, outcomes, dimensions)
@@ -100,6 +103,25 @@ def _core_tiers(crm: SyntheticCrm, dimensions: list[str]) -> pd.DataFrame:
     )
     evidence = evidence_table(frame, outcomes, settings)
     return derive(evidence, frame, DeriveSettings()).segments
+
+
+@pytest.mark.parametrize("seed", [4, 5], ids=["seed-4", "seed-5"])
+def test_a_backtest_derive_recovers_the_planted_segments_not_their_noisy_parts(
+    seed: int,
+) -> None:
+    """At an as-of two years before the end, Green and Red are the planted segments: a small
+    sub-segment with an extreme raw lift does not take the place of the segment it is in."""
+    crm = generate(20_000, seed=seed)
+    dimensions = ["industry", "employees_band", "region"]
+
+    segments = _core_tiers(crm, dimensions, as_of=pd.Timestamp("2025-01-01", tz="UTC"))
+
+    def chosen(tier: str) -> set[frozenset[tuple[str, Any]]]:
+        rules = segments.loc[segments["tier"] == tier, "rule"]
+        return {frozenset(dict(rule).items()) for rule in rules}
+
+    assert chosen("Green") == {frozenset(r.items()) for r in GREEN}
+    assert chosen("Red") == {frozenset(r.items()) for r in RED}
 
 
 @pytest.mark.parametrize("seed", range(10), ids=[f"seed-{s}" for s in range(10)])
