@@ -23,12 +23,12 @@ from icp_sync.lookalike import (
     LookalikeSettings,
     best_fit_labels,
     score_accounts,
-    similar_customers,
     train,
 )
 from icp_sync.model import Tier
 from icp_sync.sandbox.generate import generate
 from icp_sync.segments import EvidenceSettings, evidence_table, with_dimensions
+from icp_sync.similar import similar_customers
 
 
 def _peak_mb() -> float:

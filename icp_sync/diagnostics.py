@@ -173,7 +173,10 @@ class LeakageReport:
 
 
 def coverage_asymmetry(
-    accounts: pd.DataFrame, outcomes: pd.DataFrame, dimensions: Sequence[str]
+    accounts: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    dimensions: Sequence[str],
+    model_inputs: Sequence[str] = (),
 ) -> LeakageReport:
     """Coverage of each dimension among won vs lost accounts and customers vs prospects.
 
@@ -181,6 +184,8 @@ def coverage_asymmetry(
         accounts: Accounts with dimension columns, aligned with ``outcomes``.
         outcomes: :func:`icp_sync.lifecycle.account_outcomes`.
         dimensions: Dimensions (also the look-alike model's categorical features).
+        model_inputs: The model's other inputs (size, revenue, tech stack): checked for
+            customers vs prospects only, since they carry no win-rate evidence.
     """
     won = outcomes["nb_won"].to_numpy() > 0
     lost = ~won & (outcomes["nb_lost"].to_numpy() > 0)
@@ -190,13 +195,16 @@ def coverage_asymmetry(
     customer_only: list[str] = []
     coverage: dict[str, dict[str, float | None]] = {}
     found: list[DataWarning] = []
-    for dimension in dimensions:
+    for dimension in [*dimensions, *(i for i in model_inputs if i not in dimensions)]:
         if dimension not in accounts.columns:
             continue
-        filled = accounts[dimension].notna().to_numpy()
+        values = accounts[dimension]
+        filled = values.notna().to_numpy(dtype=bool, copy=True)
+        if values.dtype == object or isinstance(values.dtype, pd.StringDtype):
+            filled &= (values.astype("string").str.strip() != "").fillna(False).to_numpy(bool)
         shares = {g: _share(filled, mask) for g, mask in groups.items()}
         coverage[dimension] = shares
-        if _one_sided(shares["won"], shares["lost"]):
+        if dimension in dimensions and _one_sided(shares["won"], shares["lost"]):
             won_only.append(dimension)
             found.append(
                 DataWarning(

@@ -17,7 +17,7 @@ Pure: frames in, frames out.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,12 +36,12 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from icp_sync.icp import rule_label
 
 __all__ = [
+    "MODEL_INPUTS",
     "LookalikeModel",
     "LookalikeSettings",
     "Scores",
     "features",
     "score_accounts",
-    "similar_customers",
     "train",
 ]
 
@@ -107,6 +107,8 @@ class LookalikeModel:
     n_best: int = 0
     reference: pd.DataFrame | None = None
     """The best-fit customers the model learned from (for "looks like" reasons)."""
+    without: tuple[str, ...] = ()
+    """:data:`MODEL_INPUTS` left out: prospects never have them, so they cannot rank any."""
 
     def summary(self) -> dict[str, object]:
         """JSON-ready description."""
@@ -122,6 +124,7 @@ class LookalikeModel:
             ],
             "n_train": self.n_train,
             "n_best": self.n_best,
+            "inputs_left_out": list(self.without),
         }
 
 
@@ -129,8 +132,15 @@ def _finite(value: float) -> float | None:
     return round(value, 4) if np.isfinite(value) else None
 
 
-def features(accounts: pd.DataFrame, dimensions: Sequence[str]) -> pd.DataFrame:
-    """The model's input columns: dimensions, their pairwise crosses, size, revenue, tech."""
+MODEL_INPUTS = ("employees", "annual_revenue", "tech_stack")
+"""Account columns the model reads besides the dimensions (each can be left out)."""
+
+
+def features(
+    accounts: pd.DataFrame, dimensions: Sequence[str], without: Collection[str] = ()
+) -> pd.DataFrame:
+    """The model's input columns: dimensions, their pairwise crosses, size, revenue, tech;
+    minus what derives from the ``without`` inputs (:data:`MODEL_INPUTS`)."""
     frame = pd.DataFrame(index=accounts.index)
     dims = [d for d in dimensions if d in accounts.columns]
     for d in dims:
@@ -139,10 +149,14 @@ def features(accounts: pd.DataFrame, dimensions: Sequence[str]) -> pd.DataFrame:
         frame[f"{a}{_CROSS}{b}"] = (frame[a] + _CROSS + frame[b]).astype(object)
     employees = accounts["employees"].where(accounts["employees"] > 0)
     revenue = accounts["annual_revenue"].where(accounts["annual_revenue"] > 0)
-    frame["log_employees"] = np.log(employees)
-    frame["log_revenue"] = np.log(revenue)
-    frame["log_revenue_per_employee"] = np.log(revenue / employees)
-    frame["tech_stack"] = accounts["tech_stack"].fillna("").astype(str)
+    if "employees" not in without:
+        frame["log_employees"] = np.log(employees)
+    if "annual_revenue" not in without:
+        frame["log_revenue"] = np.log(revenue)
+    if not {"employees", "annual_revenue"} & set(without):
+        frame["log_revenue_per_employee"] = np.log(revenue / employees)
+    if "tech_stack" not in without:
+        frame["tech_stack"] = accounts["tech_stack"].fillna("").astype(str)
     return frame
 
 
@@ -201,6 +215,7 @@ def _split_tokens(values: pd.Series) -> pd.Series:
 
 
 def _pipeline(x: pd.DataFrame, settings: LookalikeSettings) -> Pipeline:
+    numeric = [c for c in _NUMERIC if c in x.columns]
     categorical = [c for c in x.columns if c not in _NUMERIC and c != "tech_stack"]
     parts: list[tuple[str, object, object]] = [
         (
@@ -215,10 +230,10 @@ def _pipeline(x: pd.DataFrame, settings: LookalikeSettings) -> Pipeline:
                 SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
                 StandardScaler(),
             ),
-            list(_NUMERIC),
+            numeric,
         ),
     ]
-    if x["tech_stack"].str.len().gt(0).any():
+    if "tech_stack" in x.columns and x["tech_stack"].str.len().gt(0).any():
         parts.append(("tech", TokenFlags(), "tech_stack"))
     transformer = ColumnTransformer(parts, sparse_threshold=1.0)
     classifier = LogisticRegression(C=settings.regularization, max_iter=2000)
@@ -249,6 +264,8 @@ def train(
     labels: pd.Series,
     dimensions: Sequence[str],
     settings: LookalikeSettings = LookalikeSettings(),
+    *,
+    without: Collection[str] = (),
 ) -> LookalikeModel:
     """Fit and validate the look-alike model, or explain why it cannot be fitted.
 
@@ -257,8 +274,10 @@ def train(
         labels: :func:`best_fit_labels`, aligned with ``accounts``.
         dimensions: Categorical dimensions to use.
         settings: Training choices.
+        without: :data:`MODEL_INPUTS` to leave out (recorded only for customers).
     """
     dims = tuple(d for d in dimensions if d in accounts.columns)
+    left_out = tuple(i for i in MODEL_INPUTS if i in without)
     best = labels.eq(1).to_numpy()
     columns = ["account_id", "name", "employees", "annual_revenue", *dims]
     reference = accounts.loc[best, [c for c in columns if c in accounts.columns]].reset_index(
@@ -277,12 +296,13 @@ def train(
         return LookalikeModel(
             pipeline=None,
             dimensions=dims,
+            without=left_out,
             fallback_reason=reason,
             n_train=len(y),
             n_best=n_best,
             reference=reference,
         )
-    x = features(accounts.loc[known], dims)
+    x = features(accounts.loc[known], dims, left_out)
     folds = min(settings.cv_folds, n_best, n_other)
     rng = np.random.default_rng(settings.seed)
     sample = np.arange(len(y))
@@ -309,6 +329,7 @@ def train(
         return LookalikeModel(
             pipeline=None,
             dimensions=dims,
+            without=left_out,
             fallback_reason=(
                 f"the look-alike model's cross-validated AUC of {cv_auc:.2f} is below "
                 f"{settings.min_auc:.2f}, no better than chance: it ranks nothing, and segment "
@@ -329,6 +350,7 @@ def train(
     return LookalikeModel(
         pipeline=pipeline,
         dimensions=dims,
+        without=left_out,
         cv_auc=cv_auc,
         cv_auc_sd=float(np.std(aucs)),
         brier=float(brier_score_loss(y_cv, predicted)),
@@ -367,7 +389,8 @@ def score_accounts(
         lift = fallback if fallback is not None else pd.Series(1.0, index=accounts.index)
         score = (50 * lift.fillna(1.0)).clip(0, 100).round().astype(int)
         return Scores(score=score, signals=pd.Series("", index=accounts.index))
-    x = features(accounts, model.dimensions)
+    # a model stored before inputs could be left out has no ``without``: it used them all
+    x = features(accounts, model.dimensions, getattr(model, "without", ()))
     transformer = model.pipeline.named_steps["features"]
     classifier = model.pipeline.named_steps["model"]
     matrix = sparse.csr_matrix(transformer.transform(x))
@@ -414,87 +437,3 @@ def _feature_words(name: str) -> str:
         dims = column.split(_CROSS)
         return rule_label(dict(zip(dims, value.split(_CROSS), strict=False)))
     return rule_label({column: value})
-
-
-def similar_customers(
-    accounts: pd.DataFrame,
-    reference: pd.DataFrame,
-    *,
-    keys: Sequence[str],
-    count: int = 3,
-) -> pd.Series:
-    """For every account, the names of the ``count`` most similar best-fit customers.
-
-    Similar means: same values of ``keys`` (e.g. industry and employee band), then the
-    closest size and revenue; when a group holds too few best customers, the first key alone
-    is used, then all of them. An account never lists itself.
-
-    Args:
-        accounts: Accounts with ``account_id``, ``employees``, ``annual_revenue`` and ``keys``.
-        reference: The best-fit customers, same columns plus ``name``.
-        keys: Grouping columns, most important first.
-        count: How many names per account.
-    """
-    result = np.full(len(accounts), "", dtype=object)
-    if reference.empty:
-        return pd.Series(result, index=accounts.index)
-    fill = _fill_values(reference)
-    query_point, pool_point = _point(accounts, fill), _point(reference, fill)
-    names = reference["name"].fillna(reference["account_id"]).astype(str).to_numpy(dtype=object)
-    query_ids = accounts["account_id"].astype(str).to_numpy(dtype=object)
-    pool_ids = reference["account_id"].astype(str).to_numpy(dtype=object)
-    pending = np.ones(len(accounts), dtype=bool)
-    for level in ([*keys[:i]] for i in range(len(keys), -1, -1)):
-        query_group, pool_group = _group(accounts, level), _group(reference, level)
-        for value in pd.unique(query_group[pending]):
-            pool = np.flatnonzero(pool_group == value)
-            if len(pool) < count + 1 and level:
-                continue
-            queries = np.flatnonzero(pending & (query_group == value))
-            nearest = _nearest(
-                query_point[queries], query_ids[queries], pool_point[pool], pool_ids[pool], count
-            )
-            chosen = names[pool][nearest]
-            joined = chosen[:, 0]
-            for column in range(1, chosen.shape[1]):
-                joined = joined + ", " + chosen[:, column]
-            result[queries] = joined
-            pending[queries] = False
-        if not pending.any():
-            break
-    return pd.Series(result, index=accounts.index)
-
-
-def _fill_values(frame: pd.DataFrame) -> tuple[float, float]:
-    return float(frame["employees"].median()), float(frame["annual_revenue"].median())
-
-
-def _point(frame: pd.DataFrame, fill: tuple[float, float]) -> np.ndarray:
-    size = np.log1p(frame["employees"].fillna(fill[0]).clip(lower=0).to_numpy(dtype=float))
-    revenue = np.log1p(frame["annual_revenue"].fillna(fill[1]).clip(lower=0).to_numpy(dtype=float))
-    return np.asarray(np.nan_to_num(size) + 0.5 * np.nan_to_num(revenue), dtype=float)
-
-
-def _group(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
-    if not columns:
-        return np.zeros(len(frame), dtype=object)
-    key = frame[columns[0]].astype("string").fillna("?")
-    for column in columns[1:]:
-        key = key + "\x1f" + frame[column].astype("string").fillna("?")
-    return key.to_numpy(dtype=object)
-
-
-def _nearest(
-    query: np.ndarray, query_ids: np.ndarray, pool: np.ndarray, pool_ids: np.ndarray, count: int
-) -> np.ndarray:
-    """Positions in ``pool`` of the ``count`` nearest points to each query (never itself)."""
-    order = np.argsort(pool, kind="stable")
-    sorted_pool = pool[order]
-    width = min(2 * (count + 1), len(order))
-    position = np.searchsorted(sorted_pool, query)
-    start = np.clip(position - width // 2, 0, len(order) - width)
-    window = order[start[:, None] + np.arange(width)[None, :]]
-    distance = np.abs(pool[window] - query[:, None])
-    distance[pool_ids[window] == query_ids[:, None]] = np.inf
-    best = np.argsort(distance, axis=1, kind="stable")[:, : min(count, width)]
-    return np.asarray(np.take_along_axis(window, best, axis=1))

@@ -67,7 +67,8 @@ def score(
         model: Its look-alike model; without one, segment lifts rank the accounts.
         green_min_score: Below this score a Green-segment account is shown as Yellow.
     """
-    from icp_sync.lookalike import score_accounts, similar_customers
+    from icp_sync.lookalike import score_accounts
+    from icp_sync.similar import similar_customers
 
     lifts = rule_lifts(accounts, definition)
     fitted = fitted_model(definition, model)

@@ -21,6 +21,7 @@ from icp_sync.config import IcpConfig, SegmentsConfig
 from icp_sync.diagnostics import coverage_asymmetry, observation_window
 from icp_sync.icp import DeriveSettings, derive
 from icp_sync.lifecycle import LifecycleSettings, account_outcomes, history_as_of
+from icp_sync.lookalike import MODEL_INPUTS, best_fit_labels, score_accounts, train
 from icp_sync.quality import plausibility_warnings
 from icp_sync.sandbox.generate import GREEN, RED, SyntheticCrm, generate, write_dataset
 from icp_sync.segments import EvidenceSettings, evidence_table, with_dimensions
@@ -122,6 +123,44 @@ def test_a_backtest_derive_recovers_the_planted_segments_not_their_noisy_parts(
 
     assert chosen("Green") == {frozenset(r.items()) for r in GREEN}
     assert chosen("Red") == {frozenset(r.items()) for r in RED}
+
+
+def test_model_inputs_prospects_never_have_leave_the_model_and_are_reported() -> None:
+    """Size, revenue and tech stack filled in only for customers: each is reported as blind
+    to prospects and left out of the look-alike model, whose AUC then no longer learns
+    "is a customer", and prospects still get scores that differ."""
+    crm = generate(6_000, seed=3)
+    dimensions = ["industry", "employees_band", "region"]
+    window = observation_window(crm.accounts, crm.opportunities, pd.Timestamp.now(tz="UTC"))
+    accounts, opportunities = history_as_of(crm.accounts, crm.opportunities, window.end)
+    outcomes = account_outcomes(
+        accounts,
+        opportunities,
+        as_of=window.end,
+        settings=LifecycleSettings(observed_from=window.start),
+    ).reset_index(drop=True)
+    frame = with_dimensions(accounts, SegmentsConfig(dimensions=dimensions)).reset_index(drop=True)
+    prospects = ~outcomes["is_customer"].to_numpy(dtype=bool)
+    frame.loc[prospects, ["employees", "annual_revenue"]] = np.nan
+    frame.loc[prospects, "tech_stack"] = None
+    weights = IcpConfig().weights
+    evidence = evidence_table(
+        frame, outcomes, EvidenceSettings(dimensions=tuple(dimensions), weights=weights)
+    )
+    labels = best_fit_labels(outcomes, evidence.outcome, 0.5)
+
+    leakage = coverage_asymmetry(frame, outcomes, dimensions, MODEL_INPUTS)
+    guarded = train(frame, labels, dimensions, without=leakage.customer_only)
+    naive = train(frame, labels, dimensions)
+
+    blind = {w.numbers["dimension"] for w in leakage.warnings if w.code == "prospect_blind_feature"}
+    assert blind == set(MODEL_INPUTS)
+    assert leakage.won_only == ()
+    assert guarded.without == MODEL_INPUTS
+    assert guarded.summary()["inputs_left_out"] == list(MODEL_INPUTS)
+    assert naive.cv_auc > guarded.cv_auc + 0.05
+    scores = score_accounts(guarded, frame.loc[prospects]).score
+    assert scores.nunique() > 5
 
 
 @pytest.mark.parametrize("seed", range(10), ids=[f"seed-{s}" for s in range(10)])

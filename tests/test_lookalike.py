@@ -9,10 +9,10 @@ from icp_sync.lookalike import (
     LookalikeSettings,
     best_fit_labels,
     score_accounts,
-    similar_customers,
     train,
 )
 from icp_sync.quality import model_warnings
+from icp_sync.similar import similar_customers
 
 DIMS = ("industry", "employees_band")
 

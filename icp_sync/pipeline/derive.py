@@ -94,13 +94,13 @@ def derive_icp(
 
     ``as_of`` defaults to the end of the mirror's observed history, not ``now``.
     """
-    from icp_sync.lookalike import best_fit_labels, train
+    from icp_sync.lookalike import MODEL_INPUTS, best_fit_labels, train
 
     base = history.base(settings, as_of=as_of, now=now)
     cut = base.as_of
     _require_history(base.outcomes, history, cut)
     dimensions = settings.segments.dimensions
-    leakage = coverage_asymmetry(base.accounts, base.outcomes, dimensions)
+    leakage = coverage_asymmetry(base.accounts, base.outcomes, dimensions, MODEL_INPUTS)
     evidence = evidence_table(
         base.accounts, base.outcomes, evidence_settings(settings, leakage.won_only)
     )
@@ -115,7 +115,13 @@ def derive_icp(
     )
     labels = best_fit_labels(base.outcomes, evidence.outcome, settings.lookalike.best_fit_share)
     model_dims = [d for d in dimensions if d not in leakage.customer_only]
-    model = train(base.accounts, labels, model_dims, lookalike_settings(settings))
+    model = train(
+        base.accounts,
+        labels,
+        model_dims,
+        lookalike_settings(settings),
+        without=leakage.customer_only,
+    )
     if model.fallback_reason:
         log.warning("lookalike_not_trained", reason=model.fallback_reason)
     warnings = [
