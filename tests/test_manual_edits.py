@@ -7,14 +7,39 @@ import pandas as pd
 from icp_sync.manual_edits import ManualEdit, detect, keep_overrides
 
 
-def test_only_changed_values_on_records_others_edited_are_manual() -> None:
-    """A differing value counts only on a record someone else modified, and only when known."""
+def test_a_change_on_a_record_others_edited_is_manual_known_or_not() -> None:
+    """A differing value on a record someone else modified last is manual; so is a value left
+    in a field icp-sync never knew on a record it knows; a record it knows nothing of (a fresh
+    store) claims nothing; without more, the integration user's records hold none."""
     known = {"a": {"tier": "Green"}, "b": {"tier": "Green"}}
-    read = {"a": {"tier": "Red"}, "b": {"tier": "Red"}, "c": {"tier": "Red"}}
+    read = {
+        "a": {"tier": "Red", "reasons": "set by hand"},
+        "b": {"tier": "Red"},
+        "c": {"tier": "Red"},
+    }
 
     assert detect(known, read, {"a", "c"}) == [
-        ManualEdit(record_id="a", field="tier", before="Green", after="Red")
+        ManualEdit(record_id="a", field="reasons", before="", after="set by hand"),
+        ManualEdit(record_id="a", field="tier", before="Green", after="Red"),
     ]
+
+
+def test_an_edit_hidden_by_icp_syncs_own_later_write_is_still_manual() -> None:
+    """A rep's edit followed by icp-sync writing other fields leaves icp-sync as the last
+    modifier: when no write of icp-sync's is unrecorded there, the change is still manual;
+    a write interrupted before it was recorded is icp-sync's own, not an edit."""
+    known = {"b": {"tier": "Green", "score": "80"}, "d": {"tier": "Green"}}
+    read = {"b": {"score": "1"}, "d": {"tier": "Red"}, "e": {"tier": "Red"}}
+
+    hidden = detect(known, read, set(), unrecorded=set())
+    interrupted = detect(known, read, set(), unrecorded={"d"})
+
+    assert hidden == [
+        ManualEdit(record_id="b", field="score", before="80", after="1"),
+        ManualEdit(record_id="d", field="tier", before="Green", after="Red"),
+    ]
+    assert interrupted == hidden[:1]
+    assert detect(known, read, set(), unrecorded=None) == []
 
 
 def test_kept_overrides_take_the_crm_value_so_nothing_is_planned() -> None:

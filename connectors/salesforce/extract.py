@@ -33,6 +33,7 @@ from connectors.salesforce.deletes import Deletions
 from connectors.salesforce.fields import SOBJECT, Fields
 from connectors.salesforce.prefetch import Prefetch
 from connectors.salesforce.soql import parse_datetime, soql_datetime, soql_literal
+from connectors.salesforce.write import unrecorded_writes
 from icp_sync.errors import FatalConnectorError
 from icp_sync.log import get_logger
 from icp_sync.model import ATTR_PREFIX, ID_COLUMN, CrmObject
@@ -145,6 +146,7 @@ class Extractor:
         columns = _Columns(
             obj, select, owned, stamp=stamp, since=since, user=str(user) if user else None
         )
+        columns.unrecorded = unrecorded_writes(self._state, sobject)
         if modifier:
             columns.api.append(modifier)
         return soql, columns
@@ -347,6 +349,8 @@ class _Columns:
         self.newest = since
         self.started: str | None = None
         self.user = user
+        self.unrecorded: frozenset[str] | None = None
+        """Records icp-sync may have written without recording it (see ``Batch``)."""
         self.partial = False
         self._live: set[str] = set()
 
@@ -385,7 +389,13 @@ class _Columns:
             # caught up: the read covered everything committed before it started
             moments = [m for m in (self.newest, self.started) if m]
             cursor = max(moments, key=parse_datetime) if moments else None
-        return Batch(frame=frame, cursor=cursor, owned=values, edited_by_others=others)
+        return Batch(
+            frame=frame,
+            cursor=cursor,
+            owned=values,
+            edited_by_others=others,
+            unrecorded=self.unrecorded if values is not None else None,
+        )
 
 
 def _query_more(url: str, headers: dict[str, str]) -> Callable[[Any], Any]:

@@ -23,9 +23,9 @@ from typing import Any
 from connectors.base import ApplyBatch, ConnectorState
 from connectors.salesforce.client import RETRIABLE_CODES, SalesforceClient
 from connectors.salesforce.config import SalesforceConfig
-from connectors.salesforce.extract import soql_datetime, soql_literal
 from connectors.salesforce.fields import SOBJECT, Fields
 from connectors.salesforce.ingest import JobJournal, bulk_update, csv_cell, recover
+from connectors.salesforce.soql import soql_datetime, soql_literal
 from icp_sync.errors import FatalConnectorError
 from icp_sync.log import get_logger
 from icp_sync.model import OWNED, CrmObject, FieldKind
@@ -306,6 +306,15 @@ _INTENT = "collection_in_flight"
 def _intent_key(sobject: str) -> str:
     """Where the records of a Collections call in flight are noted (Account: the old key)."""
     return _INTENT if sobject == "Account" else f"{_INTENT}:{sobject}"
+
+
+def unrecorded_writes(state: ConnectorState, sobject: str) -> frozenset[str] | None:
+    """Records a write of icp-sync's may have changed without the ledger knowing yet: those
+    of a Collections call interrupted in flight; ``None`` while a Bulk job on ``sobject`` is
+    unsettled (its records are known only once its results are read)."""
+    if JobJournal(state, sobject).pending():
+        return None
+    return frozenset(state.load().get(_intent_key(sobject)) or {})
 
 
 def _note(

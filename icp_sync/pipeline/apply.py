@@ -40,13 +40,15 @@ def remember_read_back(
     *,
     now: datetime,
     edited_by_others: frozenset[str] | None = None,
+    unrecorded: frozenset[str] | None = None,
     policy: ManualEditPolicy = ManualEditPolicy.REVERT,
     differing: set[str] | None = None,
 ) -> tuple[int, int]:
     """Owned-field values read from the CRM become the 'current' the planner compares with.
 
-    Values that differ from what icp-sync last knew, on records someone else modified last,
-    are manual edits: recorded as such, logged one line per field, and counted.
+    Values that differ from what icp-sync last knew and that icp-sync cannot have written
+    (see :func:`icp_sync.manual_edits.detect`) are manual edits: recorded as such, logged one
+    line per field, and counted.
 
     ``differing``: when given, the ids of the records whose owned values differ are added.
 
@@ -66,7 +68,7 @@ def remember_read_back(
     changed = _changed_fields(record_ids, values, known)
     if differing is not None:
         differing.update(changed)
-    edits = detect(known, changed, edited_by_others or ())
+    edits = detect(known, changed, edited_by_others or (), unrecorded)
     manual = {(e.record_id, e.field) for e in edits}
     for edit in edits:
         log.warning(

@@ -454,6 +454,7 @@ def _sync_object(  # noqa: PLR0915 (one batch's steps in order, each a call)
             clean,
             now=now,
             edited_by_others=batch.edited_by_others,
+            unrecorded=batch.unrecorded,
             policy=ManualEditPolicy(settings.writeback.manual_edits),
             differing=outcome.owned_changed_ids,
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -10,7 +12,7 @@ from structlog.testing import capture_logs
 from icp_sync.config import WritebackConfig
 from icp_sync.model import CrmObject
 from tests.conftest import SandboxFactory
-from tests.connectors.salesforce_org import Org, make_org
+from tests.connectors.salesforce_org import Org, make_org, override
 
 
 def _hand_edit(org: Org) -> tuple[str, str, str]:
@@ -88,3 +90,48 @@ def test_the_manual_edits_setting_accepts_keep_and_revert(policy: str) -> None:
     """writeback.manual_edits takes "keep" or "revert" ("revert" by default)."""
     assert WritebackConfig(manual_edits=policy).manual_edits == policy  # type: ignore[arg-type]
     assert WritebackConfig().manual_edits == "revert"
+
+
+@pytest.mark.parametrize("policy", ["keep", "revert"])
+def test_an_edit_made_while_icp_sync_writes_other_fields_of_the_record_is_seen(
+    sandbox_factory: SandboxFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    policy: str,
+) -> None:
+    """A rep sets ICP_Score__c just before icp-sync's Collections call writes the record's
+    tier: icp-sync is then its last modifier, yet the next cycle reports the hand edit and
+    keeps it (keep) or reverts it with a log line (revert)."""
+    import connectors.salesforce.write as write_module
+
+    org = make_org(sandbox_factory, tmp_path, accounts=300)
+    org.settings = org.settings.model_copy(
+        update={"writeback": WritebackConfig(manual_edits=policy)}
+    )
+    org.setup_fields()
+    org.sync()
+    current = org.icp_fields()
+    target = sorted(r for r, f in current.items() if f["ICP_Tier__c"] != "Red")[0]
+    score = current[target]["ICP_Score__c"]
+    owner = str(org.sandbox.org.get("Account", target)["OwnerId"])
+    override(org, [target], "Red")  # the next sync writes this record's tier
+    real = write_module.collections_update
+
+    def rep_edits_first(client: Any, records: Mapping[str, Any], *a: Any, **k: Any) -> Any:
+        assert "ICP_Score__c" not in records[target]
+        org.sandbox.org.update("Account", target, {"ICP_Score__c": 1}, user=owner)
+        yield from real(client, records, *a, **k)
+
+    monkeypatch.setattr(write_module, "collections_update", rep_edits_first)
+    org.sync()
+    monkeypatch.undo()
+    record = org.sandbox.org.get("Account", target)
+    assert record["LastModifiedById"] == org.sandbox.org.integration_user
+    with capture_logs() as logs:
+        result = org.sync()
+
+    edits = [e for e in logs if e["event"] == "manual_edit"]
+    assert result.objects[CrmObject.ACCOUNT].manual_edits == 1
+    assert [(e["record_id"], e["field"], e["now"]) for e in edits] == [(target, "score", "1")]
+    final = org.icp_fields()[target]["ICP_Score__c"]
+    assert final == (1 if policy == "keep" else score)
