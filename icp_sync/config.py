@@ -403,7 +403,7 @@ def load_settings(path: str | Path) -> Settings:
     """
     path = Path(path)
     missing = f"config file not found (pass --config PATH or set {CONFIG_ENV})"
-    text = read_text(path, "TOML config", missing=missing)
+    text = read_text(path, "config file", missing=missing)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -275,7 +275,7 @@ def _resolve(
 
 def read_definition(path: Path) -> IcpDefinition:
     """An ICP definition file, read and validated (clean errors for unreadable files)."""
-    return from_toml(read_text(path, "ICP definition (TOML)"), source=str(path))
+    return from_toml(read_text(path, "ICP definition file (TOML)"), source=str(path))
 
 
 def _import(store: Store, definition: IcpDefinition, *, target: str, now: datetime) -> None:
