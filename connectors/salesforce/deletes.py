@@ -85,10 +85,11 @@ class Deletions:
 
     def after_full_read(
         self, obj: CrmObject, live: frozenset[str], *, read_from: datetime
-    ) -> Batch:
-        """The reconciliation a full read gives for free; covers deletes up to ``read_from``."""
+    ) -> Iterator[Batch]:
+        """The reconciliation a full read gives for free; covers deletes up to ``read_from``
+        once the caller has applied it (a run stopped before that reconciles again)."""
+        yield Batch(frame=pd.DataFrame(), live=live)
         self._advance(SOBJECT[obj], read_from, reconciled=True)
-        return Batch(frame=pd.DataFrame(), live=live)
 
     def pending(self, obj: CrmObject, *, now: datetime) -> Iterator[Batch]:
         """Deletes since the delete cursor (getDeleted), or a reconciliation when due.

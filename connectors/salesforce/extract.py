@@ -124,7 +124,7 @@ class Extractor:
         self._state.save(state)
         live = columns.live()
         if since is None and live is not None:
-            yield self._deletions.after_full_read(obj, live, read_from=started)
+            yield from self._deletions.after_full_read(obj, live, read_from=started)
         else:
             yield from self._deletions.pending(obj, now=self._client.server_now(now))
 

@@ -4,16 +4,21 @@ reconciliation by ids on a full sync and on schedule."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from connectors.base import Batch
+from connectors.salesforce.connector import SalesforceConnector
 from icp_sync.errors import RetriableConnectorError
 from icp_sync.model import CrmObject
+from icp_sync.pipeline import sync
 from icp_sync.sandbox.salesforce.org import RecordError
+from icp_sync.store import StoredConnectorState
 from tests.conftest import SandboxFactory
 from tests.connectors.salesforce_org import Org, count, make_org
 
@@ -190,6 +195,55 @@ def test_a_full_sync_marks_purged_and_hidden_records_deleted(
     assert _deleted(org, purged)
     assert _deleted(org, hidden)
     assert result.objects[ACCOUNT].deleted == 2
+
+
+class _Killed(BaseException):
+    """Stands for kill -9: nothing after it runs."""
+
+
+def test_a_full_sync_stopped_before_its_reconciliation_is_applied_keeps_the_cursor(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    """The live ids a full read yields cover deletes only once the mirror has applied them:
+    a run stopped in between leaves the delete cursor and reconciliation time as they were,
+    and the next full sync marks the invisible record deleted."""
+    org = make_org(sandbox_factory, tmp_path, accounts=200)
+    org.sync(dry_run=True)
+    hidden = sorted(org.store.mirror.ids(ACCOUNT))[0]
+    del org.sandbox.org.objects["Account"].records[hidden]
+    org.sandbox.org.advance(90)
+    state = StoredConnectorState(org.store.ledger, "salesforce")
+    before = state.load()
+
+    class DiesAtReconciliation(SalesforceConnector):
+        def extract(self, obj: CrmObject, *, since: str | None, now: datetime) -> Iterator[Batch]:
+            for batch in super().extract(obj, since=since, now=now):
+                if batch.live is not None:
+                    raise _Killed
+                yield batch
+
+    connector = DiesAtReconciliation(
+        org.settings.salesforce, state=state, sleep=lambda _: None, bulk_wait=0.01
+    )
+    with pytest.raises(_Killed):
+        sync(
+            org.settings,
+            org.store,
+            run_id="killed",
+            now=datetime.now(UTC),
+            connector=connector,
+            compliance=False,
+            dry_run=True,
+            full=True,
+        )
+    connector.close()
+    after = state.load()
+
+    assert after.get("deleted_cursor") == before.get("deleted_cursor")
+    assert after.get("reconciled_at") == before.get("reconciled_at")
+    assert not _deleted(org, hidden)
+    org.sync(dry_run=True, full=True)
+    assert _deleted(org, hidden)
 
 
 def test_scheduled_reconciliation_costs_one_id_page_per_2000_records(
