@@ -10,6 +10,7 @@ Each command ends with one summary line (``command_finished``) with counts and d
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -52,13 +53,28 @@ class _Secrets:
 
     def _order(self) -> None:
         # longest first, so a secret that contains another is masked whole
-        self.ordered = tuple(sorted(self._configured | self._runtime, key=len, reverse=True))
+        forms = {form for value in self._configured | self._runtime for form in _forms(value)}
+        self.ordered = tuple(sorted(forms, key=len, reverse=True))
 
     def scrub(self, text: str) -> str:
         for secret in self.ordered:
             if secret in text:
                 text = text.replace(secret, MASK)
         return text
+
+
+def _forms(secret: str) -> set[str]:
+    """Every way ``secret`` can appear in a rendered line: as is, escaped by ``repr`` (a logged
+    exception or local), by JSON (ASCII-only), by both, and each line of a multi-line secret
+    (a private key) on its own."""
+    parts = {secret}
+    if "\n" in secret:
+        parts |= {line.strip() for line in secret.splitlines() if len(line.strip()) >= 8}
+    forms: set[str] = set()
+    for part in parts:
+        quoted = repr(part)[1:-1]
+        forms |= {part, quoted, json.dumps(part)[1:-1], json.dumps(quoted)[1:-1]}
+    return {form for form in forms if len(form) >= 4}
 
 
 _SECRETS = _Secrets()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 import structlog
 
 from icp_sync import log
@@ -92,3 +93,35 @@ def test_a_logged_exception_never_shows_a_secret_in_any_format() -> None:
 
         assert "refused" in stream.getvalue()
         assert "sk-live-9876543210" not in stream.getvalue(), fmt
+
+
+_KEY_LINES = [f"MIIE{i}" + "Qk9hY2tlZC1ieS1hLXRlc3Q" * 2 + f"{i:03d}" for i in range(5)]
+_PEM = "\n".join(["-----BEGIN PRIVATE KEY-----", *_KEY_LINES, "-----END PRIVATE KEY-----"])
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        pytest.param(_PEM, id="multi-line-private-key"),
+        pytest.param('pa"ss\\word-123456', id="quote-and-backslash"),
+        pytest.param("pässwörd-123456", id="non-ascii"),
+    ],
+)
+@pytest.mark.parametrize("fmt", ["console", "json"])
+def test_a_secret_is_masked_in_every_escaped_form(secret: str, fmt: str) -> None:
+    """A secret escaped by repr or JSON, or a private key split over lines, never shows in a
+    logged exception with locals or in a logged ``repr`` of an error."""
+    stream = io.StringIO()
+    log.configure(fmt=fmt, stream=stream, secrets=[secret])
+    try:
+        _fail_with(secret)
+    except RuntimeError as exc:
+        log.get_logger().exception("failed")
+        log.get_logger().error("command_crashed", error=repr(exc))
+    out = stream.getvalue()
+
+    assert "refused" in out
+    pieces = _KEY_LINES if "\n" in secret else [secret]
+    for piece in pieces:
+        for form in {piece, repr(piece)[1:-1], json.dumps(piece)[1:-1]}:
+            assert form not in out, (fmt, form)
