@@ -49,15 +49,35 @@ class JobJournal:
 
     def add(self, job_id: str) -> None:
         """Journal a job that now exists (committed before this returns)."""
-        self._write([*self.pending(), job_id])
+        self._write([*self.pending(), job_id], creating=False)
+
+    def creating(self) -> None:
+        """Note that a job is being created: a run killed before :meth:`add` leaves a job
+        nobody journaled, which the next run finds and aborts."""
+        self._write(self.pending(), creating=True)
+
+    def was_creating(self) -> bool:
+        """A run died between a job create and its journal entry."""
+        return bool(self._state.load().get(self._key + ":creating"))
+
+    def created_by(self) -> str | None:
+        """The integration user's id, as the connector learned it (``None`` if not yet)."""
+        user = self._state.load().get("user_id")
+        return str(user) if user else None
 
     def settle(self, job_id: str) -> None:
         """Forget a job whose results were recorded (or that was aborted)."""
         self._write([j for j in self.pending() if j != job_id])
 
-    def _write(self, jobs: list[str]) -> None:
+    def settle_creating(self) -> None:
+        """Forget an interrupted create once its job (if any) was aborted."""
+        self._write(self.pending(), creating=False)
+
+    def _write(self, jobs: list[str], *, creating: bool | None = None) -> None:
         state = self._state.load()
         state[self._key] = jobs
+        if creating is not None:
+            state[self._key + ":creating"] = creating
         self._state.save(state)
 
 
@@ -165,6 +185,7 @@ def bulk_update(
         retry: dict[str, Mapping[str, Any]] = {}
         last = attempt == max_attempts
         for ids, data in split(pending, max_bytes):
+            journal.creating()
             job_id = _create(client, journal.sobject)
             journal.add(job_id)
             _upload(client, job_id, data)
@@ -218,6 +239,29 @@ def _create(client: SalesforceClient, sobject: str) -> str:
         # a try whose answer was lost may still have created a job: find and abort it
         _abort_orphans(client, keep=job_id, creator=_created_by(client, job_id), sobject=sobject)
     return job_id
+
+
+def abort_unjournaled(client: SalesforceClient, journal: JobJournal) -> None:
+    """After a run died between a job create and its journal entry: abort the Open update
+    jobs on the journal's object that our user created and nobody journaled (an Open job was
+    never closed, so nothing of it was processed)."""
+    creator = journal.created_by()
+    if creator is None:
+        return
+    keep = set(journal.pending())
+    listing = client.call("bulk ingest jobs", lambda sf: sf.restful("jobs/ingest"))
+    for job in listing.get("records", []):
+        orphan = (
+            job.get("state") == "Open"
+            and job.get("id") not in keep
+            and job.get("object") == journal.sobject
+            and job.get("operation") == "update"
+            and str(job.get("createdById", ""))[:15] == creator[:15]
+        )
+        if orphan:
+            log.warning("salesforce_bulk_orphan_aborted", job=job["id"])
+            _abort(client, str(job["id"]))
+    journal.settle_creating()
 
 
 def _created_by(client: SalesforceClient, job_id: str) -> str:

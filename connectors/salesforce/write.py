@@ -1,8 +1,8 @@
 """Salesforce write-back: the allow-list check, sObject Collections and Bulk API 2.0 ingest.
 
 :class:`Writer` turns a plan into Salesforce values (only owned fields that exist, checked
-before anything is sent), defers records changed in Salesforce since they were read, and
-records a write window so extraction can skip reading its own writes back. Account and
+before anything is sent) and defers records changed in Salesforce since they were read;
+its own writes are read back by the next extraction like any change. Account and
 Opportunity changes alike go, up to the bulk threshold, by sObject Collections (200 records a
 call, allOrNone false); above, by Bulk API 2.0 ingest jobs on their object
 (:mod:`~connectors.salesforce.ingest`: journaled per object, split by size, resumed or aborted
@@ -17,14 +17,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from connectors.base import ApplyBatch, ConnectorState
 from connectors.salesforce.client import RETRIABLE_CODES, SalesforceClient
 from connectors.salesforce.config import SalesforceConfig
 from connectors.salesforce.fields import SOBJECT, Fields
-from connectors.salesforce.ingest import JobJournal, bulk_update, csv_cell, recover
+from connectors.salesforce.ingest import (
+    JobJournal,
+    abort_unjournaled,
+    bulk_update,
+    csv_cell,
+    recover,
+)
 from connectors.salesforce.soql import soql_datetime, soql_literal
 from icp_sync.errors import FatalConnectorError
 from icp_sync.log import get_logger
@@ -130,9 +136,6 @@ class Writer:
         yield from self._recover(journal, records, owned_of, sobject)
         if not records:
             return
-        windows = [w for w in self._state.load().get("write_windows", []) if w.get("end")]
-        windows = [*windows[-5:], {"start": soql_datetime(datetime.now(UTC)), "end": None}]
-        self._remember(write_windows=windows)
         conflicts = self._changed_since_read(list(records), sobject)
         if conflicts:
             reason = "changed in Salesforce since it was read; written next cycle"
@@ -140,30 +143,26 @@ class Writer:
             for record_id in conflicts:
                 records.pop(record_id, None)
         written: str | None = None
-        try:
-            if len(records) > self._config.bulk_write_threshold:
-                log.info("writeback_method", method="bulk", records=len(records), sobject=sobject)
-                batches = bulk_update(
-                    self._client,
-                    records,
-                    owned_of,
-                    journal,
-                    poll=self._bulk_wait,
-                    max_bytes=self._config.bulk_upload_max_bytes,
-                )
-            else:
-                log.info(
-                    "writeback_method", method="collections", records=len(records), sobject=sobject
-                )
-                batches = collections_update(
-                    self._client, records, owned_of, self._state, sobject=sobject
-                )
-            for batch in batches:
-                written = written or next(iter(batch.written), None)
-                yield batch
-        finally:
-            windows[-1]["end"] = soql_datetime(datetime.now(UTC) + timedelta(seconds=1))
-            self._remember(write_windows=windows)
+        if len(records) > self._config.bulk_write_threshold:
+            log.info("writeback_method", method="bulk", records=len(records), sobject=sobject)
+            batches = bulk_update(
+                self._client,
+                records,
+                owned_of,
+                journal,
+                poll=self._bulk_wait,
+                max_bytes=self._config.bulk_upload_max_bytes,
+            )
+        else:
+            log.info(
+                "writeback_method", method="collections", records=len(records), sobject=sobject
+            )
+            batches = collections_update(
+                self._client, records, owned_of, self._state, sobject=sobject
+            )
+        for batch in batches:
+            written = written or next(iter(batch.written), None)
+            yield batch
         if written and not self._state.load().get("user_id"):
             self._learn_user(written, sobject)
 
@@ -184,6 +183,8 @@ class Writer:
         batches: list[Iterator[ApplyBatch]] = []
         if intent:
             batches.append(self._landed(intent, owned_of, sobject))
+        if journal.was_creating():
+            abort_unjournaled(self._client, journal)
         if journal.pending():
             batches.append(recover(self._client, journal, owned_of, poll=self._bulk_wait))
         for batch in (b for source in batches for b in source):

@@ -108,3 +108,41 @@ def test_a_retried_job_create_leaves_no_open_job_behind(
     assert org.stats()["records_written"] == 700
     assert [j.state for j in jobs if j.id == lost[0]] == ["Aborted"]
     assert not [j for j in jobs if j.state == "Open"]
+
+
+def test_a_job_created_by_a_run_killed_before_journaling_it_is_aborted(
+    sandbox_factory: SandboxFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 between a job's create and its journal entry leaves an Open job nobody knows:
+    the next run finds it, aborts it, and writes every record exactly once."""
+    original = BulkJobs.create_ingest
+    emulator: list[BulkJobs] = []
+
+    async def remember(jobs: BulkJobs, request: Request) -> Response:
+        emulator.append(jobs)
+        return await original(jobs, request)
+
+    monkeypatch.setattr(BulkJobs, "create_ingest", remember)
+    org = _org_with_changes(sandbox_factory, tmp_path)
+    earlier = {j.id for j in emulator[0].jobs.values()} if emulator else set()
+
+    def die(*_: object, **__: object) -> None:
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ingest.JobJournal, "add", die)
+        with pytest.raises(Killed):
+            org.sync()
+    [orphan] = [j for j in emulator[-1].jobs.values() if j.kind == "ingest" and j.id not in earlier]
+    assert orphan.state == "Open"
+    assert not ingest.JobJournal(org.connector_state()).pending()
+
+    recovered = org.sync()
+    again = org.sync()
+    jobs = [j for j in emulator[-1].jobs.values() if j.kind == "ingest"]
+
+    assert orphan.state == "Aborted"
+    assert not [j for j in jobs if j.state == "Open"]
+    assert recovered.records_written == 700
+    assert again.records_written == 0
+    assert org.stats()["records_written"] == 700
