@@ -275,6 +275,7 @@ def test_sandbox_secrets_stay_in_the_sandbox_folder(sandbox: Sandbox, tmp_path: 
         "secrets/hubspot-access-token",
         "icp/icp-v1.toml",
         "examples/maven/icp/icp-v1.toml",
+        "examples/ravenstack/icp/icp-v1-evidence.md",
         "demo-output/icp-sync.toml",
     ],
 )
