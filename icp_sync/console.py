@@ -133,7 +133,8 @@ def _print_writeback(summary: dict[str, Any]) -> None:
         )
     plan = summary["plan"]
     tiers = ", ".join(f"{n:,} {t}" for t, n in summary["tiers"].items())
-    stdout.print(f"ICP {summary['version']}: {tiers}")
+    as_of = f" (as of {summary['as_of'][:10]})" if summary.get("as_of") else ""
+    stdout.print(f"ICP {summary['version']}{as_of}: {tiers}")
     for move, count in plan["tier_moves"].items():
         stdout.print(f"  {count:,} accounts move {move}")
     if "guard" in summary:
@@ -369,6 +370,15 @@ def print_derive(document: dict[str, Any]) -> None:
     )
 
 
+def _measured(document: dict[str, Any]) -> str | None:
+    """"ICP as of ..., history ... to ..." for a document that says so."""
+    window = document.get("observation_window")
+    if not window:
+        return None
+    as_of = (document.get("as_of") or "")[:10]
+    return f"ICP as of {as_of}; history {window['start']} to {window['end']}"
+
+
 def print_tal(document: dict[str, Any], limit: int = 15) -> None:
     """The TAL's head, its size and its coverage of the Green segments; why when it is empty."""
     accounts = document["accounts"]
@@ -384,7 +394,10 @@ def print_tal(document: dict[str, Any], limit: int = 15) -> None:
         if len(shown) == len(accounts)
         else (f"top {len(shown):,} of {len(accounts):,} accounts")
     )
-    table = Table(title=f"{document['name']} ({document['version']}): {heading}")
+    table = Table(
+        title=f"{document['name']} ({document['version']}): {heading}",
+        caption=_measured(document),
+    )
     for column in ("rank", "account", "score", "tier", "segment", "why"):
         table.add_column(column, justify="right" if column in ("rank", "score") else "left")
     for account in shown:

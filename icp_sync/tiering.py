@@ -20,6 +20,9 @@ from icp_sync.segments import members
 from icp_sync.text import neutralize_list
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from icp_sync.diagnostics import ObservationWindow
     from icp_sync.lookalike import LookalikeModel
 
 __all__ = [
@@ -138,6 +141,10 @@ class TalResult:
     accounts: pd.DataFrame
     coverage: dict[str, Any]
     tal_id: int | None
+    as_of: datetime | None = None
+    """The ICP version's as-of date (what its segments were measured on)."""
+    window: ObservationWindow | None = None
+    """The history the accounts were scored on."""
 
     def as_dict(self) -> dict[str, Any]:
         """The ``tal --json`` document (contract: ``version`` and ``accounts``)."""
@@ -150,6 +157,8 @@ class TalResult:
         return {
             "name": self.name,
             "version": self.version,
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "observation_window": self.window.as_dict() if self.window else None,
             "size": len(self.accounts),
             "coverage": self.coverage,
             "accounts": records.to_dict("records"),

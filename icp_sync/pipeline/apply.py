@@ -185,6 +185,7 @@ def write_back(
     manual, policy = proposal.manual, proposal.policy
     summary: dict[str, Any] = {
         "version": icp.definition.version,
+        "as_of": icp.definition.as_of.isoformat(),
         "tal_id": icp.tal_id,
         "tiers": proposal.scored.tiers,
         "overrides": proposal.scored.overrides,

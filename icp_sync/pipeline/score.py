@@ -102,6 +102,8 @@ def tal(
         accounts=members,
         coverage=coverage,
         tal_id=tal_id,
+        as_of=stored.as_of,
+        window=history.window(now),
     )
 
 

@@ -74,6 +74,7 @@ class ScoringMark:
                 "complete": complete,
                 "fingerprint": self._fingerprint(settings, writable),
                 "version": writeback.get("version"),
+                "as_of": writeback.get("as_of"),
                 "tal_id": writeback.get("tal_id"),
                 "tiers": writeback.get("tiers"),
                 "at": now.isoformat(),
@@ -90,6 +91,7 @@ class ScoringMark:
         held = self._state.load()
         return {
             "version": held.get("version"),
+            "as_of": held.get("as_of"),
             "tal_id": held.get("tal_id"),
             "tiers": held.get("tiers"),
             "unchanged": True,

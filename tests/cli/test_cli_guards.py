@@ -172,6 +172,16 @@ def test_tal_heading_says_how_many_rows_are_shown(cli: Cli, generated: Path) -> 
     assert outcome.code == 0
     assert "top 15 of 40 accounts" in outcome.stdout
     assert "25 more on the list" in outcome.stdout
+    assert "ICP as of" in outcome.stdout
+
+
+def test_tal_states_the_as_of_date_and_the_history_it_scored(cli: Cli, generated: Path) -> None:
+    """``tal --json`` names the version's as-of date and the observation window, like derive."""
+    derived = json.loads(cli("derive", "--config", str(generated), "--json").stdout)
+    document = json.loads(cli("tal", "--config", str(generated), "--json", "--size", "5").stdout)
+
+    assert document["as_of"][:10] == derived["as_of"][:10]
+    assert document["observation_window"] == derived["observation_window"]
 
 
 def test_tal_without_prospects_says_why(cli: Cli, example: Path) -> None:

@@ -46,6 +46,7 @@ def test_first_sync_activates_v1_by_itself_and_says_so(
 
     assert result.writeback is not None
     assert result.writeback["activated"]["version"] == "v1"
+    assert result.writeback["as_of"] == org.store.versions.get("v1").as_of.isoformat()
     assert "automatically" in result.writeback["activated"]["reason"]
     assert [(v["version"], v["status"]) for v in version_list(org.store)] == [("v1", "active")]
 
