@@ -371,7 +371,7 @@ def print_derive(document: dict[str, Any]) -> None:
 
 
 def _measured(document: dict[str, Any]) -> str | None:
-    """"ICP as of ..., history ... to ..." for a document that says so."""
+    """ "ICP as of ..., history ... to ..." for a document that says so."""
     window = document.get("observation_window")
     if not window:
         return None

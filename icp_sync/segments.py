@@ -17,7 +17,7 @@ Pure: frames in, frames out.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +25,7 @@ import pandas as pd
 
 from icp_sync.diagnostics import DataWarning, informative_weights, metric_components
 from icp_sync.dimensions import band_labels, dimension_summary, with_dimensions
-from icp_sync.shrinkage import intervals, shrink
+from icp_sync.shrinkage import floor_warnings, intervals, shrink
 from icp_sync.survival import at_risk_columns, event_columns, km_from_sums
 
 __all__ = [
@@ -449,11 +449,7 @@ def evidence_table(
     n = np.where(blind, table["post_n"], table["outcome_n"])
     table["tested"] = n >= settings.min_accounts
     used = [m for m in METRICS if weights.get(m, 0.0) > 0]
-    warnings += [
-        _floor_warning(m, [f for f in floors if f["metric"] == m])
-        for m in used
-        if any(f["metric"] == m for f in floors)
-    ]
+    warnings += floor_warnings(floors, used)
     return Evidence(
         table=table,
         baseline=baseline,
@@ -481,18 +477,3 @@ def _test_all(
         results.append(_welch(_moments(inside), _moments(rest)))
     (t_all, p_all), (t_post, p_post) = results
     return np.where(blind, t_post, t_all), np.where(blind, p_post, p_all)
-
-
-def _floor_warning(metric: str, floors: Sequence[Mapping[str, object]]) -> DataWarning:
-    dimensions = [str(f["dimensions"]) for f in floors]
-    return DataWarning(
-        code="shrinkage_floor",
-        message=f"{metric}: for {len(dimensions)} combination(s) of dimensions the segments large "
-        "enough to test differ no more than sampling noise explains; the prior is held at its "
-        "floor (a segment of the minimum tested size keeps half its own deviation)",
-        numbers={
-            "metric": metric,
-            "dimensions": dimensions,
-            "floor": [round(float(str(f["floor"])), 8) for f in floors],
-        },
-    )

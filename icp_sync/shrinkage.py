@@ -21,12 +21,14 @@ Pure: frames in, frames out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["RATES", "intervals", "shrink"]
+from icp_sync.diagnostics import DataWarning
+
+__all__ = ["RATES", "floor_warnings", "intervals", "shrink"]
 
 RATES = ("win_rate",)
 """Metrics that are proportions of independent trials (beta-binomial prior)."""
@@ -128,3 +130,39 @@ def intervals(table: pd.DataFrame) -> None:
         table[f"{name}_high"] = table[name] + margin
     table["clv_low"] = np.nan
     table["clv_high"] = np.nan
+
+
+def floor_warnings(
+    floors: Sequence[Mapping[str, object]], metrics: Sequence[str]
+) -> list[DataWarning]:
+    """One ``shrinkage_floor`` warning per metric whose testable segments showed no spread
+    beyond sampling noise for some combination of dimensions. A real spread below the floor
+    is no finding: such segments are shrunk less than the data alone would, by design."""
+    flat = [f for f in floors if not float(str(f["between_variance"])) > 0]
+    return [
+        _floor_warning(m, [f for f in flat if f["metric"] == m])
+        for m in metrics
+        if any(f["metric"] == m for f in flat)
+    ]
+
+
+def _finite_or_none(value: object) -> float | None:
+    number = float(str(value))
+    return round(number, 8) if np.isfinite(number) else None
+
+
+def _floor_warning(metric: str, floors: Sequence[Mapping[str, object]]) -> DataWarning:
+    dimensions = [str(f["dimensions"]) for f in floors]
+    return DataWarning(
+        code="shrinkage_floor",
+        message=f"{metric}: for {len(dimensions)} combination(s) of dimensions the segments large "
+        "enough to test differ no more than sampling noise explains (no between-segment "
+        "variance left after the noise); the prior is held at its floor, so a segment of the "
+        "minimum tested size keeps half its own deviation",
+        numbers={
+            "metric": metric,
+            "dimensions": dimensions,
+            "between_variance": [_finite_or_none(f["between_variance"]) for f in floors],
+            "floor": [round(float(str(f["floor"])), 8) for f in floors],
+        },
+    )

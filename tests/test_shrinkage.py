@@ -8,7 +8,7 @@ import pytest
 
 from icp_sync.icp import DeriveSettings, derive
 from icp_sync.segments import EvidenceSettings, evidence_table
-from icp_sync.shrinkage import shrink
+from icp_sync.shrinkage import floor_warnings, shrink
 
 
 def _world(n: int, seed: int, tiny: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -80,3 +80,26 @@ def test_prior_is_held_at_its_floor_when_segments_do_not_differ() -> None:
     # a segment of the minimum tested size keeps half its deviation; a larger one more
     deviation = (table["win_rate_shrunk"] - 0.30) / (table["win_rate"] - 0.30)
     assert (deviation.dropna() > 0.5).all()
+
+
+def test_only_a_flat_prior_is_a_finding() -> None:
+    """A prior held at its floor is reported when the tested segments showed no spread beyond
+    noise, with the measured variance; a real spread smaller than the floor is no warning."""
+    floors = [
+        {
+            "metric": "win_rate",
+            "dimensions": "industry",
+            "between_variance": -0.002,
+            "floor": 0.005,
+        },
+        {"metric": "win_rate", "dimensions": "region", "between_variance": 0.0016, "floor": 0.005},
+        {"metric": "nrr", "dimensions": "industry", "between_variance": 0.001, "floor": 0.004},
+    ]
+
+    [warning] = floor_warnings(floors, ["win_rate", "nrr"])
+
+    assert warning.code == "shrinkage_floor"
+    assert warning.numbers["metric"] == "win_rate"
+    assert warning.numbers["dimensions"] == ["industry"]
+    assert warning.numbers["between_variance"] == [-0.002]
+    assert floor_warnings(floors, ["nrr"]) == []
