@@ -161,8 +161,12 @@ def markdown(
     model: Mapping[str, Any],
     *,
     quality: Sequence[str] = (),
+    baseline_detail: Mapping[str, Mapping[str, float | int | None]] | None = None,
 ) -> str:
-    """The full evidence report as Markdown (the data-quality section first)."""
+    """The full evidence report as Markdown (the data-quality section first).
+
+    ``baseline_detail``: per metric, its 95% interval (``low``, ``high``) and ``n``."""
+    detail = baseline_detail or {}
     out = [
         f"# ICP evidence, version {definition.version}",
         "",
@@ -182,9 +186,14 @@ def markdown(
         "## Company baseline",
         "",
         _table(
-            ["metric", "value"],
+            ["metric", "value", "95% interval", "n"],
             [
-                [label, _format(definition.baseline.get(name), kind)]
+                [
+                    label,
+                    _format(definition.baseline.get(name), kind),
+                    _interval(detail.get(name, {}), kind),
+                    _count(detail.get(name, {}).get("n")),
+                ]
                 for name, label, kind in _COLUMNS
             ],
         ),
@@ -241,9 +250,20 @@ _METHOD = (
 )
 
 
+def _interval(figures: Mapping[str, float | int | None], kind: str) -> str:
+    low, high = figures.get("low"), figures.get("high")
+    if low is None or high is None:
+        return "-"
+    return f"{_format(low, kind)} to {_format(high, kind)}"
+
+
+def _count(n: float | int | None) -> str:
+    return "-" if n is None else f"{int(n):,}"
+
+
 def _segment_table(frame: pd.DataFrame) -> str:
     header = ["tier", "segment", "accounts", "customers"] + [label for _, label, _ in _COLUMNS]
-    header += ["lift", "q"]
+    header += ["lift (shrunk)", "lift (tested)", "q"]
     rows = []
     for row in _rows(frame):
         cells = [
@@ -253,8 +273,9 @@ def _segment_table(frame: pd.DataFrame) -> str:
             f"{int(row['customers']):,}",
         ]
         cells += [_format(row[f"{name}_shrunk"], kind) for name, _, kind in _COLUMNS]
-        lift = row["lift"]
-        cells += [f"{lift:.2f}" if np.isfinite(lift) else "-", _q(row["q_value"], bare=True)]
+        lifts = [row["lift"], row.get("lift_raw", np.nan)]
+        cells += [f"{lift:.2f}" if np.isfinite(lift) else "-" for lift in lifts]
+        cells.append(_q(row["q_value"], bare=True))
         rows.append(cells)
     return _table(header, rows)
 

@@ -227,8 +227,14 @@ def test_ravenstack_retention_and_nrr_match_the_csvs(example: Path) -> None:
     assert document["baseline"]["sales_cycle_days"] is None  # created = closed
     dropped = set(document["metrics"]["dropped"])
     assert {"win_rate", "sales_cycle_days"} <= dropped
+    assert not dropped & set(document["baseline_detail"])  # no figure for a dropped metric
     evidence = Path(document["files"]["evidence"]).read_text("utf-8")
     assert "## Data quality" in evidence.split("## Summary")[0]
+    baseline = evidence.split("## Company baseline")[1].split("##")[0]
+    low = document["baseline_detail"]["retention"]["low"]
+    assert f"| {low:.0%} to " in baseline  # the interval, with its n
+    assert f"{document['baseline_detail']['retention']['n']:,}" in baseline
+    assert "lift (tested)" in evidence
 
 
 def test_maven_model_at_chance_steps_aside_and_no_green(example: Path) -> None:

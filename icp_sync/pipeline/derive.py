@@ -185,6 +185,12 @@ def derive_icp(
         model=_dump(model),
         now=now,
     )
+    # a dropped metric carries no information: no value, no interval
+    detail = {
+        name: figures
+        for name, figures in baseline_detail(evidence.baseline).items()
+        if name not in dropped
+    }
     files = _write_files(
         settings,
         definition,
@@ -192,6 +198,7 @@ def derive_icp(
         summary,
         model.summary(),
         quality=data_quality(base.window, warnings, evidence.weights),
+        detail=detail,
     )
     log.info(
         "icp_derived",
@@ -216,7 +223,7 @@ def derive_icp(
                 m for m in METRICS if evidence.weights.get(m, 0.0) <= 0 and m not in dropped
             ],
         },
-        baseline_detail=baseline_detail(evidence.baseline),
+        baseline_detail=detail,
         leakage=leakage.coverage,
     )
 
@@ -271,6 +278,7 @@ def _write_files(
     model: dict[str, Any],
     *,
     quality: list[str],
+    detail: dict[str, dict[str, float | int | None]],
 ) -> dict[str, Path]:
     folder = settings.resolve(settings.icp.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -278,7 +286,9 @@ def _write_files(
     report_file = folder / f"icp-{definition.version}-evidence.md"
     definition_file.write_text(to_toml(definition), encoding="utf-8")
     report_file.write_text(
-        evidence_report.markdown(definition, segments, summary, model, quality=quality),
+        evidence_report.markdown(
+            definition, segments, summary, model, quality=quality, baseline_detail=detail
+        ),
         encoding="utf-8",
     )
     return {"definition": definition_file, "evidence": report_file}
