@@ -340,11 +340,7 @@ def report(
     period: PeriodOption = None,
     out: Annotated[
         Path | None,
-        typer.Option(
-            "--out",
-            dir_okay=False,
-            help="HTML file to write (default: report.output); CSVs beside it.",
-        ),
+        typer.Option("--out", help="HTML file to write (default: report.output); CSVs beside it."),
     ] = None,
 ) -> None:
     """Adherence to the ICP commitment: HTML report with charts, CSV tables, revealed ICP."""
