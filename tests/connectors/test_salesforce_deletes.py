@@ -62,6 +62,31 @@ def test_a_hard_delete_reaches_the_mirror_through_get_deleted(
     assert count("GET getDeleted", stats) == 0
 
 
+def test_a_window_covered_only_in_part_is_asked_again_from_where_coverage_ended(
+    sandbox_factory: SandboxFactory, tmp_path: Path
+) -> None:
+    """When getDeleted's latestDateCovered trails the window's end (replication lag), the
+    delete cursor stops there: a hard delete after it is fetched by a later cycle, not lost."""
+    org = make_org(sandbox_factory, tmp_path, accounts=200)
+    org.sync(dry_run=True)
+    gone = _some_account(org)
+    org.sandbox.org.advance(90)
+    org.sandbox.org.hard_delete("Account", gone)
+    org.sandbox.org.replication_lag_ms = 10 * 60_000
+    org.sandbox.org.advance(120)
+    org.sync(dry_run=True)
+    lagging = StoredConnectorState(org.store.ledger, "salesforce").load()["deleted_cursor"]
+
+    assert not _deleted(org, gone)
+    org.sandbox.org.replication_lag_ms = 0
+    org.sandbox.org.advance(90)
+    org.sync(dry_run=True)
+    caught_up = StoredConnectorState(org.store.ledger, "salesforce").load()["deleted_cursor"]
+
+    assert _deleted(org, gone)
+    assert caught_up["Account"] > lagging["Account"]
+
+
 def _network_error(org: Org) -> Callable[[], None]:
     real = org.sandbox.org.deleted_between
 

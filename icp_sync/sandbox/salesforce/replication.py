@@ -19,6 +19,9 @@ class Replication:
     lock: threading.RLock
     objects: dict[str, SObject]
     retention_days: float
+    replication_lag_ms: int = 0
+    """How far getDeleted's ``latestDateCovered`` trails the clock: Salesforce's replication
+    catches up with deletes asynchronously, so a window may be covered only in part."""
 
     def canonical_name(self, sobject: str) -> str:
         """The object's API name as the org spells it (the org implements it)."""
@@ -52,6 +55,10 @@ class Replication:
             for record_id in gone:
                 del records[record_id]
             return len(gone)
+
+    def covered_ms(self, end_ms: int) -> int:
+        """The latest moment a getDeleted window ending at ``end_ms`` covers."""
+        return min(end_ms, self.now_ms() - self.replication_lag_ms)
 
     def earliest_deleted_ms(self) -> int:
         """The oldest moment getDeleted still covers (the replication retention window)."""

@@ -90,7 +90,7 @@ async def deleted(api: SalesforceApi, request: Request) -> Response:
             "INVALID_REPLICATION_DATE",
             f"startDate is before the earliest date available, {format_datetime(earliest)}",
         )
-    covered = min(end, api.org.now_ms())
+    covered = max(start, api.org.covered_ms(end))
     rows = api.org.deleted_between(request.path_params["sobject"], start, covered)
     return JSONResponse(
         {
