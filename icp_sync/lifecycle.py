@@ -115,13 +115,16 @@ def account_outcomes(
     derived_churn = np.where(last_win > lost_renewal, np.datetime64("NaT"), lost_renewal)
     given_churn = _naive(accounts["churned_at"])
     churned = np.where(pd.isna(given_churn), derived_churn, given_churn)
-    churned = np.where(pd.isna(since) | (churned < since), np.datetime64("NaT"), churned)
+    # a churn before the account ever was a customer cannot be measured: left out, and said
+    ignored = ~pd.isna(churned) & (pd.isna(since) | (churned < since))
+    churned = np.where(ignored, np.datetime64("NaT"), churned)
     out["customer_since"] = pd.DatetimeIndex(since).tz_localize("UTC")
     out["churned_at"] = pd.DatetimeIndex(churned).tz_localize("UTC")
     cut = np.datetime64(deals.as_of)
     is_customer = ~pd.isna(since)
     active = is_customer & ~(churned <= cut)
     out["is_customer"] = is_customer
+    out["churn_ignored"] = ignored
     out["active"] = active
     out["nb_won"] = np.bincount(deals.key[new_won], minlength=n)
     out["nb_lost"] = np.bincount(deals.key[new_lost], minlength=n)

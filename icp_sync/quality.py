@@ -57,6 +57,17 @@ def history_warnings(
                 numbers={"end": window.end.date().isoformat(), "days_before_now": stale},
             )
         )
+    ignored = int(outcomes["churn_ignored"].sum()) if "churn_ignored" in outcomes else 0
+    if ignored:
+        found.append(
+            DataWarning(
+                code="churn_before_customer",
+                message=f"{ignored:,} accounts have a churn date but no purchase before it: "
+                "their churn cannot be measured and is left out, so logo retention may read "
+                "high; check how churn and the first purchase are recorded",
+                numbers={"accounts": ignored},
+            )
+        )
     customers = outcomes["is_customer"].to_numpy(dtype=bool)
     censored = customers & (outcomes["eligible"].to_numpy() == 0)
     if customers.any() and censored.sum() / customers.sum() > CENSORED_SHARE:

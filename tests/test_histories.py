@@ -228,6 +228,12 @@ def test_ravenstack_retention_and_nrr_match_the_csvs(example: Path) -> None:
     dropped = set(document["metrics"]["dropped"])
     assert {"win_rate", "sales_cycle_days"} <= dropped
     assert not dropped & set(document["baseline_detail"])  # no figure for a dropped metric
+    # churn dated before any paid subscription cannot be measured: left out, and said so
+    flagged = last.where(accounts["churn_flag"].reindex(last.index)).dropna()
+    first = since.reindex(flagged.index)
+    early = int(((flagged < first) | first.isna()).sum())
+    warned = {w["code"]: w["numbers"] for w in document["warnings"]}
+    assert warned["churn_before_customer"]["accounts"] == early > 0
     evidence = Path(document["files"]["evidence"]).read_text("utf-8")
     assert "## Data quality" in evidence.split("## Summary")[0]
     baseline = evidence.split("## Company baseline")[1].split("##")[0]
