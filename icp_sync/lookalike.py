@@ -389,8 +389,7 @@ def score_accounts(
         lift = fallback if fallback is not None else pd.Series(1.0, index=accounts.index)
         score = (50 * lift.fillna(1.0)).clip(0, 100).round().astype(int)
         return Scores(score=score, signals=pd.Series("", index=accounts.index))
-    # a model stored before inputs could be left out has no ``without``: it used them all
-    x = features(accounts, model.dimensions, getattr(model, "without", ()))
+    x = features(accounts, model.dimensions, model.without)
     transformer = model.pipeline.named_steps["features"]
     classifier = model.pipeline.named_steps["model"]
     matrix = sparse.csr_matrix(transformer.transform(x))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from icp_sync.lookalike import (
+    LookalikeModel,
     LookalikeSettings,
     best_fit_labels,
     score_accounts,
@@ -139,3 +141,31 @@ def test_a_model_no_better_than_chance_ranks_nothing() -> None:
     assert model.cv_auc < 0.6
     assert "no better than chance" in str(model.fallback_reason)
     assert set(scores.score) == {60}
+
+
+def test_a_model_stored_by_an_earlier_release_loads_with_the_new_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stored model pickled before ``without`` existed loads, uses every input and reports
+    none left out (an upgrade must not break the next sync)."""
+    import dataclasses
+    import io
+
+    import joblib
+
+    from icp_sync.pipeline.derive import load_model
+
+    earlier = [f.name for f in dataclasses.fields(LookalikeModel) if f.name != "without"]
+    old = LookalikeModel(pipeline=None, dimensions=("industry",), fallback_reason="old")
+    buffer = io.BytesIO()
+    with monkeypatch.context() as patch:  # pickled as the earlier class did: no ``without``
+        patch.setattr(
+            LookalikeModel, "__getstate__", lambda self: [getattr(self, n) for n in earlier]
+        )
+        joblib.dump(old, buffer)
+
+    loaded = load_model(buffer.getvalue())
+
+    assert loaded is not None
+    assert loaded.without == ()
+    assert loaded.summary()["inputs_left_out"] == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from icp_sync.sandbox.faults import FaultProfile
 from icp_sync.sandbox.salesforce.api import SalesforceApi
 from icp_sync.sandbox.service import Sandbox
 from tests.clirun import icp_sync
-from tests.conftest import POSTGRES_ENV, SandboxFactory
+from tests.conftest import POSTGRES_ENV, SandboxFactory, _postgres_schema_url
 
 
 def _config(sandbox: Sandbox, tmp_path: Path, mode: str, store_url: str) -> tuple[Path, list[str]]:
@@ -72,13 +73,17 @@ url = "{secret("store-url", store_url, hidden=False)}"
     return path, secrets
 
 
-def _store_url(tmp_path: Path) -> tuple[str, str | None]:
-    """SQLite, or PostgreSQL with a password in the URL when a test database is configured."""
+@pytest.fixture
+def store_url_with_password(tmp_path: Path) -> Iterator[tuple[str, str | None]]:
+    """SQLite, or a private PostgreSQL schema reached by a URL with a password in it when a
+    test database is configured (trust auth ignores the password; the masking must not)."""
     base = os.environ.get(POSTGRES_ENV)
     if not base:
-        return f"sqlite:///{tmp_path / 'state.db'}", None
-    url = sa.engine.make_url(base).set(password="pg-pa55-word-778899")
-    return url.render_as_string(hide_password=False), "pg-pa55-word-778899"
+        yield f"sqlite:///{tmp_path / 'state.db'}", None
+        return
+    for private in _postgres_schema_url(base):
+        url = sa.engine.make_url(private).set(password="pg-pa55-word-778899")
+        yield url.render_as_string(hide_password=False), "pg-pa55-word-778899"
 
 
 def _tables_text(url: str) -> str:
@@ -97,6 +102,7 @@ def test_no_secret_appears_in_any_output_channel(
     sandbox_factory: SandboxFactory,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    store_url_with_password: tuple[str, str | None],
     mode: str,
 ) -> None:
     """Debug logs, --json output, error messages and store tables hold none of the secrets."""
@@ -110,7 +116,7 @@ def test_no_secret_appears_in_any_output_channel(
 
     monkeypatch.setattr(SalesforceApi, "issue_token", issue)
     sandbox = sandbox_factory(accounts=1000)
-    store_url, store_password = _store_url(tmp_path)
+    store_url, store_password = store_url_with_password
     config, secrets = _config(sandbox, tmp_path, mode, store_url)
     ca = str(sandbox.tls.ca_file)
     requests.post(

@@ -255,7 +255,13 @@ def load_model(blob: bytes | None) -> LookalikeModel | None:
     from icp_sync.lookalike import LookalikeModel
 
     loaded = joblib.load(io.BytesIO(blob))
-    return loaded if isinstance(loaded, LookalikeModel) else None
+    if not isinstance(loaded, LookalikeModel):
+        return None
+    # a model stored by an earlier release lacks the attributes added since: their defaults
+    for name, default in (("without", ()),):
+        if not hasattr(loaded, name):
+            object.__setattr__(loaded, name, default)
+    return loaded
 
 
 def _dump(model: LookalikeModel) -> bytes:
