@@ -8,7 +8,7 @@ Vendor SDK types never leave their connector package.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -54,11 +54,12 @@ class Batch:
         owned: The owned fields' values as the CRM holds them, raw (index: record id;
             columns: owned-field keys, see :data:`icp_sync.model.OWNED_FIELDS`); ``None``
             when the connector reads none back. The write-back planner compares with them.
-        unrecorded: Ids icp-sync may have written without recording it yet (a write
-            interrupted between the call and its record). When given, a changed owned value
-            on any other record is someone else's, even if icp-sync modified the record last
-            (it wrote other fields after a rep's edit); ``None`` when the connector cannot
-            tell, so only ``edited_by_others`` can hold manual edits.
+        unrecorded: Record id -> owned field -> canonical value of writes icp-sync may have
+            made without recording them yet (a write interrupted between the call and its
+            record). When given, any other changed owned value is someone else's, even on a
+            record icp-sync modified last (it wrote other fields after a rep's edit);
+            ``None`` when the connector cannot tell, so only ``edited_by_others`` can hold
+            manual edits.
     """
 
     frame: pd.DataFrame
@@ -68,7 +69,7 @@ class Batch:
     live: frozenset[str] | None = None
     edited_by_others: frozenset[str] | None = None
     owned: pd.DataFrame | None = None
-    unrecorded: frozenset[str] | None = None
+    unrecorded: Mapping[str, Mapping[str, str]] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

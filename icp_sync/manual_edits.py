@@ -4,16 +4,17 @@ Pure. A value read back from the CRM is a manual edit when it differs from what 
 last knew the field to hold (what it wrote, or read before), and icp-sync cannot have put
 it there: the record was last modified by someone else, or the connector can tell that no
 write of icp-sync's is unrecorded on it (so a rep's edit made while icp-sync wrote *other*
-fields of the record, which leaves icp-sync as the last modifier, is still seen). A value in
-a field icp-sync never knew counts only on records someone else modified last and whose
-other owned fields icp-sync knows (a fresh store knows none, and claims nothing). Policy
+fields of the record, which leaves icp-sync as the last modifier, is still seen); a value an
+interrupted write of icp-sync's put there is its own. A value in a field icp-sync never knew
+counts only on records someone else modified last, and not on a first sync (a fresh store
+knows nothing, and claims nothing). Policy
 ``keep`` leaves such a value alone from then on (the human's value is the override);
 ``revert`` (the default) writes the ICP value again on the next write-back, and says so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -51,7 +52,9 @@ def detect(
     known: Mapping[str, Mapping[str, str]],
     read: Mapping[str, Mapping[str, str]],
     edited_by_others: Iterable[str],
-    unrecorded: Collection[str] | None = None,
+    unrecorded: Mapping[str, Mapping[str, str]] | None = None,
+    *,
+    fresh: bool = False,
 ) -> list[ManualEdit]:
     """The manual edits among values read back.
 
@@ -60,25 +63,28 @@ def detect(
         read: Record id -> owned field -> the value read now (canonical text), for the
             fields that differ from ``known`` (an unknown field counts as empty).
         edited_by_others: Records last modified by someone other than the integration user.
-        unrecorded: Records icp-sync may have written without recording it yet (a write
-            interrupted between the call and its record); ``None`` when the connector
-            cannot tell, so only ``edited_by_others`` can hold manual edits.
+        unrecorded: Record id -> owned field -> value of writes icp-sync may have made
+            without recording them yet (a write interrupted between the call and its
+            record): such a value is icp-sync's own. ``None`` when the connector cannot
+            tell, so only ``edited_by_others`` can hold manual edits.
+        fresh: The store knows no value of any record yet (a first sync): a value in a field
+            icp-sync never knew is then no evidence of a hand edit.
     """
     others = set(edited_by_others)
     edits = []
     for record_id in sorted(read):
         by_other = record_id in others
-        if not by_other and (unrecorded is None or record_id in unrecorded):
+        if not by_other and unrecorded is None:
             continue
         before = known.get(record_id, {})
+        in_flight = unrecorded.get(record_id, {}) if unrecorded is not None else {}
         for field, value in sorted(read[record_id].items()):
+            if in_flight.get(field) == value:
+                continue  # what an interrupted write of icp-sync's put there
             if field in before:
-                changed = before[field] != value
-                was = before[field]
-            else:  # a field never written nor read on a record the ledger knows: a value
-                # someone else left there (a record it knows nothing of may be a fresh store's)
-                changed = by_other and bool(before) and value != ""
-                was = ""
+                changed, was = before[field] != value, before[field]
+            else:  # never written nor read: a value someone else left there
+                changed, was = by_other and value != "" and (bool(before) or not fresh), ""
             if changed:
                 edits.append(ManualEdit(record_id=record_id, field=field, before=was, after=value))
     return edits

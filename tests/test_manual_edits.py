@@ -9,8 +9,8 @@ from icp_sync.manual_edits import ManualEdit, detect, keep_overrides
 
 def test_a_change_on_a_record_others_edited_is_manual_known_or_not() -> None:
     """A differing value on a record someone else modified last is manual; so is a value left
-    in a field icp-sync never knew on a record it knows; a record it knows nothing of (a fresh
-    store) claims nothing; without more, the integration user's records hold none."""
+    in a field icp-sync never knew, except on a first sync (a fresh store claims nothing);
+    without more, the integration user's records hold none."""
     known = {"a": {"tier": "Green"}, "b": {"tier": "Green"}}
     read = {
         "a": {"tier": "Red", "reasons": "set by hand"},
@@ -21,24 +21,23 @@ def test_a_change_on_a_record_others_edited_is_manual_known_or_not() -> None:
     assert detect(known, read, {"a", "c"}) == [
         ManualEdit(record_id="a", field="reasons", before="", after="set by hand"),
         ManualEdit(record_id="a", field="tier", before="Green", after="Red"),
+        ManualEdit(record_id="c", field="tier", before="", after="Red"),
     ]
+    assert detect({}, {"c": {"tier": "Red"}}, {"c"}, fresh=True) == []
 
 
 def test_an_edit_hidden_by_icp_syncs_own_later_write_is_still_manual() -> None:
     """A rep's edit followed by icp-sync writing other fields leaves icp-sync as the last
-    modifier: when no write of icp-sync's is unrecorded there, the change is still manual;
-    a write interrupted before it was recorded is icp-sync's own, not an edit."""
+    modifier: the change is still manual; only the very values of a write interrupted before
+    it was recorded are icp-sync's own, not the record's other fields."""
     known = {"b": {"tier": "Green", "score": "80"}, "d": {"tier": "Green"}}
-    read = {"b": {"score": "1"}, "d": {"tier": "Red"}, "e": {"tier": "Red"}}
+    read = {"b": {"score": "1"}, "d": {"tier": "Red"}}
+    edit_b = ManualEdit(record_id="b", field="score", before="80", after="1")
+    edit_d = ManualEdit(record_id="d", field="tier", before="Green", after="Red")
 
-    hidden = detect(known, read, set(), unrecorded=set())
-    interrupted = detect(known, read, set(), unrecorded={"d"})
-
-    assert hidden == [
-        ManualEdit(record_id="b", field="score", before="80", after="1"),
-        ManualEdit(record_id="d", field="tier", before="Green", after="Red"),
-    ]
-    assert interrupted == hidden[:1]
+    assert detect(known, read, set(), unrecorded={}) == [edit_b, edit_d]
+    assert detect(known, read, set(), unrecorded={"d": {"tier": "Red"}}) == [edit_b]
+    assert detect(known, read, set(), unrecorded={"b": {"tier": "Yellow"}}) == [edit_b, edit_d]
     assert detect(known, read, set(), unrecorded=None) == []
 
 

@@ -37,6 +37,7 @@ from connectors.salesforce.write import unrecorded_writes
 from icp_sync.errors import FatalConnectorError
 from icp_sync.log import get_logger
 from icp_sync.model import ATTR_PREFIX, ID_COLUMN, CrmObject
+from icp_sync.writeback import canonical_value
 
 __all__ = ["Extractor", "parse_datetime", "soql_datetime", "soql_literal"]
 
@@ -146,7 +147,7 @@ class Extractor:
         columns = _Columns(
             obj, select, owned, stamp=stamp, since=since, user=str(user) if user else None
         )
-        columns.unrecorded = unrecorded_writes(self._state, sobject)
+        columns.unrecorded = _in_flight(unrecorded_writes(self._state, sobject), owned)
         if modifier:
             columns.api.append(modifier)
         return soql, columns
@@ -349,8 +350,8 @@ class _Columns:
         self.newest = since
         self.started: str | None = None
         self.user = user
-        self.unrecorded: frozenset[str] | None = None
-        """Records icp-sync may have written without recording it (see ``Batch``)."""
+        self.unrecorded: dict[str, dict[str, str]] | None = None
+        """Values icp-sync may have written without recording them (see ``Batch``)."""
         self.partial = False
         self._live: set[str] = set()
 
@@ -396,6 +397,18 @@ class _Columns:
             edited_by_others=others,
             unrecorded=self.unrecorded if values is not None else None,
         )
+
+
+def _in_flight(
+    intent: Mapping[str, Mapping[str, Any]] | None, owned: Mapping[str, str]
+) -> dict[str, dict[str, str]] | None:
+    """An interrupted write's values keyed as read-back values are: owned field, canonical."""
+    if intent is None:
+        return None
+    return {
+        rid: {owned[api]: canonical_value(v) for api, v in values.items() if api in owned}
+        for rid, values in intent.items()
+    }
 
 
 def _query_more(url: str, headers: dict[str, str]) -> Callable[[Any], Any]:

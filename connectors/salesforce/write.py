@@ -309,13 +309,15 @@ def _intent_key(sobject: str) -> str:
     return _INTENT if sobject == "Account" else f"{_INTENT}:{sobject}"
 
 
-def unrecorded_writes(state: ConnectorState, sobject: str) -> frozenset[str] | None:
-    """Records a write of icp-sync's may have changed without the ledger knowing yet: those
-    of a Collections call interrupted in flight; ``None`` while a Bulk job on ``sobject`` is
-    unsettled (its records are known only once its results are read)."""
+def unrecorded_writes(state: ConnectorState, sobject: str) -> dict[str, dict[str, Any]] | None:
+    """What a write of icp-sync's may have put in records without the ledger knowing yet
+    (``{id: {api name: value}}``): the records of a Collections call interrupted in flight;
+    ``None`` while a Bulk job on ``sobject`` is unsettled (its records are known only once
+    its results are read)."""
     if JobJournal(state, sobject).pending():
         return None
-    return frozenset(state.load().get(_intent_key(sobject)) or {})
+    intent = state.load().get(_intent_key(sobject)) or {}
+    return {str(rid): dict(values) for rid, values in intent.items()}
 
 
 def _note(

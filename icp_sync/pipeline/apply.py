@@ -6,7 +6,7 @@ the planner compares with, so an unchanged value never costs a call.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -40,7 +40,7 @@ def remember_read_back(
     *,
     now: datetime,
     edited_by_others: frozenset[str] | None = None,
-    unrecorded: frozenset[str] | None = None,
+    unrecorded: Mapping[str, Mapping[str, str]] | None = None,
     policy: ManualEditPolicy = ManualEditPolicy.REVERT,
     differing: set[str] | None = None,
 ) -> tuple[int, int]:
@@ -68,7 +68,8 @@ def remember_read_back(
     changed = _changed_fields(record_ids, values, known)
     if differing is not None:
         differing.update(changed)
-    edits = detect(known, changed, edited_by_others or (), unrecorded)
+    fresh = not known and not store.ledger.has_values(obj)
+    edits = detect(known, changed, edited_by_others or (), unrecorded, fresh=fresh)
     manual = {(e.record_id, e.field) for e in edits}
     for edit in edits:
         log.warning(

@@ -99,6 +99,12 @@ class LedgerRepository(Repository):
         )
         return long.pivot(index="record_id", columns="field", values="value")
 
+    def has_values(self, obj: CrmObject) -> bool:
+        """Whether any owned-field value of ``obj`` is known (not a fresh store)."""
+        query = sa.select(field_state.c.record_id).where(field_state.c.object == str(obj))
+        with self.engine.connect() as conn:
+            return conn.execute(query.limit(1)).first() is not None
+
     def known_values(self, obj: CrmObject, ids: Iterable[str]) -> dict[str, dict[str, str]]:
         """What icp-sync last knew some records' owned fields to hold: ``{id: {field: text}}``.
 
@@ -109,12 +115,12 @@ class LedgerRepository(Repository):
         known: dict[str, dict[str, str]] = {}
         if not wanted:
             return known
+        if not self.has_values(obj):
+            return known
         table = field_state
         columns = (table.c.record_id, table.c.field, table.c.value)
         mine = table.c.object == str(obj)
         with self.engine.connect() as conn:
-            if conn.execute(sa.select(table.c.record_id).where(mine).limit(1)).first() is None:
-                return known
             for start in range(0, len(wanted), CHUNK):
                 query = sa.select(*columns).where(
                     mine, table.c.record_id.in_(wanted[start : start + CHUNK])
