@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -256,7 +256,11 @@ class BulkJobs:
                 "INVALIDJOBSTATE",
                 f"job {job.id} is {job.state}; data can only be added while Open",
             )
-        job.data.append((await request.body()).decode("utf-8"))
+        try:
+            body = await request.body()
+        except ClientDisconnect:  # the client died mid-upload: the job keeps what it had
+            return Response(status_code=400)
+        job.data.append(body.decode("utf-8"))
         return Response(status_code=201)
 
     async def ingest_job(self, request: Request) -> Response:
