@@ -70,6 +70,7 @@ class Extractor:
         self._config = config
         self._fields = fields
         self._state = state
+        self._wait = bulk_wait
         self._bulk = BulkQuery(client, state, wait=bulk_wait, page_records=config.bulk_page_records)
         self._prefetch = Prefetch(client, config.api_version)
         self._deletions = Deletions(client, config, state, prefetch=self._prefetch)
@@ -112,6 +113,10 @@ class Extractor:
         self._now = now
         self._collect_ahead()
         soql, columns = self._query(obj, since)
+        if columns.owned:
+            sobject = SOBJECT[obj]
+            unrecorded = unrecorded_writes(self._client, self._state, sobject, poll=self._wait)
+            columns.unrecorded = _in_flight(unrecorded, columns.owned)
         ahead = self._prefetch.page(soql)
         started = ahead[1] if ahead else self._client.server_now(now)
         columns.started = soql_datetime(started)
@@ -147,7 +152,6 @@ class Extractor:
         columns = _Columns(
             obj, select, owned, stamp=stamp, since=since, user=str(user) if user else None
         )
-        columns.unrecorded = _in_flight(unrecorded_writes(self._state, sobject), owned)
         if modifier:
             columns.api.append(modifier)
         return soql, columns
@@ -400,11 +404,9 @@ class _Columns:
 
 
 def _in_flight(
-    intent: Mapping[str, Mapping[str, Any]] | None, owned: Mapping[str, str]
-) -> dict[str, dict[str, str]] | None:
+    intent: Mapping[str, Mapping[str, Any]], owned: Mapping[str, str]
+) -> dict[str, dict[str, str]]:
     """An interrupted write's values keyed as read-back values are: owned field, canonical."""
-    if intent is None:
-        return None
     return {
         rid: {owned[api]: canonical_value(v) for api, v in values.items() if api in owned}
         for rid, values in intent.items()

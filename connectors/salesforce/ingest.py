@@ -155,6 +155,25 @@ def recover(
         journal.settle(job_id)
 
 
+def landed_values(
+    client: SalesforceClient, journal: JobJournal, *, poll: float
+) -> dict[str, dict[str, Any]]:
+    """What the unsettled jobs of a killed run wrote (``{id: {api name: value}}``), read from
+    their results without settling them: an Open or Aborted job wrote nothing."""
+    landed: dict[str, dict[str, Any]] = {}
+    for job_id in journal.pending():
+        try:
+            state = str(_status(client, job_id).get("state"))
+        except FatalConnectorError:
+            continue
+        if state in ("Open", "Aborted"):
+            continue
+        outcome = _outcome(client, job_id, sobject=journal.sobject, poll=poll)
+        for rid, row in outcome["successful"].items():
+            landed.setdefault(rid, {}).update({k: _cell_value(v) for k, v in row.items() if v})
+    return landed
+
+
 def _cell_value(cell: str) -> Any:
     return None if cell == "#N/A" else cell
 

@@ -29,6 +29,7 @@ from connectors.salesforce.ingest import (
     abort_unjournaled,
     bulk_update,
     csv_cell,
+    landed_values,
     recover,
 )
 from connectors.salesforce.soql import soql_datetime, soql_literal
@@ -309,15 +310,18 @@ def _intent_key(sobject: str) -> str:
     return _INTENT if sobject == "Account" else f"{_INTENT}:{sobject}"
 
 
-def unrecorded_writes(state: ConnectorState, sobject: str) -> dict[str, dict[str, Any]] | None:
-    """What a write of icp-sync's may have put in records without the ledger knowing yet
-    (``{id: {api name: value}}``): the records of a Collections call interrupted in flight;
-    ``None`` while a Bulk job on ``sobject`` is unsettled (its records are known only once
-    its results are read)."""
-    if JobJournal(state, sobject).pending():
-        return None
+def unrecorded_writes(
+    client: SalesforceClient, state: ConnectorState, sobject: str, *, poll: float
+) -> dict[str, dict[str, Any]]:
+    """What writes of icp-sync's may have put in records without the ledger knowing yet
+    (``{id: {api name: value}}``): the records of a Collections call interrupted in flight,
+    and what the Bulk jobs a killed run left wrote (read from their results: no call unless
+    such a job exists)."""
     intent = state.load().get(_intent_key(sobject)) or {}
-    return {str(rid): dict(values) for rid, values in intent.items()}
+    unrecorded = {str(rid): dict(values) for rid, values in intent.items()}
+    for rid, values in landed_values(client, JobJournal(state, sobject), poll=poll).items():
+        unrecorded.setdefault(rid, {}).update(values)
+    return unrecorded
 
 
 def _note(
